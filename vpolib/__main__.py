@@ -1,0 +1,3 @@
+from vpolib.runner import main
+
+raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Stage 01: load the real user queries, clean them, flag them, and split them deterministically."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+from vpolib.safety_lexicon import harmful_terms
+from vpolib.tags import parse_tags
+
+# English function words, and those of the languages most often seen in the VPO queries.
+_EN = set("the a an and of to in on with is are was for at by from his her its their this that as it "
+          "while into over under he she they we you i be has have".split())
+_OTHER = set("el la los las un una y de del en con por que es le les des et du est une der die das "
+             "und ein eine mit ist nicht il di che per um uma com não para yang dan di ini itu".split())
+
+
+def load_query_list(path: str | Path, source: str) -> tuple[list[dict], list[dict]]:
+    """Read a JSON list of strings (or JSONL of strings) -> (records, malformed).
+
+    Malformed entries (non-strings, broken JSON lines) are returned, never raised.
+    """
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    bad: list[dict] = []
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: expected a JSON list, got {type(items).__name__}")
+        entries = list(enumerate(items))
+    except json.JSONDecodeError:
+        entries = []  # fall back to one JSON value per line
+        for n, line in enumerate(text.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                entries.append((n, json.loads(line)))
+            except json.JSONDecodeError as err:
+                bad.append({"source": source, "index": n, "reason": f"invalid JSON: {err.msg}", "raw": line[:200]})
+    records = []
+    for i, item in entries:
+        if not isinstance(item, str):
+            bad.append({"source": source, "index": i, "reason": f"not a string: {type(item).__name__}",
+                        "raw": repr(item)[:200]})
+            continue
+        records.append({"id": f"{source}-{i:05d}", "source": source, "index": i, "raw": item})
+    return records, bad
+
+
+def clean_text(text: str) -> str:
+    """Unescape HTML entities (also double-escaped ones), normalise unicode and whitespace."""
+    for _ in range(2):  # '&amp;quot;' -> '&quot;' -> '"'
+        text = html.unescape(text)
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def is_probably_english(text: str) -> bool:
+    """A transparent heuristic: mostly Latin letters, and not more foreign than English function words."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return True
+    if sum(c.isascii() or unicodedata.name(c, "").startswith("LATIN") for c in letters) / len(letters) < 0.8:
+        return False
+    words = re.findall(r"[a-zà-ÿ]+", text.lower())
+    en, other = sum(w in _EN for w in words), sum(w in _OTHER and w not in _EN for w in words)
+    return not (len(words) >= 4 and other >= 2 and other > en)
+
+
+def annotate(record: dict, max_chars: int) -> dict:
+    """Add ``query`` (cleaned, tags kept), ``content``, ``tags``, ``flags``, ``harmful_terms``."""
+    query = clean_text(record["raw"])
+    parsed = parse_tags(query)
+    terms = harmful_terms(parsed.content)
+    flags = []
+    if terms:
+        flags.append("harmful")
+    if not is_probably_english(parsed.content):
+        flags.append("non_english")
+    if len(query) > max_chars:
+        flags.append("too_long")
+    if parsed.tags:
+        flags.append("has_tags")
+    if parsed.warnings:
+        flags.append("tag_warning")
+    return {**record, "query": query, "content": parsed.content, "tags": parsed.tag_dicts(),
+            "tag_warnings": parsed.warnings, "flags": flags, "harmful_terms": terms}
+
+
+def filter_queries(records: list[dict], min_chars: int, drop_non_english: bool, drop_too_long: bool):
+    """Apply the filters in order -> (kept, dropped, steps); each step reports how many it removed."""
+    steps, dropped = [], []
+
+    def step(name: str, keep):
+        nonlocal records
+        kept = []
+        for r in records:
+            if keep(r):  # called once per record: some checks remember what they saw
+                kept.append(r)
+            else:
+                dropped.append({**r, "dropped_by": name})
+        steps.append({"step": name, "removed": len(records) - len(kept), "remaining": len(kept)})
+        records = kept
+
+    steps.append({"step": "read", "removed": 0, "remaining": len(records)})
+    step("empty", lambda r: bool(r["query"]))
+    step("no_content (tags only or too short)", lambda r: len(r["content"]) >= min_chars)
+    seen: set[str] = set()
+
+    def first_time(r):
+        key = re.sub(r"\W+", " ", r["query"].casefold()).strip()
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    step("duplicate", first_time)
+    if drop_non_english:
+        step("non_english", lambda r: "non_english" not in r["flags"])
+    if drop_too_long:
+        step("too_long", lambda r: "too_long" not in r["flags"])
+    return records, dropped, steps
+
+
+def stable_order(records: list[dict], seed: int, key: str = "query") -> list[dict]:
+    """Order by a seeded hash of each record's text: deterministic, and independent of input order."""
+    return sorted(records, key=lambda r: hashlib.sha256(f"{seed}:{r[key]}".encode()).hexdigest())
+
+
+def split_pools(records: list[dict], seed: int, heldout_size: int, heldout_from: str) -> dict[str, list[dict]]:
+    """SFT pool, DPO pool, and a held-out set carved from ``heldout_from`` (never trained on)."""
+    by_source = {"sft": [r for r in records if r["source"] == "sft"],
+                 "dpo": [r for r in records if r["source"] == "dpo"]}
+    if heldout_from not in by_source:
+        raise ValueError(f"heldout_from must be 'sft' or 'dpo', got {heldout_from!r}")
+    ordered = stable_order(by_source[heldout_from], seed)
+    if heldout_size > len(ordered) // 2:
+        raise ValueError(f"heldout_size {heldout_size} is more than half the {heldout_from} pool ({len(ordered)})")
+    heldout_ids = {r["id"] for r in ordered[:heldout_size]}
+    return {
+        "sft_pool": by_source["sft"] if heldout_from != "sft" else [r for r in by_source["sft"] if r["id"] not in heldout_ids],
+        "dpo_pool": by_source["dpo"] if heldout_from != "dpo" else [r for r in by_source["dpo"] if r["id"] not in heldout_ids],
+        "heldout": [r for r in records if r["id"] in heldout_ids],
+    }
+
+
+def tag_counts(records: list[dict]) -> Counter:
+    """How many queries carry each tag name."""
+    return Counter(name for r in records for name in {t["name"] for t in r["tags"]})

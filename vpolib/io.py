@@ -1,0 +1,57 @@
+"""JSONL in and out. Readers count and keep malformed lines instead of crashing; writers never leave half a file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def read_jsonl(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
+    """Return ``(records, errors)``; each error is ``{"line": n, "reason": ..., "text": ...}``."""
+    records, errors = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                errors.append({"line": n, "reason": f"invalid JSON: {err.msg}", "text": line[:200]})
+                continue
+            if not isinstance(obj, dict):
+                errors.append({"line": n, "reason": f"not an object: {type(obj).__name__}", "text": line[:200]})
+                continue
+            records.append(obj)
+    return records, errors
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> Path:
+    """Write all records atomically (to a temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """Append one record and flush it, so a killed run keeps everything finished so far."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def done_keys(path: str | os.PathLike, key: str) -> set:
+    """The ``key`` values already present in a (possibly partial) JSONL file, for resuming."""
+    if not Path(path).exists():
+        return set()
+    records, _ = read_jsonl(path)
+    return {r[key] for r in records if key in r}
