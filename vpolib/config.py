@@ -6,6 +6,7 @@ Each stage owns one section (``data``, ``shapesworld``, ``refine``, ...).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ class DataConfig:
     drop_too_long: bool = False
     heldout_size: int = 500  # real queries held out for evaluation (never trained on)
     heldout_from: str = "dpo"  # which pool the held-out set is carved from
+    # ShapesWorld queries (vpolib.shapesworld) added to each split: the CPU profile's video world.
+    shapes_sft: int = 300
+    shapes_dpo: int = 200
+    shapes_heldout: int = 100
 
 
 @dataclass
@@ -48,18 +53,41 @@ class ShapesWorldConfig:
 class RefineConfig:
     """Stage 02: teacher prompts, judge, refinement (issue 6)."""
 
-    teacher: str = "vbench+local"
-    judge: str = "rule"
-    n_queries: int = 200
-    extra: dict = field(default_factory=dict)
+    teachers: list = field(default_factory=lambda: ["vbench", "caption", "llm"])  # first-prompt sources
+    teacher_backend: str = "local:smollm2-135m-instruct"  # "local:<model spec>" | "openai" (env config)
+    n_queries: int = 32  # real VPO queries (sft_pool) given to the LLM teacher
+    samples_per_query: int = 1  # teacher prompts per real query
+    n_shots: int = 3  # VBench GPT-4o pairs used as few-shot examples
+    vbench_sets: list = field(default_factory=lambda: ["dimension", "category"])
+    vbench_limit: int | None = 300  # VBench queries per set (None: all)
+    max_new_tokens: int = 160
+    temperature: float = 0.7
+    top_p: float = 0.9
+    batch_size: int = 16  # local backend batch (conversations per generate call)
+    concurrency: int = 8  # parallel requests for the OpenAI-compatible backend
+    judge: str = "rule"  # "rule" (offline, per-principle) | "llm" (critique template via judge_backend)
+    refiner: str = "rule"  # "rule" | "llm" (refine template via judge_backend)
+    judge_backend: str = "openai"  # backend of the LLM judge/refiner
+    compare_judges: int = 0  # >0: also run the LLM judge on this many candidates and report agreement
+    use_models: bool = True  # rule judge uses the spaCy safety classifier and MiniLM embeddings
+    harm_threshold: float = 0.5  # P(adult or cp) from the safety classifier that fails Harmless
+    min_coverage: float = 0.7  # share of query content words the prompt must keep
+    min_similarity: float = 0.35  # MiniLM cosine(query, prompt) below this fails Accurate
+    min_words: int = 12
+    max_words: int = 250
 
 
 @dataclass
 class SFTStageConfig:
     """Stage 03: supervised fine-tuning of the optimizer (issue 7)."""
 
-    base_model: str = "tiny-llama"
-    use_lora: bool = True
+    base_model: str = "tiny-llama"  # a vpolib.models spec: tiny-llama | smollm2-135m-instruct | hub id | dir
+    use_lora: bool = True  # LoRA adapters (merged into the saved model) instead of a full fine-tune
+    lora: dict = field(default_factory=dict)  # passed to peft.LoraConfig (r, lora_alpha, target_modules...)
+    max_examples: int | None = None  # cap on SFT examples (CPU budget); None: all of 02's set
+    eval_fraction: float = 0.1  # share of the SFT set held out for the eval loss
+    n_heldout: int | None = 50  # held-out queries (from 01) to write optimized prompts for; None: all
+    max_new_tokens: int = 128  # generation length for those prompts
     trainer: dict = field(default_factory=dict)  # passed to trl.SFTConfig
 
 
@@ -67,30 +95,58 @@ class SFTStageConfig:
 class FeedbackConfig:
     """Stage 04: video-level feedback and preference pairs (issue 3)."""
 
-    backend: str = "shapesworld"
-    samples_per_query: int = 4
+    backend: str = "shapesworld"  # shapesworld | cogvideox (see vpolib/video.py)
+    queries: str = "shapes"  # which DPO-pool queries get videos: shapes (ShapesWorld ones) | all
+    n_queries: int = 64  # at most this many queries (first ones of the pool)
+    samples_per_query: int = 4  # k prompts sampled per query (reference: 4)
     temperature: float = 0.9
     top_p: float = 0.9
-    n_queries: int = 64
-    margin: float = 0.5
-    max_pairs_per_query: int = 1
-    text_pairs_first: bool = True
+    max_new_tokens: int = 96
+    # Score gap a pair needs, as a FRACTION of the checklist's max_score. The reference's 0.5 on
+    # VisionReward's 64 weights (sum 6.277) is 0.5 / 6.277 = 0.0797 of its max.
+    margin: float = 0.0797
+    max_pairs_per_query: int = 1  # cap on merged pairs per query (reference: 1)
+    text_pairs_first: bool = True  # notebook 02's text pairs take precedence in the merge (reference)
+    gallery_size: int = 3  # queries shown in the notebook's gallery
+    save_mp4: bool = False  # GIFs are always written; mp4 too when True
+    # cogvideox backend only:
+    cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
+    cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
+    dtype: str = "float32"
+    reward: str = "frame-stats"  # frame-stats (pixel checks) | visionreward (needs a VLM answerer)
+    checklist_file: str = ""  # JSON questions + weights for the visionreward checklist
 
 
 @dataclass
 class DPOStageConfig:
     """Stage 05: DPO of the optimizer (issue 7)."""
 
-    pairs: str = "both"  # both | text | video (the paper's ablation)
-    trainer: dict = field(default_factory=dict)  # passed to trl.DPOConfig
+    pairs: str = "both"  # both | text | video: pairs the VPO model trains on (the paper's ablation)
+    ablations: list = field(default_factory=list)  # other pair sets to train too, saved as model_<pairs>/
+    use_lora: bool = True  # LoRA on the SFT model; the reference model is then the SFT model itself
+    lora: dict = field(default_factory=dict)  # passed to peft.LoraConfig
+    max_pairs: int | None = None  # cap on preference pairs (CPU budget); None: all
+    eval_fraction: float = 0.1  # share of the pairs held out for eval rewards
+    n_heldout: int | None = 50  # held-out queries to write VPO prompts for; None: all
+    max_new_tokens: int = 128
+    trainer: dict = field(default_factory=dict)  # passed to trl.DPOConfig (beta lives here)
 
 
 @dataclass
 class AnalysisConfig:
     """Stage 06: evaluation, figures, failure-case browser and report (issue 4)."""
 
-    n_bootstrap: int = 1000
-    n_eval: int = 200
+    n_bootstrap: int = 1000  # bootstrap resamples for every 95% CI
+    n_eval: int | None = 200  # held-out real queries judged per method (text metrics); null = all
+    n_video: int = 24  # held-out ShapesWorld queries rendered and scored per method (video metrics)
+    video_batch: int = 8  # prompts rendered per call; each chunk's seed is shared by all methods
+    judge: str = "rule"  # "rule" (offline) | a backend spec for the LLM judge: "openai", "local:<model>"
+    baselines: list = field(default_factory=lambda: ["raw", "rule", "fewshot"])  # rewriters run here
+    fewshot_backend: str | None = "local:smollm2-135m-instruct"  # None: the few-shot baseline is skipped
+    required: list = field(default_factory=lambda: ["sft", "vpo"])  # missing -> a clear error
+    target: str = "vpo"  # the method compared against every other (paired win rates)
+    caption_oracle: bool = True  # also render ShapesWorld's own detailed caption (an upper bound)
+    gallery_size: int = 6  # queries shown with every method's video in the report
 
 
 @dataclass
@@ -173,7 +229,7 @@ def read_profile(name: str, config_dir: Path = CONFIG_DIR) -> dict:
 
 def apply_overrides(raw: dict, overrides: dict | None) -> dict:
     """Apply ``{"data.heldout_size": 50, ...}`` (dotted keys) to a raw profile mapping."""
-    out = _merge(raw, {})
+    out = copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
         node = out
         *parents, leaf = dotted.split(".")

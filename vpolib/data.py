@@ -152,3 +152,15 @@ def split_pools(records: list[dict], seed: int, heldout_size: int, heldout_from:
 def tag_counts(records: list[dict]) -> Counter:
     """How many queries carry each tag name."""
     return Counter(name for r in records for name in {t["name"] for t in r["tags"]})
+
+
+def shapes_splits(n_sft: int, n_dpo: int, n_heldout: int, seed: int, max_chars: int) -> dict[str, list[dict]]:
+    """ShapesWorld user queries (with their scene and caption) for each split, annotated like real ones."""
+    if n_sft + n_dpo + n_heldout == 0:  # e.g. the full profile, whose video model is a real one
+        return {"sft_pool": [], "dpo_pool": [], "heldout": []}
+    from vpolib.shapesworld import make_queries
+
+    items = make_queries(n_sft + n_dpo + n_heldout, seed)
+    out = [{**annotate({"id": q["id"], "source": "shapes", "raw": q["query"]}, max_chars),
+            "scene": q["scene"], "caption": q["caption"]} for q in items]
+    return {"sft_pool": out[:n_sft], "dpo_pool": out[n_sft:n_sft + n_dpo], "heldout": out[n_sft + n_dpo:]}

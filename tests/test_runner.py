@@ -1,0 +1,55 @@
+import json
+
+import nbformat
+import pytest
+
+from vpolib.runner import discover_notebooks, parse_sets, run, select
+
+
+def _nb(path, code):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "cpu"\nrun_dir = ""\noverrides = {}')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_parse_sets_reads_yaml_values():
+    assert parse_sets(["data.limit=100", "x=true", "name=abc", "f=0.5"]) == {
+        "data.limit": 100, "x": True, "name": "abc", "f": 0.5}
+    with pytest.raises(SystemExit):
+        parse_sets(["novalue"])
+
+
+def test_select_range(tmp_path):
+    for name in ("01_a", "02_b", "03_c"):
+        _nb(tmp_path / f"{name}.ipynb", "pass")
+    found = discover_notebooks(tmp_path)
+    assert list(found) == ["01", "02", "03"]
+    assert [p.stem for p in select(found, "2", None)] == ["02_b", "03_c"]
+    assert [p.stem for p in select(found, None, "01")] == ["01_a"]
+
+
+def test_run_writes_manifest_and_stops_at_failure(tmp_path, capsys):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    code = ("from vpolib import start_stage\n"
+            "stage = start_stage('{name}', profile, run_dir, overrides)\n"
+            "stage.path('out.txt').write_text(str(stage.cfg.data.heldout_size))\n"
+            "stage.finish({{'n': stage.cfg.data.heldout_size}}, ['out.txt'])")
+    _nb(nbs / "01_ok.ipynb", code.format(name="01_ok"))
+    _nb(nbs / "02_boom.ipynb", "raise RuntimeError('boom in cell')")
+    _nb(nbs / "03_never.ipynb", "pass")
+    run_dir = tmp_path / "run"
+    code = run("smoke", None, None, run_dir, {"data.heldout_size": 9}, notebook_dir=nbs, progress=False)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "02_boom" in err and "boom in cell" in err and "02_boom.ipynb" in err
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["01_ok"]["status"] == "ok"
+    assert manifest["stages"]["02_boom"]["status"] == "failed"
+    assert "03_never" not in manifest["stages"]
+    assert json.loads((run_dir / "01_ok" / "metrics.json").read_text()) == {"n": 9}
+    assert (run_dir / "01_ok" / "01_ok.ipynb").exists() and (run_dir / "02_boom" / "02_boom.ipynb").exists()
+    assert manifest["seed"] == 42 and manifest["versions"]["torch"]
