@@ -66,6 +66,12 @@ def test_repeated_tag_warns():
     assert p.warnings == ["-camera given more than once"]
 
 
+def test_repeated_and_quoted_negatives_add_up():
+    p = parse_tags('streets of the 1970s -neg "humans" -neg cgi, fake')
+    assert p.negatives() == ["humans", "cgi", "fake"]
+    assert p.warnings == []
+
+
 def test_tag_dicts_are_serialisable():
     p = parse_tags("x -neg y")
     assert p.tag_dicts() == [{"name": "neg", "value": "y", "kind": "content"}]

@@ -55,7 +55,7 @@ class ParsedQuery:
         out = []
         for tag in self.tags:
             if tag.name in NEGATIVE_TAGS and tag.value:
-                out += [x.strip() for x in re.split(r"[,;]", tag.value) if x.strip()]
+                out += [x.strip(" \"'") for x in re.split(r"[,;]", tag.value) if x.strip(" \"'")]
         return out
 
     def tag_dicts(self) -> list[dict]:
@@ -117,7 +117,7 @@ def parse_tags(query: str) -> ParsedQuery:
     content = re.sub(r"\s+([,.;:!?])", r"\1", content).strip(" ,;")
     seen = set()
     for tag in tags:
-        if tag.name in seen:
+        if tag.name in seen and tag.name not in NEGATIVE_TAGS:  # repeated -neg items just add up
             warnings.append(f"-{tag.name} given more than once")
         seen.add(tag.name)
     return ParsedQuery(content, tags, warnings)
