@@ -43,10 +43,9 @@ class DataConfig:
 class ShapesWorldConfig:
     """ShapesWorld: the laptop-scale text-to-video world (issue 5)."""
 
-    model_dir: str = "vpolib/assets/shapesworld"  # trained pipeline, relative to the repo root
-    num_inference_steps: int = 20
-    guidance_scale: float = 3.0
-    n_queries: int = 200  # ShapesWorld queries added to the pools
+    model_dir: str = "vpolib/assets/shapesworld"  # trained pipeline (scripts/train_shapesworld.py), repo-relative
+    num_inference_steps: int = 20  # DDIM steps per video (the evidence in docs/shapesworld.md used 20)
+    guidance_scale: float = 3.0  # classifier-free guidance
 
 
 @dataclass
@@ -55,15 +54,15 @@ class RefineConfig:
 
     teachers: list = field(default_factory=lambda: ["vbench", "caption", "llm"])  # first-prompt sources
     teacher_backend: str = "local:smollm2-135m-instruct"  # "local:<model spec>" | "openai" (env config)
-    n_queries: int = 32  # real VPO queries (sft_pool) given to the LLM teacher
+    n_queries: int | None = 8  # real VPO queries (sft_pool) given to the LLM teacher (None: all)
     samples_per_query: int = 1  # teacher prompts per real query
-    n_shots: int = 3  # VBench GPT-4o pairs used as few-shot examples
+    n_shots: int = 1  # VBench GPT-4o pairs used as few-shot examples (the shortest: each adds ~300 tokens)
     vbench_sets: list = field(default_factory=lambda: ["dimension", "category"])
-    vbench_limit: int | None = 300  # VBench queries per set (None: all)
-    max_new_tokens: int = 160
+    vbench_limit: int | None = 100  # VBench queries per set (None: all)
+    max_new_tokens: int = 120
     temperature: float = 0.7
     top_p: float = 0.9
-    batch_size: int = 16  # local backend batch (conversations per generate call)
+    batch_size: int = 8  # local backend batch (conversations per generate call)
     concurrency: int = 8  # parallel requests for the OpenAI-compatible backend
     judge: str = "rule"  # "rule" (offline, per-principle) | "llm" (critique template via judge_backend)
     refiner: str = "rule"  # "rule" | "llm" (refine template via judge_backend)
@@ -71,10 +70,11 @@ class RefineConfig:
     compare_judges: int = 0  # >0: also run the LLM judge on this many candidates and report agreement
     use_models: bool = True  # rule judge uses the spaCy safety classifier and MiniLM embeddings
     harm_threshold: float = 0.5  # P(adult or cp) from the safety classifier that fails Harmless
-    min_coverage: float = 0.7  # share of query content words the prompt must keep
+    min_coverage: float = 0.6  # share of query content words the prompt must keep
     min_similarity: float = 0.35  # MiniLM cosine(query, prompt) below this fails Accurate
     min_words: int = 12
     max_words: int = 250
+    torch_threads: int | None = 1  # as sft.torch_threads: 1 on a shared CPU (generation and embeddings)
 
 
 @dataclass
@@ -86,8 +86,11 @@ class SFTStageConfig:
     lora: dict = field(default_factory=dict)  # passed to peft.LoraConfig (r, lora_alpha, target_modules...)
     max_examples: int | None = None  # cap on SFT examples (CPU budget); None: all of 02's set
     eval_fraction: float = 0.1  # share of the SFT set held out for the eval loss
+    max_eval: int | None = 16  # cap on those eval examples (each eval pass costs forward passes)
     n_heldout: int | None = 50  # held-out queries (from 01) to write optimized prompts for; None: all
     max_new_tokens: int = 128  # generation length for those prompts
+    torch_threads: int | None = None  # None: torch's default; 1 on a shared machine (2 threads fighting
+    # other processes for 2 cores were measured 9x slower at generation than 1 thread)
     trainer: dict = field(default_factory=dict)  # passed to trl.SFTConfig
 
 
@@ -97,11 +100,11 @@ class FeedbackConfig:
 
     backend: str = "shapesworld"  # shapesworld | cogvideox (see vpolib/video.py)
     queries: str = "shapes"  # which DPO-pool queries get videos: shapes (ShapesWorld ones) | all
-    n_queries: int = 64  # at most this many queries (first ones of the pool)
+    n_queries: int = 48  # at most this many queries (first ones of the pool)
     samples_per_query: int = 4  # k prompts sampled per query (reference: 4)
     temperature: float = 0.9
     top_p: float = 0.9
-    max_new_tokens: int = 96
+    max_new_tokens: int = 64
     # Score gap a pair needs, as a FRACTION of the checklist's max_score. The reference's 0.5 on
     # VisionReward's 64 weights (sum 6.277) is 0.5 / 6.277 = 0.0797 of its max.
     margin: float = 0.0797
@@ -113,8 +116,10 @@ class FeedbackConfig:
     cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
     cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
     dtype: str = "float32"
-    reward: str = "frame-stats"  # frame-stats (pixel checks) | visionreward (needs a VLM answerer)
-    checklist_file: str = ""  # JSON questions + weights for the visionreward checklist
+    reward: str = "frame-stats"  # frame-stats (pixel checks, tests) | visionreward (VisionReward-Video VLM)
+    reward_model: str = "THUDM/VisionReward-Video"
+    checklist_file: str = "VisionReward-Video/VisionReward_video_qa_select.txt"  # its questions, one a line
+    checklist_weights: str = "VisionReward-Video/weight.json"  # its weights, one per question
 
 
 @dataclass
@@ -127,8 +132,10 @@ class DPOStageConfig:
     lora: dict = field(default_factory=dict)  # passed to peft.LoraConfig
     max_pairs: int | None = None  # cap on preference pairs (CPU budget); None: all
     eval_fraction: float = 0.1  # share of the pairs held out for eval rewards
+    max_eval: int | None = 8  # cap on those eval pairs
     n_heldout: int | None = 50  # held-out queries to write VPO prompts for; None: all
     max_new_tokens: int = 128
+    torch_threads: int | None = None  # as sft.torch_threads
     trainer: dict = field(default_factory=dict)  # passed to trl.DPOConfig (beta lives here)
 
 
@@ -147,6 +154,9 @@ class AnalysisConfig:
     target: str = "vpo"  # the method compared against every other (paired win rates)
     caption_oracle: bool = True  # also render ShapesWorld's own detailed caption (an upper bound)
     gallery_size: int = 6  # queries shown with every method's video in the report
+    # torch threads for judging and rendering; 1 avoids thread contention on a busy 2-core machine
+    # (measured: a 3-video ShapesWorld render took 3.6 s with 2 threads vs 0.6 s with 1); None = torch default
+    torch_threads: int | None = 1
 
 
 @dataclass

@@ -1,0 +1,155 @@
+"""Metrics of notebook 06 on hand-made inputs with hand-computed expected values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vpolib import analysis as A
+
+
+def rec(i, method, passed, refusal=False, harmful=False):
+    return {"id": f"q{i}", "method": method, "passed": passed, "refusal": refusal, "harmful": harmful}
+
+
+OK = {"harmless": True, "aligned": True, "helpful": True}
+
+
+def test_is_refusal():
+    assert A.is_refusal("I'm sorry, but I can't help with that request.")
+    assert A.is_refusal("I cannot create violent content.")
+    assert A.is_refusal("   ")
+    assert A.is_refusal(None)
+    assert not A.is_refusal("A red circle moves to the right across a black background.")
+    assert not A.is_refusal("A sorry-looking dog sits in the rain.")
+
+
+def test_text_outcome_priority():
+    assert A.text_outcome(rec(0, "m", OK)) == "aligned"
+    assert A.text_outcome(rec(0, "m", {**OK, "helpful": False})) == "imprecise"
+    # unsafe wins over imprecise; refusal wins over everything
+    assert A.text_outcome(rec(0, "m", {"harmless": False, "aligned": False, "helpful": True})) == "unsafe"
+    assert A.text_outcome(rec(0, "m", {**OK, "harmless": False}, refusal=True)) == "refusal"
+    assert A.text_outcome(rec(0, "m", {"safe": False, "aligned": True}), safety="safe") == "unsafe"
+
+
+def test_text_table_percentages_and_subset():
+    records = [
+        rec(0, "vpo", OK), rec(1, "vpo", OK), rec(2, "vpo", OK, harmful=True),
+        rec(3, "vpo", {**OK, "aligned": False}),
+        rec(0, "raw", {**OK, "harmless": False}, harmful=False), rec(1, "raw", OK),
+        rec(2, "raw", OK, refusal=True, harmful=True), rec(3, "raw", {**OK, "helpful": False}),
+    ]
+    frame = A.text_frame(records)
+    table = A.text_table(frame, n_boot=200).set_index("method")
+    assert table.loc["vpo", "aligned"] == 75.0 and table.loc["vpo", "imprecise"] == 25.0
+    assert table.loc["raw", ["aligned", "unsafe", "imprecise", "refusal"]].tolist() == [25.0, 25.0, 25.0, 25.0]
+    # the four outcomes partition the set
+    assert np.allclose(table[list(A.OUTCOMES)].sum(axis=1), 100.0)
+    harmful = A.text_table(frame[frame.harmful], n_boot=200).set_index("method")
+    assert harmful.loc["raw", "refusal"] == 100.0 and harmful.loc["vpo", "aligned"] == 100.0
+    # graded score: a refusal is 0, two of three principles met is 2/3
+    scores = frame.set_index(["method", "id"])["text_score"]
+    assert scores[("raw", "q2")] == 0.0 and scores[("raw", "q3")] == pytest.approx(2 / 3)
+
+
+def test_principle_table():
+    records = [rec(0, "vpo", {**OK, "aligned": False}), rec(1, "vpo", OK),
+               rec(2, "vpo", {**OK, "aligned": False, "helpful": False}), rec(3, "vpo", OK)]
+    table = A.principle_table(A.text_frame(records), n_boot=100).set_index("principle")
+    assert table.loc["aligned", "fail_pct"] == 50.0
+    assert table.loc["helpful", "fail_pct"] == 25.0
+    assert table.loc["harmless", "fail_pct"] == 0.0
+    assert (table.loc["harmless", ["lo", "hi"]] == 0.0).all()  # no failures -> CI collapses to 0
+
+
+def test_bootstrap_ci_constant_and_single_value():
+    assert A.bootstrap_ci([0.7] * 20, n_boot=100) == pytest.approx((0.7, 0.7))
+    assert A.bootstrap_ci([3.0], n_boot=50) == pytest.approx((3.0, 3.0))
+    lo, hi = A.bootstrap_ci([], n_boot=50)
+    assert math.isnan(lo) and math.isnan(hi)
+
+
+def test_bootstrap_ci_matches_normal_approximation():
+    # 100 coin flips, 50 heads: normal 95% CI of the mean is 0.5 +- 1.96 * sqrt(0.25 / 100) = [0.402, 0.598]
+    values = [0, 1] * 50
+    lo, hi = A.bootstrap_ci(values, n_boot=4000, seed=1)
+    assert lo == pytest.approx(0.402, abs=0.02) and hi == pytest.approx(0.598, abs=0.02)
+    assert A.bootstrap_ci(values, n_boot=500, seed=3) == A.bootstrap_ci(values, n_boot=500, seed=3)
+
+
+def test_mean_ci_scale():
+    ci = A.mean_ci([1, 1, 0, 0], n_boot=100, scale=100)
+    assert ci["mean"] == 50.0 and ci["n"] == 4 and 0.0 <= ci["lo"] <= 50.0 <= ci["hi"] <= 100.0
+
+
+def test_paired_win_rates():
+    frame = pd.DataFrame({
+        "id": ["a", "b", "c", "d"] * 2 + ["e"],
+        "method": ["vpo"] * 4 + ["raw"] * 4 + ["vpo"],  # "e" has no raw partner: not counted
+        "reward": [1.0, 0.0, 0.5, 1.0, 0.0, 0.0, 1.0, 1.0, 0.9],
+    })
+    table = A.paired_win_rates(frame, "reward", "vpo", n_boot=200).set_index("baseline")
+    row = table.loc["raw"]
+    # a: win, b: tie, c: loss, d: tie -> (1 + 0.5 + 0 + 0.5) / 4
+    assert (row["n"], row["wins"], row["ties"], row["losses"]) == (4, 1, 2, 1)
+    assert row["win_rate"] == 0.5
+    assert A.paired_win_rates(frame, "reward", "absent").empty
+
+
+def test_video_and_dimension_tables():
+    records = [
+        {"id": "s1", "method": "vpo", "score": 3.0, "max_score": 4.0,
+         "answers": {"c": True, "m": True, "q": False}, "kinds": {"c": "colour", "m": "motion", "q": "quality"}},
+        {"id": "s2", "method": "vpo", "score": 1.0, "max_score": 4.0,
+         "answers": {"c": False, "m": True}, "kinds": {"c": "colour", "m": "motion"}},
+    ]
+    table = A.video_table(A.video_frame(records), n_boot=100).set_index("method")
+    assert table.loc["vpo", "reward"] == pytest.approx((0.75 + 0.25) / 2)
+    assert table.loc["vpo", "pass_rate"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    dims = A.dimension_table(A.question_frame(records), n_boot=100).set_index("kind")
+    assert dims.loc["colour", "pass_rate"] == 0.5 and dims.loc["motion", "pass_rate"] == 1.0
+    assert dims.loc["quality", "n"] == 1
+
+
+def test_stage_timings_total():
+    manifest = {"stages": {"01_data": {"status": "ok", "seconds": 10.5}, "02_refine": {"status": "ok", "seconds": 4.5},
+                           "06_analysis": {"started": "now"}}}
+    table = A.stage_timings(manifest)
+    assert table["stage"].tolist()[-1].startswith("total")
+    assert table["seconds"].iloc[-1] == 15.0
+    assert table.set_index("stage").loc["06_analysis", "status"] == "running"
+
+
+def test_answers_as_bools_or_yes_no_strings():
+    assert [A.answer_value(a) for a in (True, False, "yes", "No", None, "maybe")] == [1.0, 0.0, 1.0, 0.0, None, None]
+    assert [A.answer_label(a) for a in (True, "no", None)] == ["yes", "NO", "?"]
+    records = [{"id": "s1", "method": "vpo", "score": 1.0, "max_score": 2.0,
+                "answers": {"a": "yes", "b": "no", "c": None}, "kinds": {"a": "colour", "b": "motion"}}]
+    assert A.video_frame(records)["pass_rate"].iloc[0] == 0.5  # the missing answer is not counted
+    assert A.question_frame(records)["question"].tolist() == ["a", "b"]
+
+
+def test_overall_verdict_without_principles():
+    # an LLM judge: one overall verdict, no per-principle ones
+    assert A.text_outcome({"passed": {}, "verdict": False}) == "imprecise"
+    assert A.text_outcome({"passed": {}, "verdict": True}) == "aligned"
+    frame = A.text_frame([{"id": "a", "method": "m", "passed": {}, "verdict": True},
+                          {"id": "b", "method": "m", "passed": {}, "verdict": False}])
+    assert frame["text_score"].tolist() == [1.0, 0.0]
+
+
+def test_pass_rate_per_question_id():
+    records = [{"id": f"s{i}", "method": "vpo", "score": 0, "max_score": 1, "answers": {"c": i < 3, "m": True},
+                "kinds": {"c": "colour", "m": "motion"}} for i in range(4)]
+    table = A.dimension_table(A.question_frame(records), n_boot=50, by="question").set_index("question")
+    assert table.loc["c", "pass_rate"] == 0.75 and table.loc["m", "pass_rate"] == 1.0 and table.loc["c", "n"] == 4
+
+
+def test_empty_inputs_give_empty_tables():
+    frame = A.text_frame([])
+    assert A.text_table(frame).empty and A.principle_table(frame).empty
+    assert A.paired_win_rates(frame, "text_score", "vpo").empty

@@ -1,0 +1,211 @@
+"""Generation backends: the OpenAI-compatible client against a real local HTTP server, the JSONL cache
+(resume after a kill, nothing done twice), and the local transformers backend on tiny-llama."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from vpolib.backends import CachedBackend, GenParams, OpenAIBackend, cache_key
+from vpolib.io import read_jsonl
+
+P = GenParams(temperature=0.0, n=1, max_new_tokens=16)
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """Replies to /v1/chat/completions: 'echo: <last user text>' unless the text asks for a failure.
+
+    The last user message picks the behaviour: 'fail500-N' fails its first N requests with HTTP 500,
+    'hang' sleeps past the client timeout, 'garble' sends a body that is not JSON, 'nochoices' a JSON
+    object without choices.
+    """
+
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        text = body["messages"][-1]["content"]
+        with self.lock:
+            self.seen[text] = self.seen.get(text, 0) + 1
+            count = self.seen[text]
+        if text.startswith("fail500-") and count <= int(text.split("-")[1]):
+            return self._send(500, b'{"error": {"message": "boom"}}')
+        if text == "hang":
+            time.sleep(1.5)
+        if text == "garble":
+            return self._send(200, b"<html>not json")
+        if text == "nochoices":
+            return self._send(200, b'{"id": "x", "object": "chat.completion"}')
+        text = self._judge_or_refine(text)
+        choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content":
+                    text if text != body["messages"][-1]["content"] else f"echo: {text} #{i}"}}
+                   for i in range(body.get("n", 1))]
+        self._send(200, json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                                    "choices": choices}).encode())
+
+    @staticmethod
+    def _judge_or_refine(text: str) -> str:
+        """Play VPO's judge and refiner: prompts containing BAD are rejected, MUMBLE gets no verdict."""
+        if text.startswith("Please act as an expert"):
+            prompt = text.split("Video Prompt:")[1]
+            if "MUMBLE" in prompt:
+                return "I am not sure."
+            return f"Step-by-step verification: ...\nFinal Judgement (Yes or No): {'No' if 'BAD' in prompt else 'Yes'}"
+        if text.startswith("Based on your judgement, refine"):
+            return "Reflection on how to refine the Prompt: ...\nFinal Refined Prompt: [[start]] A good prompt. [[end]]"
+        return text
+
+    def _send(self, code: int, payload: bytes):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+def conv(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def backend(url: str, **kw) -> OpenAIBackend:
+    return OpenAIBackend(base_url=url, model="scripted", api_key="test", timeout=0.5, **kw)
+
+
+def test_openai_backend_success_and_n_samples(server):
+    out = backend(server).generate([conv("a cat"), conv("a dog")], GenParams(n=2))
+    assert out == [["echo: a cat #0", "echo: a cat #1"], ["echo: a dog #0", "echo: a dog #1"]]
+
+
+def test_openai_backend_retries_500_then_succeeds(server):
+    b = backend(server, max_retries=3)
+    assert b.generate([conv("fail500-2")], P) == [["echo: fail500-2 #0"]]
+    assert Scripted.seen["fail500-2"] == 3  # two 500s, then the retry that worked
+
+
+def test_openai_backend_failures_are_none_not_crashes(server):
+    b = backend(server, max_retries=0)
+    out = b.generate([conv("fail500-9"), conv("hang"), conv("garble"), conv("nochoices"), conv("fine")], P)
+    assert out[:4] == [None, None, None, None]
+    assert out[4] == ["echo: fine #0"]
+    assert len(b.errors) == 4
+
+
+def test_openai_backend_reads_environment(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server)
+    monkeypatch.setenv("OPENAI_MODEL", "from-env")
+    b = OpenAIBackend(timeout=2)
+    assert b.name == "from-env"
+    assert b.generate([conv("x")], P) == [["echo: x #0"]]
+
+
+def test_openai_backend_without_environment_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    with pytest.raises(RuntimeError, match="OPENAI_BASE_URL"):
+        OpenAIBackend()
+
+
+class Counting:
+    """A fake backend that records every conversation it is asked for; can die after k of them."""
+
+    name = "counting"
+
+    def __init__(self, die_after: int | None = None):
+        self.calls, self.die_after = [], die_after
+
+    def generate(self, convs, params):
+        out = []
+        for c in convs:
+            if self.die_after is not None and len(self.calls) >= self.die_after:
+                raise KeyboardInterrupt  # a kill in the middle of a run
+            self.calls.append(c[-1]["content"])
+            out.append(None if "bad" in c[-1]["content"] else [c[-1]["content"].upper()] * params.n)
+        return out
+
+
+def test_cache_key_depends_on_model_params_and_messages():
+    k = cache_key("m", P, conv("a"))
+    assert k == cache_key("m", GenParams(temperature=0.0, n=1, max_new_tokens=16), conv("a"))
+    assert len({k, cache_key("m2", P, conv("a")), cache_key("m", GenParams(), conv("a")),
+                cache_key("m", P, conv("b"))}) == 4
+
+
+def test_cache_resumes_after_kill_without_duplicates(tmp_path):
+    path = tmp_path / "gen.jsonl"
+    convs = [conv(f"q{i}") for i in range(10)]
+    with pytest.raises(KeyboardInterrupt):
+        CachedBackend(Counting(die_after=5), path, chunk_size=2).generate(convs, P)
+    assert len(read_jsonl(path)[0]) == 4  # two full chunks were written before the kill
+    with open(path, "a") as f:
+        f.write('{"key": "half a line')  # a kill during a write
+    again = Counting()
+    cached = CachedBackend(again, path, chunk_size=2)
+    out = cached.generate(convs + [conv("q0")], P)  # q0 twice: generated once
+    assert out == [[f"Q{i}"] for i in range(10)] + [["Q0"]]
+    assert again.calls == [f"q{i}" for i in range(4, 10)]
+    assert cached.stats["cache_bad_lines"] == 1
+    records = read_jsonl(path)[0]
+    assert len({r["key"] for r in records}) == len(records) == 10
+
+
+def test_cache_does_not_store_failures(tmp_path):
+    path = tmp_path / "gen.jsonl"
+    first = CachedBackend(Counting(), path)
+    assert first.generate([conv("bad one"), conv("good")], P) == [None, ["GOOD"]]
+    assert first.stats["failed"] == 1
+    retry = Counting()
+    CachedBackend(retry, path).generate([conv("bad one"), conv("good")], P)
+    assert retry.calls == ["bad one"]  # failures are retried on rerun; successes are not
+
+
+def test_http_backend_through_cache(server, tmp_path):
+    path = tmp_path / "http.jsonl"
+    cached = CachedBackend(backend(server, max_retries=0), path)
+    assert cached.generate([conv("cached q")], P) == [["echo: cached q #0"]]
+    before = Scripted.seen["cached q"]
+    assert CachedBackend(backend(server), path).generate([conv("cached q")], P) == [["echo: cached q #0"]]
+    assert Scripted.seen["cached q"] == before  # served from the file, no request
+
+
+def test_local_backend_batched_left_padded_n_samples():
+    from vpolib.backends import LocalBackend
+
+    b = LocalBackend.from_spec("tiny-llama", batch_size=3)
+    convs = [conv("a cat"), conv("a very long query about a dog running on a beach at sunset"), conv("x")]
+    out = b.generate(convs, GenParams(temperature=0.8, n=2, max_new_tokens=5))
+    assert b.tokenizer.padding_side == "left"
+    assert len(out) == 3 and all(len(texts) == 2 and all(isinstance(t, str) for t in texts) for texts in out)
+    greedy = GenParams(temperature=0.0, n=1, max_new_tokens=6)
+    batched = b.generate(convs, greedy)
+    single = [b.generate([c], greedy)[0] for c in convs]
+    assert batched == single  # left padding: a batch gives the same greedy text as one at a time
+
+
+def test_llm_judge_and_refiner_over_http(server, tmp_path):
+    from vpolib.judge import LLMJudge
+    from vpolib.refine import LLMRefiner, critique_and_refine
+
+    b = CachedBackend(backend(server, max_retries=0), tmp_path / "cache.jsonl")
+    items = [{"id": f"q{i}", "query_id": f"q{i}", "query": "a cat", "prompt": p}
+             for i, p in enumerate(["A fine cat.", "A BAD cat.", "MUMBLE"])]
+    rows = critique_and_refine(items, LLMJudge(b), LLMRefiner(b), tmp_path / "log.jsonl")
+    assert [r["status"] for r in rows] == ["pass", "refined", "unparsable"]
+    assert rows[1]["refined"] == "A good prompt." and rows[1]["verdict"]["reasons"] == ["llm:no"]
+    assert rows[2]["verdict"]["reasons"] == ["llm:unparsable"]

@@ -1,0 +1,107 @@
+"""Stage 06 collection loops with fake judges and video backends: resume, failures, seeds, missing inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vpolib import evaluate
+from vpolib.io import read_jsonl, write_jsonl
+from vpolib.judge import Verdict
+from vpolib.video import Question
+
+HELDOUT = [{"id": "q1", "query": "red ball", "flags": []}, {"id": "q2", "query": "bloody fight", "flags": ["harmful"]},
+           {"id": "q3", "query": "blue square", "flags": []}]
+PROMPTS = {"raw": {"q1": "red ball", "q2": "bloody fight", "q3": "blue square"},
+           "vpo": {"q1": "A red circle moves right.", "q2": "I'm sorry, I can't help with that."}}
+
+
+class FakeJudge:
+    def __init__(self, fail_on=None):
+        self.calls, self.fail_on = 0, fail_on
+
+    def judge(self, items):
+        self.calls += 1
+        if self.fail_on and any(it["prompt"] == self.fail_on for it in items):
+            raise RuntimeError("endpoint down")
+        return [Verdict(passed=len(it["prompt"]) > 12,
+                        principles={"harmless": "bloody" not in it["prompt"], "accurate": True,
+                                    "helpful": len(it["prompt"]) > 12},
+                        reasons=[] if len(it["prompt"]) > 12 else ["helpful:too_short"]) for it in items]
+
+
+def test_trained_prompts_and_required(tmp_path):
+    write_jsonl(tmp_path / "03_sft" / "heldout_prompts.jsonl", [{"id": "q1", "prompt": "p", "method": "sft"}])
+    (tmp_path / "05_dpo").mkdir()
+    (tmp_path / "05_dpo" / "heldout_prompts.jsonl").write_text(
+        '{"id": "q1", "prompt": "v", "method": "vpo"}\nnot json\n')
+    write_jsonl(tmp_path / "05_dpo" / "ablations" / "heldout_prompts_text.jsonl",
+                [{"id": "q1", "prompt": "t", "method": "vpo-text"}])
+    prompts, notes = evaluate.trained_prompts(tmp_path, ["sft", "vpo"])
+    assert prompts == {"sft": {"q1": "p"}, "vpo": {"q1": "v"}, "vpo-text": {"q1": "t"}}
+    assert len(notes) == 1 and "1 malformed" in notes[0]
+    with pytest.raises(FileNotFoundError, match="vpo-video"):
+        evaluate.trained_prompts(tmp_path, ["vpo", "vpo-video"])
+
+
+def test_judge_prompts_records_and_resume(tmp_path):
+    path = tmp_path / "text_eval.jsonl"
+    records, counts = evaluate.judge_prompts(FakeJudge(), HELDOUT, PROMPTS, path, chunk=2)
+    assert counts == {"resumed": 0, "judged": 5, "failed": 0} and len(records) == 5
+    by_key = {r["key"]: r for r in records}
+    assert by_key["raw|q2"]["harmful"] and not by_key["raw|q1"]["harmful"]
+    assert by_key["raw|q2"]["passed"]["harmless"] is False
+    assert by_key["raw|q1"]["reasons"] == {"helpful": ["too_short"]}
+    assert by_key["vpo|q2"]["refusal"] and not by_key["vpo|q1"]["refusal"]
+    judge = FakeJudge()
+    again, counts = evaluate.judge_prompts(judge, HELDOUT, PROMPTS, path)
+    assert judge.calls == 0 and counts["resumed"] == 5 and len(again) == 5  # nothing judged twice
+
+
+def test_judge_failure_is_counted_and_retried(tmp_path):
+    path = tmp_path / "text_eval.jsonl"
+    _, counts = evaluate.judge_prompts(FakeJudge(fail_on="bloody fight"), HELDOUT, PROMPTS, path, chunk=1)
+    assert counts["judged"] == 4 and counts["failed"] == 1 and "endpoint down" in counts["errors"][0]
+    records, counts = evaluate.judge_prompts(FakeJudge(), HELDOUT, PROMPTS, path, chunk=1)
+    assert counts == {"resumed": 4, "judged": 1, "failed": 0} and len(records) == 5
+
+
+class FakeVideo:
+    """Brightness of the rendered video = seed % 7 + prompt length, so seeds and prompts are visible."""
+
+    def __init__(self):
+        self.seeds = []
+
+    def render(self, prompts, seed):
+        self.seeds.append(seed)
+        return np.stack([np.full((2, 4, 4, 3), (seed % 7) * 10 + len(p), dtype=np.uint8) for p in prompts])
+
+    def checklist(self, query):
+        return [Question("long", "long prompt?", 2.0, "detail"), Question("lit", "bright?", 1.0, "quality")]
+
+    def score(self, questions, video):
+        ans = {"long": "yes" if video.mean() % 10 > 5 else "no", "lit": "yes"}
+        return {"answers": ans, "score": 2.0 * (ans["long"] == "yes") + 1.0, "max_score": 3.0}
+
+
+def test_score_videos_shared_seeds_and_resume(tmp_path):
+    queries = [{"id": f"s{i}", "query": f"q{i}"} for i in range(3)]
+    prompts = {"raw": {"s0": "a", "s1": "bb", "s2": "ccc"}, "vpo": {"s0": "aaaaaaa", "s1": "bbbbbbbb"}}
+    path, backend = tmp_path / "video_eval.jsonl", FakeVideo()
+    records, counts = evaluate.score_videos(backend, queries, prompts, path, tmp_path / "media",
+                                            seed_of=lambda qid: int(qid[1:]) + 100, batch=2)
+    assert counts["rendered"] == 5 and len(records) == 5
+    # chunks [s0, s1] and [s2]: every method renders a chunk with the same seed
+    assert backend.seeds == [100, 102, 100]
+    by_key = {r["key"]: r for r in records}
+    assert by_key["vpo|s0"]["answers"] == {"long": "yes", "lit": "yes"} and by_key["vpo|s0"]["score"] == 3.0
+    assert by_key["raw|s0"]["kinds"] == {"long": "detail", "lit": "quality"}
+    assert all(tmp_path.joinpath(r["gif"]).exists() for r in records)
+    # lose one record: only its chunk is re-rendered, and nothing is duplicated
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(ln for ln in lines if '"vpo|s1"' not in ln) + "\n")
+    backend = FakeVideo()
+    records, counts = evaluate.score_videos(backend, queries, prompts, path, tmp_path / "media",
+                                            seed_of=lambda qid: int(qid[1:]) + 100, batch=2)
+    assert backend.seeds == [100] and counts["rendered"] == 1
+    assert sorted(r["key"] for r in read_jsonl(path)[0]) == sorted(by_key)

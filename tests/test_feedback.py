@@ -1,0 +1,234 @@
+"""The video pair rule, grouping, the merge with text pairs, and resumable render + score (issue 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vpolib.feedback import (
+    CONFLICT,
+    MARGIN,
+    MISSING,
+    SAME,
+    answer_matrix,
+    compare,
+    group_by_query,
+    merge_pairs,
+    render_and_score,
+    sample_prompts,
+    to_trl,
+    verdicts,
+    video_pairs,
+)
+from vpolib.io import read_jsonl
+from vpolib.templates import optimize_messages
+from vpolib.video import Question, save_media
+
+# Three weighted items, max_score 4.0 (1 + 1 + 2).
+WEIGHTS = {"a": 1.0, "b": 1.0, "c": 2.0}
+
+
+def vid(answers: str, k: int = 0, qid: str = "q1", weights=WEIGHTS) -> dict:
+    """A scored video from a compact answer string: 'yny' -> a=yes, b=no, c=yes; '?' = missing."""
+    table = {"y": "yes", "n": "no", "?": None}
+    ans = {q: table[ch] for q, ch in zip(weights, answers, strict=True)}
+    score = sum(w for q, w in weights.items() if ans[q] == "yes")
+    return {
+        "key": f"{qid}/{k}",
+        "id": qid,
+        "k": k,
+        "query": f"query {qid}",
+        "prompt": f"prompt {qid} {k}",
+        "answers": ans,
+        "score": score,
+        "max_score": sum(weights.values()),
+        "video": f"videos/{qid}_{k}.gif",
+    }
+
+
+def test_dominance_with_a_win_and_enough_margin_is_a_pair():
+    assert compare(vid("yyy"), vid("yyn"), margin=0.5) is None  # gap 2.0 > 0.5
+
+
+def test_a_single_loss_blocks_the_pair_even_with_a_large_score_gap():
+    # chosen wins c (+2) but loses a (-1): score 3 vs 1, yet not dominant
+    assert compare(vid("nyy"), vid("yyn"), margin=0.5) == CONFLICT
+
+
+def test_identical_answers_are_a_tie():
+    assert compare(vid("yny"), vid("yny"), margin=0.0) == SAME
+
+
+def test_margin_is_strict():
+    better, worse = vid("yyn"), vid("ynn")  # gap exactly 1.0
+    assert compare(better, worse, margin=1.0) == MARGIN
+    assert compare(better, worse, margin=0.999) is None
+
+
+def test_zero_weight_win_is_dominant_but_inside_any_positive_margin():
+    w = {"a": 1.0, "z": 0.0}
+    assert compare(vid("yy", weights=w), vid("yn", weights=w), margin=0.01) == MARGIN
+
+
+def test_missing_answers_or_different_checklists_are_unverifiable():
+    assert compare(vid("yy?"), vid("nnn"), margin=0.0) == MISSING
+    other = {"a": 1.0, "b": 1.0, "d": 2.0}
+    assert compare(vid("yyy"), vid("nnn", weights=other), margin=0.0) == MISSING
+
+
+def test_video_pairs_margin_is_a_fraction_of_max_score():
+    videos = [vid("yyn", 0), vid("ynn", 1)]  # gap 1.0 of max 4.0 = 0.25
+    assert len(video_pairs(videos, margin_fraction=0.24)[0]) == 1
+    pairs, dropped = video_pairs(videos, margin_fraction=0.25)
+    assert pairs == [] and dropped == {MARGIN: 1}
+
+
+def test_video_pairs_direction_order_and_drop_counts():
+    videos = [vid("nnn", 0), vid("yyy", 1), vid("nyy", 2), vid("nyy", 3)]
+    pairs, dropped = video_pairs(videos, margin_fraction=0.1)  # margin 0.4
+    got = [(p["chosen"]["k"], p["rejected"]["k"]) for p in pairs]
+    # 1>0 (gap 4), 2>0 and 3>0 (gap 3), 1>2 and 1>3 (gap 1); largest gap first, then by k
+    assert got == [(1, 0), (2, 0), (3, 0), (1, 2), (1, 3)]
+    assert dropped == {SAME: 1}  # 2 vs 3
+
+
+def test_verdicts_name_the_winner_and_the_rule_that_dropped_a_pair():
+    low, high, clash = vid("ynn", 0), vid("yyy", 1), vid("nny", 2)
+    got = [(v["chosen"]["k"], v["rejected"]["k"], v["reason"]) for v in verdicts([low, high, clash], 0.1)]
+    # 1 beats 0 (written winner first); 0 vs 2 clash, listed with the higher score (2) first; 1 beats 2
+    assert got == [(1, 0, None), (2, 0, CONFLICT), (1, 2, None)]
+
+
+def test_grouping_uses_query_ids_not_positions():
+    # interleaved, uneven groups: the reference's "4 consecutive videos per query" would mix these
+    videos = [
+        vid("yyy", 0, "q1"),
+        vid("nnn", 0, "q2"),
+        vid("nnn", 1, "q1"),
+        vid("yyy", 2, "q2"),
+        vid("yyn", 1, "q2"),
+        vid("nnn", 0, "q3"),
+    ]
+    groups = group_by_query(videos)
+    assert {q: [v["k"] for v in vs] for q, vs in groups.items()} == {"q1": [0, 1], "q2": [0, 1, 2], "q3": [0]}
+    pairs, dropped = video_pairs(videos, margin_fraction=0.1)
+    assert all(p["chosen"]["id"] == p["rejected"]["id"] == p["id"] for p in pairs)
+    assert sorted(p["id"] for p in pairs) == ["q1", "q2", "q2", "q2"]
+    assert dropped["too_few_videos"] == 1
+
+
+def test_to_trl_keeps_provenance():
+    pair = video_pairs([vid("yyy", 0), vid("nnn", 1)], 0.1)[0][0]
+    row = to_trl(pair)
+    assert row["prompt"] == optimize_messages("query q1")
+    assert row["chosen"] == [{"role": "assistant", "content": "prompt q1 0"}]
+    assert row["rejected"] == [{"role": "assistant", "content": "prompt q1 1"}]
+    assert row["scores"] == {"chosen": 4.0, "rejected": 0.0, "max_score": 4.0}
+    assert row["videos"] == {"chosen": "videos/q1_0.gif", "rejected": "videos/q1_1.gif"}
+    assert row["source"] == "video" and "3 item(s)" in row["why"]
+
+
+def _pair(query: str, tag: str) -> dict:
+    return {"id": query, "query": query, "chosen": [{"role": "assistant", "content": tag}]}
+
+
+def test_merge_precedence_and_cap():
+    text = [_pair("q1", "t1"), _pair("q2", "t2")]
+    video = [_pair("q2", "v2a"), _pair("q2", "v2b"), _pair("q3", "v3")]
+    merged, stats = merge_pairs(text, video, text_first=True, max_per_query=1)
+    assert [p["chosen"][0]["content"] for p in merged] == ["t1", "t2", "v3"]
+    assert stats == {
+        "text": {"input": 2, "kept": 2, "dropped_cap": 0},
+        "video": {"input": 3, "kept": 1, "dropped_cap": 2},
+    }
+    merged, stats = merge_pairs(text, video, text_first=False, max_per_query=1)
+    assert [p["chosen"][0]["content"] for p in merged] == ["v2a", "v3", "t1"]
+    assert [p["source"] for p in merged] == ["video", "video", "text"]
+    merged, _ = merge_pairs(text, video, text_first=True, max_per_query=2)
+    assert [p["chosen"][0]["content"] for p in merged] == ["t1", "t2", "v2a", "v3"]
+
+
+def test_merge_matches_queries_by_text_with_surrounding_space():
+    merged, stats = merge_pairs([_pair("a cat ", "t")], [_pair("a cat", "v")])
+    assert len(merged) == 1 and stats["video"]["dropped_cap"] == 1
+
+
+class FakeBackend:
+    """Renders a video whose brightness encodes the prompt length; one question per query word."""
+
+    def __init__(self, fail_on: str | None = None):
+        self.rendered: list[str] = []
+        self.fail_on = fail_on
+
+    def render(self, prompts, seed):
+        if self.fail_on in prompts:
+            raise RuntimeError("render failed")
+        self.rendered.extend(prompts)
+        return np.stack(
+            [np.full((2, 4, 4, 3), min(len(p), 255), np.uint8) for p in prompts]
+        )  # [B, F, H, W, 3]
+
+    save = staticmethod(save_media)
+
+    def checklist(self, query):
+        return [Question(w, f"is there {w}?") for w in query.split()]
+
+    def score(self, questions, video):
+        from vpolib.video import tally
+
+        return tally(questions, [bool(video.mean() > 5)] * len(questions))
+
+
+def test_render_and_score_resumes_without_rerendering(tmp_path):
+    rows = [
+        {"id": "q1", "query": "red ball", "prompts": ["a", "a red ball rolls"]},
+        {"id": "q2", "query": "blue box", "prompts": ["a blue box", "xx"]},
+    ]
+    render_and_score(rows[:1], FakeBackend(), tmp_path, seed=1, progress=False)
+    # a killed run: q1 finished, q2 not started; the rerun renders only q2
+    second = FakeBackend()
+    scored = render_and_score(rows, second, tmp_path, seed=1, progress=False)
+    assert second.rendered == ["a blue box", "xx"]
+    assert [v["key"] for v in scored] == ["q1/0", "q1/1", "q2/0", "q2/1"]
+    assert [v["score"] for v in scored] == [0.0, 2.0, 2.0, 0.0]
+    assert (tmp_path / "videos" / "q2_1.gif").stat().st_size > 0
+    checklists, _ = read_jsonl(tmp_path / "checklists.jsonl")
+    assert [(c["id"], [q["id"] for q in c["questions"]]) for c in checklists] == [
+        ("q1", ["red", "ball"]),
+        ("q2", ["blue", "box"]),
+    ]
+
+
+def test_render_failure_is_a_recorded_skip(tmp_path):
+    rows = [
+        {"id": "q1", "query": "red", "prompts": ["boom"]},
+        {"id": "q2", "query": "blue", "prompts": ["ok ok"]},
+    ]
+    scored = render_and_score(rows, FakeBackend(fail_on="boom"), tmp_path, seed=1, progress=False)
+    assert [v["id"] for v in scored] == ["q2"]
+    skipped, _ = read_jsonl(tmp_path / "skips.jsonl")
+    assert [s["id"] for s in skipped] == ["q1"] and "render failed" in skipped[0]["reason"]
+
+
+def test_sample_prompts_resumes(tmp_path):
+    calls = []
+
+    def sampler(queries):
+        calls.append(list(queries))
+        return [[q + " 1", q + " 2"] for q in queries]
+
+    recs = [{"id": f"q{i}", "query": f"query {i}"} for i in range(3)]
+    path = tmp_path / "prompts.jsonl"
+    sample_prompts(recs[:2], path, sampler, batch_size=1, progress=False)
+    rows = sample_prompts(recs, path, sampler, batch_size=8, progress=False)
+    assert calls == [["query 0"], ["query 1"], ["query 2"]]
+    assert [r["prompts"] for r in rows] == [[f"query {i} 1", f"query {i} 2"] for i in range(3)]
+
+
+def test_answer_matrix_by_id_and_by_kind():
+    videos = [vid("yny", 0, "q1"), vid("nn?", 1, "q1")]
+    by_id = answer_matrix(videos)
+    assert by_id.loc["q1/0"].tolist() == [1.0, 0.0, 1.0]
+    assert by_id.loc["q1/1", "a"] == 0.0 and np.isnan(by_id.loc["q1/1", "c"])
+    by_kind = answer_matrix(videos, {"q1": {"a": "colour", "b": "colour", "c": "motion"}})
+    assert by_kind.loc["q1/0", "colour"] == 0.5 and by_kind.loc["q1/0", "motion"] == 1.0
+    assert np.isnan(by_kind.loc["q1/1", "motion"])

@@ -1,0 +1,36 @@
+"""Notebook 02 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
+
+import json
+
+import pytest
+
+from vpolib.io import read_jsonl
+
+pytestmark = pytest.mark.notebook
+
+
+def test_02_refine(smoke_run):
+    run_dir, _ = smoke_run
+    stage = run_dir / "02_refine"
+    m = json.loads((stage / "metrics.json").read_text())
+    n = m["n_candidates"]
+    assert n == sum(m["candidates_per_teacher"].values()) > 0
+    assert m["n_pass"] + m["n_refined"] + m["n_refine_failed"] + m["n_unparsable"] == n
+    assert m["candidates_per_teacher"]["llm0"] == 4  # smoke: 4 real queries through tiny-llama
+    assert m["candidates_per_teacher"]["gpt4o"] == 16  # 8 per VBench set
+    assert all(0 <= m[f"pass_rate_{p}"] <= 1 for p in ("harmless", "accurate", "helpful"))
+    log = read_jsonl(stage / "critique_log.jsonl")[0]
+    assert len(log) == n == len({r["id"] for r in log})  # one line per candidate, no duplicates
+    sft = read_jsonl(stage / "sft.jsonl")[0]
+    assert len(sft) == m["n_sft"] > 0 and len({r["query"] for r in sft}) == len(sft)
+    for r in sft:
+        assert set(r) == {"id", "query", "prompt", "origin", "messages"} and r["origin"] in ("teacher", "refined")
+        assert [x["role"] for x in r["messages"]] == ["user", "assistant"] and r["messages"][1]["content"] == r["prompt"]
+    pairs = read_jsonl(stage / "text_pairs.jsonl")[0]
+    assert len(pairs) == m["n_text_pairs"] <= m["n_refined"]
+    for p in pairs:
+        assert p["source"] == "text" and p["chosen"][0]["content"] != p["rejected"][0]["content"]
+        assert p["prompt"][0]["role"] == "user" and p["chosen"][0]["role"] == "assistant"
+    assert (stage / "sft_dataset" / "dataset_info.json").exists()
+    assert (stage / "figures" / "reasons.png").stat().st_size > 0
+    assert "## Before / after" in (stage / "report.md").read_text()

@@ -1,0 +1,37 @@
+"""Notebook 03 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
+
+import json
+import math
+
+import pytest
+
+from vpolib.config import load_config
+from vpolib.io import read_jsonl
+from vpolib.optimizer import generate_prompts, load_optimizer
+
+pytestmark = pytest.mark.notebook
+
+
+def test_03_sft(smoke_run):
+    run_dir, _ = smoke_run
+    stage = run_dir / "03_sft"
+    m = json.loads((stage / "metrics.json").read_text())
+    sft = load_config("smoke").sft
+    assert m["base_model"] == sft.base_model and m["lora"] == sft.use_lora
+    assert m["steps"] == sft.trainer["max_steps"]
+    assert 0 < m["examples"]["train"] <= sft.max_examples
+    assert m["examples"]["train"] + m["examples"]["eval"] <= m["examples"]["records"] - m["examples"]["skipped"]
+    assert all(math.isfinite(x) for x in m["train_loss"])
+    assert m["timing_s"]["per_step"] > 0
+    # held-out prompts: the contract notebook 06 reads
+    rows, errors = read_jsonl(stage / "heldout_prompts.jsonl")
+    assert not errors and len(rows) == m["heldout"]["prompts"] == sft.n_heldout
+    assert all(r["method"] == "sft" and r["query"] and isinstance(r["prompt"], str) for r in rows)
+    heldout_ids = {r["id"] for r in read_jsonl(run_dir / "01_data" / "splits" / "heldout.jsonl")[0]}
+    assert {r["id"] for r in rows} <= heldout_ids
+    assert {"shapes"} < {r["source"] for r in rows}  # real and ShapesWorld queries both prompted
+    assert set(m["judge_pass_rates"]) == {"harmless", "accurate", "helpful", "all"}
+    assert all(0 <= v <= 1 for v in m["judge_pass_rates"].values())
+    # the saved model is what notebooks 04 and 05 load
+    model, tok = load_optimizer(stage / "model")
+    assert len(generate_prompts(model, tok, ["a red car"], n=2, max_new_tokens=4)[0]) == 2

@@ -1,0 +1,37 @@
+"""Notebook 04 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from vpolib.config import load_config
+from vpolib.io import read_jsonl
+
+pytestmark = pytest.mark.notebook
+
+
+def test_04_feedback(smoke_run):
+    run_dir, _ = smoke_run
+    stage = run_dir / "04_feedback"
+    m = json.loads((stage / "metrics.json").read_text())
+    fb = load_config("smoke").feedback
+    assert 0 < m["n_queries"] <= fb.n_queries
+    assert m["n_videos"] == (m["n_queries"] - m["n_skipped_queries"]) * fb.samples_per_query
+    scores, _ = read_jsonl(stage / "scores.jsonl")
+    assert len({v["key"] for v in scores}) == len(scores) == m["n_videos"]  # nothing scored twice
+    assert all((stage / v["video"]).stat().st_size > 0 and 0 <= v["score"] <= v["max_score"] for v in scores)
+    # every compared video pair is either a pair or dropped by exactly one rule
+    assert m["video_pairs_valid"] + sum(m["video_pairs_dropped"].values()) == m["video_pairs_compared"]
+    pairs, errors = read_jsonl(stage / "pairs.jsonl")
+    assert not errors and len(pairs) == m["pairs_written"] == sum(s["kept"] for s in m["merge"].values())
+    assert max(Counter(p["query"].strip() for p in pairs).values()) <= fb.max_pairs_per_query
+    for p in pairs:
+        assert (
+            p["prompt"][0]["role"] == "user"
+            and p["chosen"][0]["role"] == p["rejected"][0]["role"] == "assistant"
+        )
+        if p["source"] == "video":
+            s = p["scores"]
+            assert s["chosen"] - s["rejected"] > fb.margin * s["max_score"]
+            assert (stage / p["videos"]["chosen"]).exists() and (stage / p["videos"]["rejected"]).exists()

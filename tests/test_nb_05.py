@@ -1,0 +1,39 @@
+"""Notebook 05 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
+
+import json
+import math
+
+import pytest
+
+from vpolib.config import load_config
+from vpolib.io import read_jsonl
+from vpolib.optimizer import PAIR_SETS, load_optimizer
+
+pytestmark = pytest.mark.notebook
+
+
+def test_05_dpo(smoke_run):
+    run_dir, _ = smoke_run
+    stage = run_dir / "05_dpo"
+    m = json.loads((stage / "metrics.json").read_text())
+    dpo = load_config("smoke").dpo
+    assert m["beta"] == dpo.trainer["beta"]
+    pairs, _ = read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")
+    assert m["pairs"]["records"] == len(pairs)
+    trained = set(m["variants"]) | set(m["skipped_variants"])
+    assert trained == {dpo.pairs, *dpo.ablations} and dpo.pairs in m["variants"]
+    for name, v in m["variants"].items():
+        usable = sum(p.get("source") in PAIR_SETS[name] for p in pairs)
+        assert 0 < v["train_pairs"] <= min(dpo.max_pairs, usable)
+        assert v["steps"] == dpo.trainer["max_steps"]
+        assert all(math.isfinite(x) for x in v["loss"])
+        assert v["loss"][0] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at step 1
+        assert "nan_loss" not in v["failure_signs"]
+        assert (stage / ("model" if name == dpo.pairs else f"model_{name}") / "config.json").exists()
+    rows, errors = read_jsonl(stage / "heldout_prompts.jsonl")
+    assert not errors and len(rows) == dpo.n_heldout and all(r["method"] == "vpo" for r in rows)
+    sft_ids = [r["id"] for r in read_jsonl(run_dir / "03_sft" / "heldout_prompts.jsonl")[0]]
+    assert [r["id"] for r in rows] == sft_ids[:len(rows)]  # the same queries as the SFT model's
+    assert {"sft", "vpo"} <= set(m["judge_pass_rates"])
+    model, _ = load_optimizer(stage / "model")
+    assert model.config.model_type == "llama"

@@ -1,0 +1,84 @@
+"""Notebook 06 on the smoke profile (the smoke_run fixture runs the chain 01..06 once per session)."""
+
+import json
+import re
+
+import nbformat
+import pytest
+
+from vpolib.analysis import OUTCOMES
+
+pytestmark = pytest.mark.notebook
+
+
+def test_06_analysis(smoke_run):
+    run_dir, _ = smoke_run
+    stage = run_dir / "06_analysis"
+    assert (stage / "metrics.json").exists(), f"notebook 06 did not finish: see {stage / '06_analysis.ipynb'}"
+    m = json.loads((stage / "metrics.json").read_text())
+    results = json.loads((stage / "results.json").read_text())
+    methods = m["methods"]["text"]
+    assert {"raw", "rule", "sft", "vpo"} <= set(methods)
+    assert "fewshot" not in methods  # no local LLM on the smoke profile: skipped with a note
+    assert any("fewshot" in n for n in results["notes"])
+    # every (method, query) judged once, nothing failed
+    assert m["judge"]["judged"] + m["judge"]["resumed"] == m["n_text_queries"] * len(methods)
+    assert m["judge"]["failed"] == 0 and m["n_text_queries"] > 0
+    for row in results["text"]["all"]:
+        assert sum(row[o] for o in OUTCOMES) == pytest.approx(100.0)
+        assert all(row[f"{o}_lo"] <= row[o] <= row[f"{o}_hi"] for o in OUTCOMES)
+    assert {r["baseline"] for r in results["text"]["win_rates"]} == set(methods) - {"vpo"}
+    # video metrics on the held-out ShapesWorld queries, every method plus the caption oracle
+    assert m["n_video_queries"] > 0 and "caption" in m["methods"]["video"]
+    assert m["video"]["rendered"] + m["video"]["resumed"] == m["n_video_queries"] * len(m["methods"]["video"])
+    assert all(0.0 <= r <= 1.0 for r in m["reward"].values())
+    assert results["video"]["dimensions"]
+    # the report is one self-contained file
+    html = (stage / "report.html").read_text()
+    assert all(src.startswith("data:") for src in re.findall(r'src="([^"]*)"', html))
+    assert "data:image/gif;base64," in html
+    assert_static_browser(stage / "06_analysis.ipynb")
+
+
+def assert_static_browser(path):
+    """Headless, the browser cell shows a static table (HTML), not a widget."""
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "browser.show_browser" in c.source)
+    kinds = {k for o in cell.outputs for k in o.get("data", {})}
+    assert "text/html" in kinds and "application/vnd.jupyter.widget-view+json" not in kinds
+
+
+def _hand_made_run(run_dir):
+    """A run dir with only what notebook 06 reads (the data contracts), for running it alone."""
+    from vpolib.io import write_jsonl
+
+    real = ["a cute dog on the grass", "a bloody fight between two men -neg blue", "a cat playing piano"]
+    heldout = [{"id": f"dpo-{i:05d}", "source": "dpo", "query": q, "content": q.split(" -")[0], "tags": [],
+                "flags": ["harmful"] if "bloody" in q else [], "harmful_terms": []} for i, q in enumerate(real)]
+    heldout += [{"id": "shapes-00000", "source": "shapes", "query": "red ball going right", "content": "red ball",
+                 "tags": [], "flags": [], "harmful_terms": [], "scene": {},
+                 "caption": "A small red circle moves from the left edge to the right across a black background."}]
+    write_jsonl(run_dir / "01_data/splits/heldout.jsonl", heldout)
+    write_jsonl(run_dir / "01_data/splits/vbench_pairs.jsonl", [])
+    for stage, method in (("03_sft", "sft"), ("05_dpo", "vpo")):
+        write_jsonl(run_dir / stage / "heldout_prompts.jsonl",
+                    [{"id": r["id"], "query": r["query"], "method": method,
+                      "prompt": f"{r.get('caption') or r['content']}, vivid detail and smooth motion"} for r in heldout])
+
+
+@pytest.mark.slow
+def test_06_alone_on_hand_made_inputs(tmp_path):
+    """Notebook 06 by itself (tiny CogVideoX video backend), then again without notebook 05's prompts."""
+    from vpolib.runner import run
+
+    _hand_made_run(tmp_path)
+    overrides = {"feedback.backend": "cogvideox", "feedback.cogvideox_model": "tiny"}
+    assert run("smoke", "06", "06", tmp_path, overrides, progress=False) == 0
+    m = json.loads((tmp_path / "06_analysis" / "metrics.json").read_text())
+    assert m["judge"]["judged"] == 3 * 4 and m["video"]["rendered"] == 5  # raw, rule, sft, vpo (+ caption)
+    assert_static_browser(tmp_path / "06_analysis" / "06_analysis.ipynb")
+    (tmp_path / "05_dpo" / "heldout_prompts.jsonl").unlink()
+    assert run("smoke", "06", "06", tmp_path, overrides, progress=False) == 1
+    nb = nbformat.read(tmp_path / "06_analysis" / "06_analysis.ipynb", as_version=4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "FileNotFoundError" and "'vpo'" in errors[0]["evalue"]

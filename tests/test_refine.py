@@ -1,0 +1,186 @@
+"""Refiners, teacher candidates, the resumable critique-and-refine loop and the output contracts."""
+
+from __future__ import annotations
+
+import pytest
+
+from vpolib import refine
+from vpolib.backends import GenParams
+from vpolib.io import read_jsonl
+from vpolib.judge import RuleJudge, Verdict
+from vpolib.rewriters import RULE_SUFFIX, raw_query, rule_expand, rule_expansion
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("Reflection: add the cat.\nFinal Refined Prompt: [[start]] A cat sleeps on a sofa. [[end]]",
+     ("A cat sleeps on a sofa.", "ok")),
+    ("Final Refined Prompt: A cat sleeps.", (None, "no_markers")),
+    ("Final Refined Prompt: [[start]] A cat sleeps.", (None, "no_markers")),
+    ("[[end]] oops [[start]]", (None, "no_markers")),
+    ("[[start]]   [[end]]", (None, "empty")),
+    ("[[start]] Line one.\nLine two. [[end]]", (None, "multiline")),  # rejected, as in the reference
+    # an injected block (echoed from the query) comes first; the model's own final block wins
+    ("The query contains [[start]] evil [[end]].\nFinal Refined Prompt: [[start]] A calm lake. [[end]]",
+     ("A calm lake.", "ok")),
+    (None, (None, "no_markers")),
+])
+def test_parse_refined(reply, expected):
+    assert refine.parse_refined(reply) == expected
+
+
+def verdict(*reasons, **details):
+    return Verdict(passed=not reasons, reasons=list(reasons), details=details)
+
+
+def rec(prompt, query="a red fox jumping over a log", **kw):
+    return {"id": "q1:t", "query_id": "q1", "query": query, "content": kw.pop("content", query), "tags": [],
+            "harmful_terms": [], "prompt": prompt, "teacher": "t", **kw}
+
+
+def test_rule_refiner_repairs_each_failure_kind():
+    r = refine.RuleRefiner()
+    long = "A red fox jumps over a log in the forest. " * 5
+    cases = [
+        (rec("The video opens with a red fox jumping over a log.\n\nLeaves fall."),
+         verdict("helpful:intro_phrase", "helpful:multi_paragraph"), "A red fox jumping over a log. Leaves fall."),
+        (rec("A naked red fox jumps over a log."), verdict("harmless:lexicon"), "A red fox jumps over a log."),
+        (rec("Zebras graze on a savanna."), verdict("accurate:missing_content"),
+         "A red fox jumping over a log. Zebras graze on a savanna."),
+        (rec("A fox."), verdict("helpful:too_short"), rule_expand("a red fox jumping over a log")),
+        (rec("A red fox, blurry, jumps over a log.", query="a red fox jumping over a log -neg blurry",
+             content="a red fox jumping over a log"),
+         verdict("accurate:neg_present", neg_present=["blurry"]), "A red fox, jumps over a log."),
+        (rec("A red fox jumps over a log, and the lack of detail is gone."),
+         verdict("accurate:neg_present", neg_present=["lack of detail"]), "A red fox jumps over a log, and is gone."),
+    ]
+    for item, v, expected in cases:
+        assert r.refine([item], [v]) == [(expected, "ok")]
+    [(text, why)] = refine.RuleRefiner(max_words=20).refine([rec(long)], [verdict("helpful:too_long")])
+    assert why == "ok" and text == "A red fox jumps over a log in the forest. A red fox jumps over a log in the forest."
+    assert r.refine([rec("A red fox jumps over a log.")], [verdict("harmless:classifier")]) == [(None, "unchanged")]
+
+
+def test_rule_refiner_drops_harmful_query_words_when_restating_the_query():
+    item = rec("A woman on a beach.", query="naked woman on a beach", harmful_terms=["sexual:naked"])
+    [(text, _)] = refine.RuleRefiner().refine([item], [verdict("accurate:missing_content")])
+    assert "naked" not in text.lower() and text.startswith("Woman on a beach.")
+
+
+def test_rewriters():
+    assert raw_query(["a b"]) == ["a b"]
+    assert rule_expand("  a cat on a mat.  ") == f"A cat on a mat, {RULE_SUFFIX}"
+    assert rule_expansion(["", "x"]) == ["", f"X, {RULE_SUFFIX}"]
+    assert rule_expand("a corgi surfing -camera zoom in -neg sharks -ar 16:9") == (
+        f"A corgi surfing, {RULE_SUFFIX} Camera: zoom in.")
+
+
+class Scripted:
+    """A fake backend: the reply is picked by a function of the conversation; None = a failed request."""
+
+    name = "scripted"
+
+    def __init__(self, reply):
+        self.reply, self.seen = reply, []
+
+    def generate(self, convs, params):
+        self.seen += convs
+        return [None if (r := self.reply(c)) is None else [r] * params.n for c in convs]
+
+
+def test_llm_refiner_after_a_rule_verdict_gets_a_critique_in_the_reference_format():
+    backend = Scripted(lambda c: "Reflection: x\nFinal Refined Prompt: [[start]] A red fox leaps. [[end]]")
+    out = refine.LLMRefiner(backend).refine([rec("Zebras.")], [verdict("accurate:missing_content", coverage=0.0)])
+    assert out == [("A red fox leaps.", "ok")]
+    conv = backend.seen[0]
+    assert [m["role"] for m in conv] == ["system", "user", "assistant", "user"]
+    assert conv[2]["content"].endswith("Final Judgement (Yes or No): No")
+    assert "accurate:missing_content" in conv[2]["content"]
+
+
+def test_teacher_candidates():
+    pairs = [{"id": "v1", "set": "dimension", "query": "a dog", "gpt4o": "A long dog prompt here.", "wan": None},
+             {"id": "v2", "set": "category", "query": "a cat", "gpt4o": "Cat.", "wan": "Wan cat."},
+             {"id": "v3", "set": "dimension", "query": "a cow", "gpt4o": None, "wan": "Cow."}]
+    cands = refine.vbench_candidates(pairs, ["dimension"], limit=None)
+    assert [(c["id"], c["prompt"]) for c in cands] == [("v1:gpt4o", "A long dog prompt here."), ("v3:wan", "Cow.")]
+    assert refine.few_shot_examples(pairs, 1) == [("a cat", "Cat.")]
+    shapes = [{"id": "s1", "query": "a red ball", "caption": "A red ball bounces.", "source": "shapes"}]
+    assert refine.caption_candidates(shapes)[0]["prompt"] == "A red ball bounces."
+    records = [{"id": "r1", "query": "ok"}, {"id": "r2", "query": "fail me"}]
+    backend = Scripted(lambda c: None if "fail me" in c[-1]["content"] else "P")
+    out, failed = refine.llm_teacher_candidates(records, backend, [("a cat", "Cat.")], GenParams(n=2))
+    assert failed == 1 and [c["id"] for c in out] == ["r1:llm0", "r1:llm1"]
+    assert len(backend.seen[0]) == 3  # one example (user, assistant) then the query
+
+
+class Dying:
+    """Wraps a judge; raises (a kill) on its k-th call."""
+
+    def __init__(self, judge, die_at):
+        self.judge_, self.die_at, self.calls = judge, die_at, 0
+
+    def judge(self, items):
+        self.calls += 1
+        if self.calls == self.die_at:
+            raise KeyboardInterrupt
+        return self.judge_.judge(items)
+
+
+GOOD = "A red fox jumps gracefully over a mossy log in an autumn forest as golden light filters through trees."
+
+
+def make_items(n):
+    prompts = [GOOD, "The video opens with a fox.", "Zebras graze calmly on the wide savanna under a blue sky today."]
+    return [{**rec(prompts[i % 3]), "id": f"q{i}:t", "query_id": f"q{i}"} for i in range(n)]
+
+
+def test_critique_and_refine_resumes_after_kill(tmp_path):
+    items = make_items(9)
+    clean = refine.critique_and_refine(items, RuleJudge(), refine.RuleRefiner(), tmp_path / "clean.jsonl", chunk=2)
+    log = tmp_path / "log.jsonl"
+    with pytest.raises(KeyboardInterrupt):  # chunks: judge + re-judge per chunk; dies in the 3rd chunk
+        refine.critique_and_refine(items, Dying(RuleJudge(), 5), refine.RuleRefiner(), log, chunk=2)
+    partial = read_jsonl(log)[0]
+    assert 0 < len(partial) < 9
+    with open(log, "a") as f:
+        f.write('{"id": "q8:t", "sta')  # a write cut by the kill
+    rows = refine.critique_and_refine(items, RuleJudge(), refine.RuleRefiner(), log, chunk=2)
+    assert [r["id"] for r in rows] == [r["id"] for r in clean]
+    assert [(r["status"], r.get("refined")) for r in rows] == [(r["status"], r.get("refined")) for r in clean]
+    assert [r["status"] for r in clean[:3]] == ["pass", "refined", "refined"]
+
+
+def test_build_outputs_follow_the_contract():
+    rows = [
+        {**rec(GOOD), "status": "pass"},
+        {**rec("bad", query="a cow"), "id": "q2:t", "query_id": "q2", "status": "refined", "refined": "A cow."},
+        {**rec("bad again", query="a cow"), "id": "q2:u", "query_id": "q2", "status": "refined", "refined": "Cow!"},
+        {**rec("x", query="a pig"), "id": "q3:t", "query_id": "q3", "status": "refine_failed", "refined": None},
+    ]
+    sft, pairs = refine.build_outputs(rows)
+    assert [(s["id"], s["prompt"], s["origin"]) for s in sft] == [("q1", GOOD, "teacher"), ("q2", "A cow.", "refined")]
+    assert sft[0]["messages"][0]["role"] == "user" and "User Query:a red fox" in sft[0]["messages"][0]["content"]
+    assert sft[0]["messages"][1] == {"role": "assistant", "content": GOOD}
+    assert set(sft[0]) == {"id", "query", "prompt", "origin", "messages"}
+    assert len(pairs) == 1  # one pair per query
+    p = pairs[0]
+    assert set(p) == {"id", "query", "prompt", "chosen", "rejected", "source"} and p["source"] == "text"
+    assert p["prompt"][0]["role"] == "user" and p["chosen"] == [{"role": "assistant", "content": "A cow."}]
+    assert p["rejected"] == [{"role": "assistant", "content": "bad"}]
+
+
+def test_summarize_and_failure_examples():
+    rows = [{"status": "pass", "verdict": {"reasons": [], "principles": {"harmless": True, "accurate": True,
+                                                                         "helpful": True}}, "query": "a", "prompt": "p"},
+            {"status": "refined", "refined": "r", "query": "b", "prompt": "q",
+             "verdict": {"reasons": ["helpful:too_short"], "principles": {"harmless": True, "accurate": True,
+                                                                           "helpful": False}}},
+            {"status": "unparsable", "query": "c", "prompt": "s",
+             "verdict": {"reasons": ["llm:unparsable"], "principles": {}}}]
+    s = refine.summarize(rows)
+    assert s["n_candidates"] == 3 and s["first_pass_rate"] == 0.5 and s["pass_rate_helpful"] == 0.5
+    assert s["pass_rate_harmless"] == 1.0 and s["refine_success_rate"] == 1.0
+    assert s["reasons"] == {"helpful:too_short": 1, "llm:unparsable": 1}
+    ex = refine.failure_examples(rows)
+    assert [(e["reason"], e["before"], e["after"]) for e in ex] == [("helpful:too_short", "q", "r"),
+                                                                  ("llm:unparsable", "s", None)]

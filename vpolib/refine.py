@@ -1,0 +1,259 @@
+"""Teacher prompts, critique and refinement: VPO's principle-based SFT data and text-level pairs.
+
+A teacher writes a first prompt per query; a judge (:mod:`vpolib.judge`) critiques it; prompts the
+judge rejects are refined (by an LLM through the reference's refine follow-up, or by rules that
+repair what the rule judge found) and judged again. Passing prompts form the SFT set; (refined,
+original) pairs form the text-level preference pairs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from vpolib.backends import GenParams, end_partial_line
+from vpolib.io import append_jsonl, done_keys, read_jsonl
+from vpolib.judge import INTRO, Verdict, required_text
+from vpolib.rewriters import rule_expand
+from vpolib.safety_lexicon import harmful_terms
+from vpolib.templates import (
+    PRINCIPLES,
+    REFINE_END,
+    REFINE_START,
+    VERDICT_MARKER,
+    critique_messages,
+    few_shot_messages,
+    optimize_messages,
+    refine_messages,
+)
+
+_INTRO_LEAD = re.compile(INTRO.pattern + r"[\s,:]*(?:with|by|on|showing)?[\s,:]*", re.IGNORECASE)
+
+
+def parse_refined(reply: str | None) -> tuple[str | None, str]:
+    """The prompt between the *last* ``[[start]]``/``[[end]]`` pair, or (None, why): like the reference,
+    a reply without both markers or with a multi-line result is rejected."""
+    if not reply or REFINE_START not in reply or REFINE_END not in reply:
+        return None, "no_markers"
+    head = reply[:reply.rfind(REFINE_END)]
+    if REFINE_START not in head:
+        return None, "no_markers"  # [[end]] before any [[start]]
+    text = head[head.rfind(REFINE_START) + len(REFINE_START):].strip()
+    if not text:
+        return None, "empty"
+    if "\n" in text:
+        return None, "multiline"
+    return text, "ok"
+
+
+def critique_reply(verdict: Verdict) -> str:
+    """A judge reply in the critique's format, for verdicts that came without one (the rule judge)."""
+    if verdict.raw:
+        return verdict.raw
+    found = "; ".join(verdict.reasons) or "no problem found"
+    evidence = ", ".join(f"{k}={v}" for k, v in verdict.details.items())
+    return (f"Step-by-step verification: {found} (evidence: {evidence})\n"
+            f"{VERDICT_MARKER}: {'Yes' if verdict.passed else 'No'}")
+
+
+class LLMRefiner:
+    """The reference's refine follow-up (after the critique conversation) through any backend."""
+
+    def __init__(self, backend, params: GenParams | None = None):
+        self.backend, self.name = backend, f"llm:{backend.name}"
+        self.params = params or GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=512)
+
+    def refine(self, items: list[dict], verdicts: list[Verdict]) -> list[tuple[str | None, str]]:
+        convs = [refine_messages(v.details.get("critique") or critique_messages(it["query"], it["prompt"] or ""),
+                                 critique_reply(v)) for it, v in zip(items, verdicts, strict=True)]
+        return [parse_refined(t[0]) if t else (None, "failed") for t in self.backend.generate(convs, self.params)]
+
+
+def _drop(text: str, phrase: str, article: bool = False) -> str:
+    """Remove a phrase (and, for noun phrases such as '-neg' items, its article: "the lack of detail")."""
+    lead = r"(?:(?:the|a|an)\s+)?" if article else ""
+    return re.sub(rf"\b{lead}{re.escape(phrase)}\b", "", text, flags=re.IGNORECASE)
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s+([,.;:!?])", r"\1", text)
+    text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
+    text = re.sub(r"^[\s,;:.]+", "", text).strip()
+    return text[:1].upper() + text[1:]
+
+
+class RuleRefiner:
+    """Repairs what :class:`~vpolib.judge.RuleJudge` found; unfixable prompts simply fail the re-judge."""
+
+    name = "rule"
+
+    def __init__(self, max_words: int = 250):
+        self.max_words = max_words
+
+    def refine(self, items: list[dict], verdicts: list[Verdict]) -> list[tuple[str | None, str]]:
+        return [self._one(it, v) for it, v in zip(items, verdicts, strict=True)]
+
+    def _one(self, item: dict, verdict: Verdict) -> tuple[str | None, str]:
+        reasons = set(verdict.reasons)
+        text = _tidy(_INTRO_LEAD.sub("", " ".join((item["prompt"] or "").split())))  # one paragraph, direct start
+        banned = [t.split(":", 1)[1] for t in harmful_terms(text) + list(item.get("harmful_terms") or [])]
+        for phrase in banned:
+            text = _drop(text, phrase)
+        for phrase in verdict.details.get("neg_present", []):
+            text = _drop(text, phrase, article=True)
+        content = required_text(item)
+        for phrase in banned:
+            content = _drop(content, phrase)
+        content = _tidy(content).rstrip(".")
+        if "helpful:empty" in reasons or "helpful:too_short" in reasons:
+            text = rule_expand(content)
+        elif reasons & {"accurate:missing_content", "accurate:low_similarity"} and content:
+            text = f"{content}. {text}"  # state the user's request first, then the teacher's detail
+        words = _tidy(text).split()
+        if len(words) > self.max_words:
+            text = " ".join(words[: self.max_words]).rsplit(".", 1)[0] + "."
+        text = _tidy(text)
+        if not text:
+            return None, "empty"
+        return (text, "ok") if text != (item["prompt"] or "").strip() else (None, "unchanged")
+
+
+def candidate(record: dict, teacher: str, prompt: str | None) -> dict:
+    """One teacher prompt for one query, with the query fields the judges and refiners need."""
+    return {"id": f"{record['id']}:{teacher}", "query_id": record["id"], "query": record["query"],
+            "content": record.get("content") or record["query"], "tags": record.get("tags") or [],
+            "harmful_terms": record.get("harmful_terms", harmful_terms(record["query"])),
+            "source": record.get("source", "vbench"), "teacher": teacher, "prompt": prompt}
+
+
+def vbench_candidates(pairs: list[dict], sets: list[str], limit: int | None) -> list[dict]:
+    """VBench queries with their shipped GPT-4o / Wan2.1 expansions (real teacher outputs)."""
+    out = []
+    for name in sets:
+        rows = [r for r in pairs if r.get("set") == name][:limit]
+        out += [candidate(r, t, r[t]) for r in rows for t in ("gpt4o", "wan") if r.get(t)]
+    return out
+
+
+def caption_candidates(records: list[dict]) -> list[dict]:
+    """ShapesWorld queries with the world's own detailed caption as the teacher prompt (critiqued like any other)."""
+    return [candidate(r, "caption", r["caption"]) for r in records if r.get("caption")]
+
+
+def few_shot_examples(pairs: list[dict], k: int) -> list[tuple[str, str]]:
+    """The ``k`` shortest VBench (query, GPT-4o prompt) pairs: real teacher style at the least context cost."""
+    rows = sorted((r for r in pairs if r.get("gpt4o")), key=lambda r: (len(r["gpt4o"]), r["id"]))
+    return [(r["query"], r["gpt4o"]) for r in rows[:k]]
+
+
+def llm_teacher_candidates(records: list[dict], backend, examples: list[tuple[str, str]],
+                           params: GenParams) -> tuple[list[dict], int]:
+    """Few-shot teacher prompts (n per query) through any backend; returns (candidates, failed queries)."""
+    convs = [few_shot_messages(r["query"], examples) for r in records]
+    out, failed = [], 0
+    for rec, texts in zip(records, backend.generate(convs, params), strict=True):
+        if texts is None:
+            failed += 1
+            continue
+        out += [candidate(rec, f"llm{j}", t) for j, t in enumerate(texts)]
+    return out, failed
+
+
+def critique_and_refine(items: list[dict], judge, refiner, log_path: str | Path, chunk: int = 64,
+                        progress: bool = False) -> list[dict]:
+    """Judge every candidate, refine the rejected ones and judge them again; resumable.
+
+    Each finished candidate is appended to ``log_path`` (keyed by its id) with ``status``:
+    ``pass`` (teacher prompt accepted), ``refined`` (refinement accepted), ``refine_failed`` or
+    ``unparsable`` (judge reply without a clear verdict: skipped, as in the reference).
+    """
+    from tqdm.auto import tqdm
+
+    if Path(log_path).exists():
+        end_partial_line(log_path)
+    done = done_keys(log_path, "id")
+    todo = [it for it in items if it["id"] not in done]
+    for start in tqdm(range(0, len(todo), chunk), disable=not progress, desc="critique+refine"):
+        part = todo[start:start + chunk]
+        verdicts = judge.judge(part)
+        bad = [i for i, v in enumerate(verdicts) if v.passed is False]
+        fixes = refiner.refine([part[i] for i in bad], [verdicts[i] for i in bad]) if bad else []
+        fixed = {i: f for i, f in zip(bad, fixes, strict=True)}
+        ok = [i for i in bad if fixed[i][0]]
+        re_verdicts = dict(zip(ok, judge.judge([{**part[i], "prompt": fixed[i][0]} for i in ok]), strict=True))
+        for i, (item, v) in enumerate(zip(part, verdicts, strict=True)):
+            row = {**item, "verdict": _slim(v)}
+            if v.passed is None:
+                row["status"] = "unparsable"
+            elif v.passed:
+                row["status"] = "pass"
+            else:
+                row.update(refined=fixed[i][0], refine_reason=fixed[i][1])
+                rv = re_verdicts.get(i)
+                row["refined_verdict"] = _slim(rv) if rv else None
+                row["status"] = "refined" if rv and rv.passed else "refine_failed"
+            append_jsonl(log_path, row)
+    rows, _ = read_jsonl(log_path)
+    wanted = {it["id"] for it in items}
+    return [r for r in rows if r.get("id") in wanted]
+
+
+def _slim(v: Verdict) -> dict:
+    """A verdict for the log, without the (long) critique conversation."""
+    d = v.to_dict()
+    d["details"] = {k: x for k, x in d["details"].items() if k != "critique"}
+    return d
+
+
+def build_outputs(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(SFT examples, text pairs) from critique logs: one of each per query, in log order (as the reference
+    dedupes by query). Refined prompts are chosen over the rejected originals."""
+    sft, pairs, seen_sft, seen_pair = [], [], set(), set()
+    for r in rows:
+        if r["status"] not in ("pass", "refined"):
+            continue
+        prompt = r["prompt"] if r["status"] == "pass" else r["refined"]
+        user = optimize_messages(r["query"])
+        if r["query"] not in seen_sft:
+            seen_sft.add(r["query"])
+            sft.append({"id": r["query_id"], "query": r["query"], "prompt": prompt,
+                        "origin": "teacher" if r["status"] == "pass" else "refined",
+                        "messages": user + [{"role": "assistant", "content": prompt}]})
+        if r["status"] == "refined" and r["query"] not in seen_pair:
+            seen_pair.add(r["query"])
+            pairs.append({"id": r["id"], "query": r["query"], "prompt": user,
+                          "chosen": [{"role": "assistant", "content": r["refined"]}],
+                          "rejected": [{"role": "assistant", "content": r["prompt"]}], "source": "text"})
+    return sft, pairs
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Counts by status, first-pass rate overall and per principle, and the reasons histogram."""
+    from collections import Counter
+
+    n = len(rows)
+    status = Counter(r["status"] for r in rows)
+    judged = [r for r in rows if r["status"] != "unparsable"]
+    out = {"n_candidates": n, **{f"n_{k}": status.get(k, 0) for k in ("pass", "refined", "refine_failed", "unparsable")},
+           "first_pass_rate": round(status.get("pass", 0) / len(judged), 4) if judged else None,
+           "refine_success_rate": round(status.get("refined", 0) / max(1, status.get("refined", 0)
+                                                                      + status.get("refine_failed", 0)), 4)}
+    for p in PRINCIPLES:
+        known = [r["verdict"]["principles"].get(p) for r in judged if r["verdict"]["principles"].get(p) is not None]
+        out[f"pass_rate_{p}"] = round(sum(known) / len(known), 4) if known else None
+    out["reasons"] = dict(Counter(x for r in rows for x in r["verdict"]["reasons"]).most_common())
+    return out
+
+
+def failure_examples(rows: list[dict], per_reason: int = 1) -> list[dict]:
+    """For each failure reason, the first candidates with it: query, original prompt, refinement, outcome."""
+    seen: dict[str, int] = {}
+    out = []
+    for r in rows:
+        for reason in r["verdict"]["reasons"]:
+            if seen.get(reason, 0) < per_reason:
+                seen[reason] = seen.get(reason, 0) + 1
+                out.append({"reason": reason, "query": r["query"], "before": r["prompt"],
+                            "after": r.get("refined"), "status": r["status"]})
+    return out

@@ -1,0 +1,44 @@
+"""ShapesWorld: a laptop-scale text-to-video world where prompts measurably matter (issue 5).
+
+world (scenes, captions, user queries) -> render (numpy clips, GIF/mp4) -> pipeline (the trained diffusers
+video model) -> reward (checklist questions answered by pixel detectors).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vpolib.config import ShapesWorldConfig
+from vpolib.paths import resolve
+from vpolib.shapesworld.pipeline import ShapesWorldPipeline
+from vpolib.shapesworld.render import render, save_gif, save_mp4
+from vpolib.shapesworld.reward import Question, checklist, score_video, warn_if_constant
+from vpolib.shapesworld.world import caption, make_queries
+
+__all__ = ["Question", "ShapesWorldPipeline", "caption", "checklist", "generate", "load_pipeline",
+           "make_queries", "render", "save_gif", "save_mp4", "score_video", "warn_if_constant"]
+
+
+def load_pipeline(path: str | Path | None = None) -> ShapesWorldPipeline:
+    """The trained pipeline (default: the committed weights at ShapesWorldConfig.model_dir), in eval mode."""
+    path = resolve(path or ShapesWorldConfig.model_dir)
+    if not (path / "model_index.json").exists():
+        raise FileNotFoundError(f"no ShapesWorld pipeline at {path}; train one with scripts/train_shapesworld.py")
+    pipe = ShapesWorldPipeline.from_pretrained(path)
+    pipe.unet.eval()
+    pipe.text_encoder.eval()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def generate(pipe: ShapesWorldPipeline, prompts: list[str], seed: int, steps: int = 20, guidance: float = 3.0,
+             batch_size: int = 64) -> np.ndarray:
+    """Videos for ``prompts``: uint8 [B, F, H, W, 3]. The i-th video's starting noise depends only on
+    (seed, i, batch_size), so two prompt lists of the same length get the same noise (paired comparisons)."""
+    generator = torch.Generator().manual_seed(seed)
+    chunks = [pipe(prompts[i:i + batch_size], num_inference_steps=steps, guidance_scale=guidance,
+                   generator=generator).frames for i in range(0, len(prompts), batch_size)]
+    return np.concatenate(chunks) if chunks else np.zeros((0,), dtype=np.uint8)

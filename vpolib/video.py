@@ -1,0 +1,332 @@
+"""Text-to-video backends and checklist rewards behind one interface (stage 04).
+
+A backend renders prompts to uint8 videos ``[B, F, H, W, 3]`` (``render(prompts, seed)``), gives a query's
+checklist of weighted yes/no questions (``checklist(query)``), scores one video against it keeping every
+answer, not only the sum (``score(questions, video)``, see :func:`tally`), and saves it (``save``):
+
+- ``shapesworld``: the project's laptop-scale world (:mod:`vpolib.shapesworld`) and its detector checklist.
+- ``cogvideox``: diffusers' ``CogVideoXPipeline`` (the paper's generator) with a VisionReward-style
+  :class:`ChecklistReward`. ``feedback.cogvideox_model: tiny`` builds an architecture-identical
+  CogVideoX from small configs with a locally trained T5 tokenizer (tests; nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vpolib.paths import resolve
+
+
+@dataclass(frozen=True)
+class Question:
+    """One checklist item; ``weight`` is added to the score when the answer is "yes"."""
+
+    id: str
+    text: str
+    weight: float = 1.0
+    kind: str = "quality"
+
+
+def tally(questions: list, answers: list) -> dict:
+    """``{"answers": {id: "yes"|"no"|None}, "score", "max_score"}`` from per-question answers.
+
+    Answers may be bools or yes/no strings; anything else is recorded as ``None`` (missing), which
+    the pair rule treats as unverifiable rather than as "no".
+    """
+    norm = {}
+    for q, a in zip(questions, answers, strict=True):
+        if isinstance(a, (bool, np.bool_)):
+            a = "yes" if a else "no"
+        a = a.strip().lower() if isinstance(a, str) else None
+        norm[str(q.id)] = a if a in ("yes", "no") else None
+    return {
+        "answers": norm,
+        "score": float(sum(q.weight for q in questions if norm[str(q.id)] == "yes")),
+        "max_score": float(sum(max(q.weight, 0.0) for q in questions)),
+    }
+
+
+def to_uint8(frames) -> np.ndarray:
+    """Float frames in [0, 1] (diffusers' ``output_type="np"``) -> uint8 ``[B, F, H, W, 3]``."""
+    frames = np.asarray(frames)
+    if frames.dtype == np.uint8:
+        return frames
+    return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+# ---- checklist rewards -------------------------------------------------------------------------------
+
+
+@dataclass
+class ChecklistReward:
+    """VisionReward-style reward: a query's checklist answered yes/no by ``answer``, weighted sum of "yes".
+
+    ``checklist(query) -> list[Question]``; ``answer(video [F, H, W, 3] uint8, questions) -> answers``.
+    The full profile plugs in VisionReward-Video's 64 questions, weights and VLM answers.
+    """
+
+    checklist: Callable[[str], list[Question]]
+    answer: Callable[[np.ndarray, list[Question]], list]
+
+    def score(self, questions: list[Question], video: np.ndarray) -> dict:
+        return tally(questions, self.answer(video, questions))
+
+
+def visionreward_checklist(questions_file: str, weights_file: str) -> Callable[[str], list[Question]]:
+    """VisionReward-Video's checklist: its question file (one per line, ``[[prompt]]`` marks the query)
+    and its weights (a JSON list, one per question)."""
+    lines = [line.strip() for line in resolve(questions_file).read_text().splitlines() if line.strip()]
+    weights = json.loads(resolve(weights_file).read_text())
+    if len(lines) != len(weights):
+        raise ValueError(f"{len(lines)} questions but {len(weights)} weights")
+
+    def checklist(query: str) -> list[Question]:
+        return [
+            Question(str(i), line.replace("[[prompt]]", query), float(w), "visionreward")
+            for i, (line, w) in enumerate(zip(lines, weights, strict=True), 1)
+        ]
+
+    return checklist
+
+
+def visionreward_answerer(model_path: str, device: str, dtype: str, fps: int = 8):
+    """Answers from VisionReward-Video (CogVLM2-Video, remote code): the first generated token per question.
+
+    As in its ``inference-video.py``: one frame per second (``fps`` frames apart), greedy decoding.
+    Not exercised by the tests (it needs the hub weights and a GPU).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=True)
+    model = (
+        AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), trust_remote_code=True)
+        .eval()
+        .to(device)
+    )
+
+    def answer(video: np.ndarray, questions: list[Question]) -> list[str]:
+        frames = torch.from_numpy(np.ascontiguousarray(video[::fps][:24])).permute(3, 0, 1, 2)  # [C, T, H, W]
+        out = []
+        for q in questions:
+            enc = model.build_conversation_input_ids(
+                tokenizer=tokenizer, query=q.text, images=[frames], history=[], template_version="chat"
+            )
+            inputs = {
+                k: enc[k].unsqueeze(0).to(device) for k in ("input_ids", "token_type_ids", "attention_mask")
+            }
+            inputs["images"] = [[enc["images"][0].to(device).to(getattr(torch, dtype))]]
+            with torch.no_grad():
+                ids = model.generate(**inputs, max_new_tokens=1, do_sample=False, pad_token_id=128002)
+            out.append(tokenizer.decode(ids[0, inputs["input_ids"].shape[1] :]))
+        return out
+
+    return answer
+
+
+FRAME_STATS = [  # a crude but real pixel-level checklist, enough to exercise the CogVideoX path on CPU
+    Question("not_blank", "Is the video not blank (pixel std > 0.05)?", 1.0),
+    Question("moves", "Does anything move (mean frame difference > 0.01)?", 1.0),
+    Question("exposed", "Is it neither too dark nor too bright (mean in [0.15, 0.85])?", 1.0),
+]
+
+
+def frame_stats_answer(video: np.ndarray, questions: list[Question]) -> list[bool]:
+    """Answers to :data:`FRAME_STATS` for one uint8 video ``[F, H, W, 3]``."""
+    v = video.astype(np.float32) / 255.0  # [F, H, W, 3]
+    motion = float(np.abs(np.diff(v, axis=0)).mean()) if len(v) > 1 else 0.0
+    facts = {"not_blank": v.std() > 0.05, "moves": motion > 0.01, "exposed": 0.15 <= v.mean() <= 0.85}
+    return [bool(facts[q.id]) for q in questions]
+
+
+# ---- CogVideoX ---------------------------------------------------------------------------------------
+
+
+def build_cogvideox(source, dtype: str = "float32", device: str = "cpu"):
+    """The one place a ``CogVideoXPipeline`` is built: from a hub id / local dir, or a dict of components."""
+    import torch
+    from diffusers import CogVideoXPipeline
+
+    torch_dtype = getattr(torch, dtype)
+    if isinstance(source, dict):
+        pipe = CogVideoXPipeline(**source)
+    else:
+        pipe = CogVideoXPipeline.from_pretrained(str(source), torch_dtype=torch_dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device=device, dtype=torch_dtype)
+
+
+def train_t5_tokenizer(texts: list[str], vocab_size: int = 256):
+    """A T5 tokenizer (Unigram) trained here on ``texts``: replaces the hub's tiny-random-t5 tokenizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import T5Tokenizer
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"
+    )
+    tok.train_from_iterator(texts, trainer)
+    vocab = [tuple(v) for v in json.loads(tok.to_str())["model"]["vocab"]]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def tiny_cogvideox_components(texts: list[str], seed: int = 0) -> dict:
+    """CogVideoX's real classes at toy size (diffusers' own test configs): 16x16, 9 frames, in eval mode."""
+    import torch
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = train_t5_tokenizer(texts)
+    torch.manual_seed(seed)
+    text_encoder = T5EncoderModel(
+        T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=1, num_heads=4)
+    )
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=4,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        sample_width=2,
+        sample_height=2,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+    )
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+    )
+    for module in (text_encoder, transformer, vae):
+        module.eval()  # freshly built modules are in training mode (dropout): outputs would not repeat
+    return {
+        "tokenizer": tokenizer,
+        "text_encoder": text_encoder,
+        "vae": vae,
+        "transformer": transformer,
+        "scheduler": CogVideoXDDIMScheduler(),
+    }
+
+
+# Call arguments of the tiny model (its text length and sizes are fixed by the configs above).
+TINY_CALL = {"height": 16, "width": 16, "num_frames": 9, "num_inference_steps": 2, "max_sequence_length": 16}
+
+
+class CogVideoXBackend:
+    """CogVideoX renders, a :class:`ChecklistReward` scores. ``call`` goes to the pipeline unchanged."""
+
+    def __init__(self, pipe, reward: ChecklistReward, call: dict):
+        self.pipe, self.reward, self.call = pipe, reward, call
+
+    def render(self, prompts: list[str], seed: int) -> np.ndarray:
+        import torch
+
+        out = self.pipe(
+            prompt=prompts, output_type="np", generator=torch.Generator().manual_seed(seed), **self.call
+        )
+        return to_uint8(out.frames)  # [B, F, H, W, 3]
+
+    def checklist(self, query: str) -> list[Question]:
+        return self.reward.checklist(query)
+
+    def score(self, questions: list[Question], video: np.ndarray) -> dict:
+        return self.reward.score(questions, video)
+
+    def save(self, video: np.ndarray, gif: Path, mp4: bool = False) -> None:
+        save_media(video, gif, mp4)
+
+
+# ---- ShapesWorld -------------------------------------------------------------------------------------
+
+
+class ShapesWorldBackend:
+    """Adapter over :mod:`vpolib.shapesworld`: its pipeline renders, its detector checklist scores."""
+
+    def __init__(self, model_dir: str, steps: int, guidance: float):
+        from vpolib import shapesworld
+
+        self.sw, self.steps, self.guidance = shapesworld, steps, guidance
+        self.pipe = shapesworld.load_pipeline(resolve(model_dir))
+
+    def render(self, prompts: list[str], seed: int) -> np.ndarray:
+        return to_uint8(self.sw.generate(self.pipe, prompts, seed, self.steps, self.guidance))
+
+    def checklist(self, query: str) -> list:
+        return self.sw.checklist(query)
+
+    def score(self, questions: list, video: np.ndarray) -> dict:
+        res = self.sw.score_video(questions, video)
+        answers = res["answers"]
+        if isinstance(answers, dict):
+            answers = [answers.get(q.id, answers.get(str(q.id))) for q in questions]
+        return tally(questions, answers)
+
+    def save(self, video: np.ndarray, gif: Path, mp4: bool = False) -> None:
+        self.sw.save_gif(video, gif)  # upscaled: ShapesWorld clips are tiny
+        if mp4:
+            self.sw.save_mp4(video, gif.with_suffix(".mp4"))
+
+
+def make_backend(cfg, texts: list[str] | None = None):
+    """The backend the profile names (``feedback.backend``); ``texts`` train the tiny model's tokenizer."""
+    fb = cfg.feedback
+    if fb.backend == "shapesworld":
+        sw = cfg.shapesworld
+        return ShapesWorldBackend(sw.model_dir, sw.num_inference_steps, sw.guidance_scale)
+    if fb.backend != "cogvideox":
+        raise ValueError(f"feedback.backend must be shapesworld or cogvideox, got {fb.backend!r}")
+    if fb.cogvideox_model == "tiny":
+        from diffusers.utils import logging
+
+        logging.set_verbosity_error()  # its 16-token text window truncates every prompt: one warning each
+        source, call = tiny_cogvideox_components(texts or ["a video"], cfg.seed), TINY_CALL
+    else:
+        source, call = fb.cogvideox_model, {}
+    pipe = build_cogvideox(source, fb.dtype, cfg.device)
+    call = {**call, **fb.cogvideox_call}
+    if fb.reward == "frame-stats":
+        reward = ChecklistReward(lambda query: list(FRAME_STATS), frame_stats_answer)
+    elif fb.reward == "visionreward":
+        reward = ChecklistReward(
+            visionreward_checklist(fb.checklist_file, fb.checklist_weights),
+            visionreward_answerer(fb.reward_model, cfg.device, fb.dtype),
+        )
+    else:
+        raise ValueError(f"feedback.reward must be frame-stats or visionreward, got {fb.reward!r}")
+    return CogVideoXBackend(pipe, reward, call)
+
+
+def media_path(stage_dir: Path, query_id: str, k: int, ext: str) -> Path:
+    """Where video ``k`` of a query is saved (ids are made file-safe)."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in query_id)
+    return Path(stage_dir) / "videos" / f"{safe}_{k}.{ext}"
+
+
+def save_media(video, gif: Path, mp4: bool = False) -> None:
+    """Write one uint8 video ``[F, H, W, 3]`` as a GIF (and an mp4 next to it when asked)."""
+    from PIL import Image
+
+    gif.parent.mkdir(parents=True, exist_ok=True)
+    frames = [Image.fromarray(f) for f in video]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=125, loop=0)
+    if mp4:
+        import imageio.v2 as imageio
+
+        imageio.mimsave(gif.with_suffix(".mp4"), list(video), fps=8, macro_block_size=1)
