@@ -53,27 +53,37 @@ class LocalBackend:
         return cls(model, tokenizer, name=spec, batch_size=batch_size)
 
     def generate(self, conversations: list[list[dict]], params: GenParams) -> list[list[str] | None]:
-        out = []
-        for start in range(0, len(conversations), self.batch_size):
-            out += self._generate_batch(conversations[start:start + self.batch_size], params)
-        return out
+        return chat_generate(self.model, self.tokenizer, conversations, params, self.batch_size)
 
-    def _generate_batch(self, conversations: list[list[dict]], params: GenParams) -> list[list[str]]:
-        import torch
 
-        texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                 for c in conversations]
+def chat_generate(model, tokenizer, conversations: list[list[dict]], params: GenParams,
+                  batch_size: int = 8) -> list[list[str]]:
+    """``params.n`` replies per conversation, ``batch_size`` conversations at a time, left-padded.
+
+    Greedy when ``params.temperature`` is 0. The one place local generation happens (the backends,
+    the optimizer's prompt sampling and its held-out prompts all call it).
+    """
+    import torch
+
+    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    sample = params.temperature > 0
+    out = []
+    for start in range(0, len(conversations), batch_size):
+        chunk = conversations[start:start + batch_size]
+        texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chunk]
         # The chat template already holds any BOS token: don't add special tokens twice.
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        sample = params.temperature > 0
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
-            ids = self.model.generate(
-                **enc, do_sample=sample, temperature=params.temperature if sample else None,
-                top_p=params.top_p if sample else None, max_new_tokens=params.max_new_tokens,
-                num_return_sequences=params.n, pad_token_id=self.tokenizer.pad_token_id,
+            ids = model.generate(
+                **enc, do_sample=sample, max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                **({"temperature": params.temperature, "top_p": params.top_p} if sample else {}),
             )  # [B * n, prompt_len + new]
-        new = self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        return [[t.strip() for t in new[i * params.n:(i + 1) * params.n]] for i in range(len(conversations))]
+        new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out += [[t.strip() for t in new[i * params.n:(i + 1) * params.n]] for i in range(len(chunk))]
+    return out
 
 
 class OpenAIBackend:
@@ -131,7 +141,6 @@ class CachedBackend:
         self.stats = {"hits": 0, "generated": 0, "failed": 0, "cache_bad_lines": 0}
         self._cache: dict[str, list[str]] = {}
         if self.path.exists():
-            end_partial_line(self.path)  # a kill mid-write leaves a partial line: don't glue the next record to it
             records, errors = read_jsonl(self.path)  # a line cut by a kill is counted and ignored
             self.stats["cache_bad_lines"] = len(errors)
             self._cache = {r["key"]: r["texts"] for r in records if "key" in r and isinstance(r.get("texts"), list)}
@@ -155,13 +164,6 @@ class CachedBackend:
                 self.stats["generated"] += 1
         self.stats["failed"] += len(failed)
         return [self._cache.get(k) for k in keys]
-
-
-def end_partial_line(path: str | os.PathLike) -> None:
-    """Terminate a last line cut short by a kill, so appended records start on a line of their own."""
-    with open(path, "rb+") as f:
-        if f.seek(0, os.SEEK_END) and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
-            f.write(b"\n")
 
 
 def make_backend(spec: str, batch_size: int = 8, concurrency: int = 8):

@@ -74,7 +74,6 @@ class RefineConfig:
     min_similarity: float = 0.35  # MiniLM cosine(query, prompt) below this fails Accurate
     min_words: int = 12
     max_words: int = 250
-    torch_threads: int | None = 1  # as sft.torch_threads: 1 on a shared CPU (generation and embeddings)
 
 
 @dataclass
@@ -89,8 +88,6 @@ class SFTStageConfig:
     max_eval: int | None = 16  # cap on those eval examples (each eval pass costs forward passes)
     n_heldout: int | None = 50  # held-out queries (from 01) to write optimized prompts for; None: all
     max_new_tokens: int = 128  # generation length for those prompts
-    torch_threads: int | None = None  # None: torch's default; 1 on a shared machine (2 threads fighting
-    # other processes for 2 cores were measured 9x slower at generation than 1 thread)
     trainer: dict = field(default_factory=dict)  # passed to trl.SFTConfig
 
 
@@ -135,7 +132,6 @@ class DPOStageConfig:
     max_eval: int | None = 8  # cap on those eval pairs
     n_heldout: int | None = 50  # held-out queries to write VPO prompts for; None: all
     max_new_tokens: int = 128
-    torch_threads: int | None = None  # as sft.torch_threads
     trainer: dict = field(default_factory=dict)  # passed to trl.DPOConfig (beta lives here)
 
 
@@ -154,15 +150,16 @@ class AnalysisConfig:
     target: str = "vpo"  # the method compared against every other (paired win rates)
     caption_oracle: bool = True  # also render ShapesWorld's own detailed caption (an upper bound)
     gallery_size: int = 6  # queries shown with every method's video in the report
-    # torch threads for judging and rendering; 1 avoids thread contention on a busy 2-core machine
-    # (measured: a 3-video ShapesWorld render took 3.6 s with 2 threads vs 0.6 s with 1); None = torch default
-    torch_threads: int | None = 1
 
 
 @dataclass
 class Config:
     profile: str = "cpu"
     seed: int = 42
+    # torch intra-op threads, set by start_stage; None = torch's default. On a 2-core machine shared
+    # with other processes, 2 threads fighting for the cores were measured 6-9x slower than 1
+    # (SmolLM2 LoRA SFT 82 vs 13.9 s/step; a 3-video ShapesWorld render 3.6 vs 0.6 s).
+    torch_threads: int | None = None
     device: str = "cpu"
     data: DataConfig = field(default_factory=DataConfig)
     shapesworld: ShapesWorldConfig = field(default_factory=ShapesWorldConfig)

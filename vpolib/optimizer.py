@@ -270,26 +270,12 @@ def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperatu
 
     Each query is wrapped in VPO's optimization instruction (the SFT/DPO user turn). Batched, left-padded.
     """
-    import torch
+    from vpolib.backends import GenParams, chat_generate
 
-    sample = temperature > 0
-    if not sample and n != 1:
+    if temperature <= 0 and n != 1:
         raise ValueError("greedy decoding (temperature 0) gives one prompt per query: use n=1")
-    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
-    out = []
-    for start in range(0, len(queries), batch_size):
-        chats = [optimize_messages(q) for q in queries[start:start + batch_size]]
-        enc = tokenizer.apply_chat_template(chats, add_generation_prompt=True, padding=True,
-                                            return_dict=True, return_tensors="pt")
-        with torch.no_grad():
-            ids = model.generate(
-                **enc, do_sample=sample, max_new_tokens=max_new_tokens, num_return_sequences=n,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                **({"temperature": temperature, "top_p": top_p} if sample else {}),
-            )  # [B * n, prompt + new]
-        texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        out += [[t.strip() for t in texts[i:i + n]] for i in range(0, len(texts), n)]
-    return out
+    params = GenParams(temperature=temperature, top_p=top_p, n=n, max_new_tokens=max_new_tokens)
+    return chat_generate(model, tokenizer, [optimize_messages(q) for q in queries], params, batch_size)
 
 
 def generate_heldout(model, tokenizer, records: list[dict], out_path: str | os.PathLike, method: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vpolib.backends import GenParams, end_partial_line
+from vpolib.backends import GenParams
 from vpolib.io import append_jsonl, done_keys, read_jsonl
 from vpolib.judge import INTRO, Verdict, required_text
 from vpolib.rewriters import rule_expand
@@ -170,8 +170,6 @@ def critique_and_refine(items: list[dict], judge, refiner, log_path: str | Path,
     """
     from tqdm.auto import tqdm
 
-    if Path(log_path).exists():
-        end_partial_line(log_path)
     done = done_keys(log_path, "id")
     todo = [it for it in items if it["id"] not in done]
     for start in tqdm(range(0, len(todo), chunk), disable=not progress, desc="critique+refine"):

@@ -56,12 +56,11 @@ def validate_detectors(n: int = 200, seed: int = 0) -> dict[str, dict]:
 
 
 def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Mean and percentile bootstrap (1 - alpha) interval of ``values``."""
-    values = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(values.mean()), float(lo), float(hi)
+    """Mean and percentile bootstrap (1 - alpha) interval of ``values`` (see vpolib.analysis.bootstrap_ci)."""
+    from vpolib.analysis import bootstrap_ci as interval
+
+    lo, hi = interval(values, n_boot=n_boot, seed=seed, alpha=alpha)
+    return float(np.mean(values)), lo, hi
 
 
 def caption_vs_query(pipe, items: list[dict], seed: int, steps: int, guidance: float) -> list[dict]:
