@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-fast reproduce lint clean
+.PHONY: install test test-slow reproduce lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,7 +36,6 @@ reproduce: install
 
 lint: install
 	$(BIN)/python -m ruff check vpolib tests scripts
-	$(BIN)/python -m ruff format --check vpolib tests scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

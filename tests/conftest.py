@@ -21,3 +21,15 @@ def smoke_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("smoke-run")
     code = run("smoke", None, None, run_dir, overrides={}, progress=False)
     return run_dir, code
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """The tiny Llama saved to its own dir (trainers reload references from a model's path)."""
+    from vpolib.models import load_causal_lm
+
+    model, tok = load_causal_lm("tiny-llama")
+    path = tmp_path_factory.mktemp("tiny")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -6,7 +6,6 @@ import math
 import pytest
 
 from vpolib.config import read_profile
-from vpolib.models import load_causal_lm
 from vpolib.optimizer import (
     PAIR_SETS,
     build_dpo_trainer,
@@ -30,15 +29,6 @@ def turn(role, text):
 def pair(q, source="text", chosen=None, rejected="blurry bad"):
     return {"id": q, "query": q, "prompt": turn("user", q), "chosen": turn("assistant", chosen or f"A shot of {q}."),
             "rejected": turn("assistant", rejected), "source": source, "scores": {"chosen": 0.9}}
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    model, tok = load_causal_lm("tiny-llama")
-    path = tmp_path_factory.mktemp("tiny")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 def test_pair_examples_filters_sources_and_skips_degenerate_pairs():

@@ -33,16 +33,6 @@ def record(q: str) -> dict:
                                               {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."}]}
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    """The tiny Llama saved to its own dir (trainers reload references from a model's path)."""
-    model, tok = load_causal_lm("tiny-llama")
-    path = tmp_path_factory.mktemp("tiny")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 def test_sft_examples_split_prompt_and_completion_and_skip_bad_records():
     bad = [{"messages": []}, {"messages": [{"role": "user", "content": "q"}]},
            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}, {},
