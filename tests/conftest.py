@@ -24,6 +24,23 @@ def smoke_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def smoke_stage(smoke_run):
+    """``smoke_stage("03_sft") -> (run_dir, stage_dir, metrics)``; fails clearly if that stage did not finish."""
+    import json
+
+    run_dir, _ = smoke_run
+
+    def get(name: str):
+        stage = run_dir / name
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        status = manifest.get("stages", {}).get(name, {}).get("status")
+        assert status == "ok", f"stage {name} is {status or 'not run'} in the smoke chain: see {stage / (name + '.ipynb')}"
+        return run_dir, stage, json.loads((stage / "metrics.json").read_text())
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """The tiny Llama saved to its own dir (trainers reload references from a model's path)."""
     from vpolib.models import load_causal_lm

@@ -1,6 +1,5 @@
 """Notebook 01 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
 
-import json
 
 import pytest
 
@@ -9,10 +8,8 @@ from vpolib.io import read_jsonl
 pytestmark = pytest.mark.notebook
 
 
-def test_01_data(smoke_run):
-    run_dir, _ = smoke_run
-    stage = run_dir / "01_data"
-    m = json.loads((stage / "metrics.json").read_text())
+def test_01_data(smoke_stage):
+    run_dir, stage, m = smoke_stage("01_data")
     assert m["read"] == {"sft": 400, "dpo": 400}  # the smoke profile's data.limit
     steps = m["filter_steps"]
     assert steps[0]["remaining"] == 800

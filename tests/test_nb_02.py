@@ -1,6 +1,5 @@
 """Notebook 02 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
 
-import json
 
 import pytest
 
@@ -9,10 +8,8 @@ from vpolib.io import read_jsonl
 pytestmark = pytest.mark.notebook
 
 
-def test_02_refine(smoke_run):
-    run_dir, _ = smoke_run
-    stage = run_dir / "02_refine"
-    m = json.loads((stage / "metrics.json").read_text())
+def test_02_refine(smoke_stage):
+    run_dir, stage, m = smoke_stage("02_refine")
     n = m["n_candidates"]
     assert n == sum(m["candidates_per_teacher"].values()) > 0
     assert m["n_pass"] + m["n_refined"] + m["n_refine_failed"] + m["n_unparsable"] == n

@@ -1,6 +1,5 @@
 """Notebook 03 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
 
-import json
 import math
 
 import pytest
@@ -12,10 +11,8 @@ from vpolib.optimizer import generate_prompts, load_optimizer
 pytestmark = pytest.mark.notebook
 
 
-def test_03_sft(smoke_run):
-    run_dir, _ = smoke_run
-    stage = run_dir / "03_sft"
-    m = json.loads((stage / "metrics.json").read_text())
+def test_03_sft(smoke_stage):
+    run_dir, stage, m = smoke_stage("03_sft")
     sft = load_config("smoke").sft
     assert m["base_model"] == sft.base_model and m["lora"] == sft.use_lora
     assert m["steps"] == sft.trainer["max_steps"]

@@ -1,6 +1,5 @@
 """Notebook 04 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
 
-import json
 from collections import Counter
 
 import pytest
@@ -11,10 +10,8 @@ from vpolib.io import read_jsonl
 pytestmark = pytest.mark.notebook
 
 
-def test_04_feedback(smoke_run):
-    run_dir, _ = smoke_run
-    stage = run_dir / "04_feedback"
-    m = json.loads((stage / "metrics.json").read_text())
+def test_04_feedback(smoke_stage):
+    run_dir, stage, m = smoke_stage("04_feedback")
     fb = load_config("smoke").feedback
     assert 0 < m["n_queries"] <= fb.n_queries
     assert m["n_videos"] == (m["n_queries"] - m["n_skipped_queries"]) * fb.samples_per_query

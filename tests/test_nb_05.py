@@ -1,6 +1,5 @@
 """Notebook 05 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
 
-import json
 import math
 
 import pytest
@@ -12,10 +11,8 @@ from vpolib.optimizer import PAIR_SETS, load_optimizer
 pytestmark = pytest.mark.notebook
 
 
-def test_05_dpo(smoke_run):
-    run_dir, _ = smoke_run
-    stage = run_dir / "05_dpo"
-    m = json.loads((stage / "metrics.json").read_text())
+def test_05_dpo(smoke_stage):
+    run_dir, stage, m = smoke_stage("05_dpo")
     dpo = load_config("smoke").dpo
     assert m["beta"] == dpo.trainer["beta"]
     pairs, _ = read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")

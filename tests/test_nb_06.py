@@ -11,11 +11,8 @@ from vpolib.analysis import OUTCOMES
 pytestmark = pytest.mark.notebook
 
 
-def test_06_analysis(smoke_run):
-    run_dir, _ = smoke_run
-    stage = run_dir / "06_analysis"
-    assert (stage / "metrics.json").exists(), f"notebook 06 did not finish: see {stage / '06_analysis.ipynb'}"
-    m = json.loads((stage / "metrics.json").read_text())
+def test_06_analysis(smoke_stage):
+    run_dir, stage, m = smoke_stage("06_analysis")
     results = json.loads((stage / "results.json").read_text())
     methods = m["methods"]["text"]
     assert {"raw", "rule", "sft", "vpo"} <= set(methods)
