@@ -22,7 +22,7 @@ from vpolib.paths import CONFIG_DIR
 class DataConfig:
     """Stage 01: loading, cleaning, tagging and splitting the real queries."""
 
-    root: str = "../shared/data"  # relative to the repo root; $VPO_DATA_DIR wins
+    root: str = "data"  # relative to the repo root (see data/SOURCES.md); $VPO_DATA_DIR wins
     vpo_sft: str = "vpo/sft_prompts.json"
     vpo_dpo: str = "vpo/dpo_prompts.json"
     vbench_dir: str = "vbench"

@@ -20,7 +20,7 @@ def resolve(path: str | os.PathLike) -> Path:
 
 
 def data_root(configured: str | os.PathLike) -> Path:
-    """The shared data folder: ``$VPO_DATA_DIR`` if set, else the configured path."""
+    """The data folder: ``$VPO_DATA_DIR`` if set, else the configured path (default: the repo's data/)."""
     root = resolve(os.environ.get("VPO_DATA_DIR") or configured)
     if not root.is_dir():
         raise FileNotFoundError(
