@@ -74,7 +74,8 @@ class FakeVideo:
 
     def render(self, prompts, seed):
         self.seeds.append(seed)
-        return np.stack([np.full((2, 4, 4, 3), (seed % 7) * 10 + len(p), dtype=np.uint8) for p in prompts])
+        return np.stack([np.full((2, 4, 4, 3), (s % 7) * 10 + len(p), dtype=np.uint8)
+                         for s, p in zip(seed, prompts, strict=True)])  # one seed per video
 
     def checklist(self, query):
         return [Question("long", "long prompt?", 2.0, "detail"), Question("lit", "bright?", 1.0, "quality")]
@@ -91,8 +92,8 @@ def test_score_videos_shared_seeds_and_resume(tmp_path):
     records, counts = evaluate.score_videos(backend, queries, prompts, path, tmp_path / "media",
                                             seed_of=lambda qid: int(qid[1:]) + 100, batch=2)
     assert counts["rendered"] == 5 and len(records) == 5
-    # chunks [s0, s1] and [s2]: every method renders a chunk with the same seed
-    assert backend.seeds == [100, 102, 100]
+    # chunks [s0, s1] and [s2]: each query's video starts from its own seed, the same for every method
+    assert backend.seeds == [[100, 101], [102], [100, 101]]
     by_key = {r["key"]: r for r in records}
     assert by_key["vpo|s0"]["answers"] == {"long": "yes", "lit": "yes"} and by_key["vpo|s0"]["score"] == 3.0
     assert by_key["raw|s0"]["kinds"] == {"long": "detail", "lit": "quality"}
@@ -103,5 +104,5 @@ def test_score_videos_shared_seeds_and_resume(tmp_path):
     backend = FakeVideo()
     records, counts = evaluate.score_videos(backend, queries, prompts, path, tmp_path / "media",
                                             seed_of=lambda qid: int(qid[1:]) + 100, batch=2)
-    assert backend.seeds == [100] and counts["rendered"] == 1
+    assert backend.seeds == [[100, 101]] and counts["rendered"] == 1
     assert sorted(r["key"] for r in read_jsonl(path)[0]) == sorted(by_key)

@@ -183,10 +183,10 @@ def test_render_and_score_resumes_without_rerendering(tmp_path):
         {"id": "q1", "query": "red ball", "prompts": ["a", "a red ball rolls"]},
         {"id": "q2", "query": "blue box", "prompts": ["a blue box", "xx"]},
     ]
-    render_and_score(rows[:1], FakeBackend(), tmp_path, seed=1, progress=False)
-    # a killed run: q1 finished, q2 not started; the rerun renders only q2
+    render_and_score(rows[:1], FakeBackend(), tmp_path, seed=1, batch=2)
+    # a killed run: q1 finished, q2 not started; the rerun renders only q2's chunk
     second = FakeBackend()
-    scored = render_and_score(rows, second, tmp_path, seed=1, progress=False)
+    scored = render_and_score(rows, second, tmp_path, seed=1, batch=2)
     assert second.rendered == ["a blue box", "xx"]
     assert [v["key"] for v in scored] == ["q1/0", "q1/1", "q2/0", "q2/1"]
     assert [v["score"] for v in scored] == [0.0, 2.0, 2.0, 0.0]
@@ -203,25 +203,29 @@ def test_render_failure_is_a_recorded_skip(tmp_path):
         {"id": "q1", "query": "red", "prompts": ["boom"]},
         {"id": "q2", "query": "blue", "prompts": ["ok ok"]},
     ]
-    scored = render_and_score(rows, FakeBackend(fail_on="boom"), tmp_path, seed=1, progress=False)
+    scored = render_and_score(rows, FakeBackend(fail_on="boom"), tmp_path, seed=1, batch=1)
     assert [v["id"] for v in scored] == ["q2"]
     skipped, _ = read_jsonl(tmp_path / "skips.jsonl")
     assert [s["id"] for s in skipped] == ["q1"] and "render failed" in skipped[0]["reason"]
 
 
-def test_sample_prompts_resumes(tmp_path):
+def test_sample_prompts_resumes_by_fixed_batches(tmp_path):
     calls = []
 
-    def sampler(queries):
-        calls.append(list(queries))
+    def sampler(queries, ids):
+        calls.append(list(ids))
         return [[q + " 1", q + " 2"] for q in queries]
 
     recs = [{"id": f"q{i}", "query": f"query {i}"} for i in range(3)]
     path = tmp_path / "prompts.jsonl"
-    sample_prompts(recs[:2], path, sampler, batch_size=1, progress=False)
-    rows = sample_prompts(recs, path, sampler, batch_size=8, progress=False)
-    assert calls == [["query 0"], ["query 1"], ["query 2"]]
-    assert [r["prompts"] for r in rows] == [[f"query {i} 1", f"query {i} 2"] for i in range(3)]
+    sample_prompts(recs[:2], path, sampler, batch_size=2)
+    rows = sample_prompts(recs, path, sampler, batch_size=2)
+    assert calls == [["q0", "q1"], ["q2"]]
+    # a batch with one missing query is sampled again whole (same seed, same padding); only q1 is written
+    path.write_text("\n".join(ln for ln in path.read_text().splitlines() if '"q1"' not in ln) + "\n")
+    rows = sample_prompts(recs, path, sampler, batch_size=2)
+    assert calls[-1] == ["q0", "q1"] and sorted(r["id"] for r in rows) == ["q0", "q1", "q2"]
+    assert sorted(r["prompts"][0] for r in rows) == [f"query {i} 1" for i in range(3)]
 
 
 def test_answer_matrix_by_id_and_by_kind():

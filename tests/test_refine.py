@@ -44,9 +44,10 @@ def test_rule_refiner_repairs_each_failure_kind():
         (rec("The video opens with a red fox jumping over a log.\n\nLeaves fall."),
          verdict("helpful:intro_phrase", "helpful:multi_paragraph"), "A red fox jumping over a log. Leaves fall."),
         (rec("A naked red fox jumps over a log."), verdict("harmless:lexicon"), "A red fox jumps over a log."),
-        (rec("Zebras graze on a savanna."), verdict("accurate:missing_content"),
-         "A red fox jumping over a log. Zebras graze on a savanna."),
-        (rec("A fox."), verdict("helpful:too_short"), rule_expand("a red fox jumping over a log")),
+        (rec("Zebras graze on a savanna."), verdict("accurate:missing_content", missing=["red", "fox", "log"]),
+         "Zebras graze on a savanna, with red fox jumping over a log."),  # woven in, not glued in front
+        (rec("A fox."), verdict("helpful:too_short"),
+         "A red fox jumping over a log, shown in one continuous shot with clear light and smooth motion."),
         (rec("A red fox, blurry, jumps over a log.", query="a red fox jumping over a log -neg blurry",
              content="a red fox jumping over a log"),
          verdict("accurate:neg_present", neg_present=["blurry"]), "A red fox, jumps over a log."),
@@ -61,9 +62,11 @@ def test_rule_refiner_repairs_each_failure_kind():
 
 
 def test_rule_refiner_drops_harmful_query_words_when_restating_the_query():
-    item = rec("A woman on a beach.", query="naked woman on a beach", harmful_terms=["sexual:naked"])
-    [(text, _)] = refine.RuleRefiner().refine([item], [verdict("accurate:missing_content")])
-    assert "naked" not in text.lower() and text.startswith("Woman on a beach.")
+    item = rec("A naked woman stands by the sea at dusk.", query="naked woman on a beach with a red umbrella",
+               harmful_terms=["sexual:naked"])
+    [(text, _)] = refine.RuleRefiner().refine([item], [verdict("accurate:missing_content", missing=["beach", "umbrella"])])
+    assert text == "A woman stands by the sea at dusk, with beach with a red umbrella."
+    assert "naked" not in text.lower()
 
 
 def test_rewriters():

@@ -33,6 +33,7 @@ class DataConfig:
     drop_too_long: bool = False
     heldout_size: int = 500  # real queries held out for evaluation (never trained on)
     heldout_from: str = "dpo"  # which pool the held-out set is carved from
+    heldout_harmful: int = 0  # harmful-flagged queries in the held-out set, spread evenly (stratified evaluation)
     # ShapesWorld queries (vpolib.shapesworld) added to each split: the CPU profile's video world.
     shapes_sft: int = 300
     shapes_dpo: int = 200
@@ -52,7 +53,11 @@ class ShapesWorldConfig:
 class RefineConfig:
     """Stage 02: teacher prompts, judge, refinement (issue 6)."""
 
-    teachers: list = field(default_factory=lambda: ["vbench", "caption", "llm"])  # first-prompt sources
+    # First-prompt sources: vbench (shipped GPT-4o/Wan2.1 expansions), shapes (the ShapesWorld teacher, which
+    # fails like a real one: vpolib/shapesworld/teacher.py), caption (ShapesWorld's own caption: an oracle),
+    # llm (teacher_backend, few-shot).
+    teachers: list = field(default_factory=lambda: ["vbench", "shapes", "llm"])
+    teacher_rates: dict = field(default_factory=dict)  # ShapesWorld teacher failure rates (TeacherRates fields)
     teacher_backend: str = "local:smollm2-135m-instruct"  # "local:<model spec>" | "openai" (env config)
     n_queries: int | None = 8  # real VPO queries (sft_pool) given to the LLM teacher (None: all)
     samples_per_query: int = 1  # teacher prompts per real query
@@ -68,6 +73,7 @@ class RefineConfig:
     refiner: str = "rule"  # "rule" | "llm" (refine template via judge_backend)
     judge_backend: str = "openai"  # backend of the LLM judge/refiner
     compare_judges: int = 0  # >0: also run the LLM judge on this many candidates and report agreement
+    validation_per_kind: int = 60  # judge validation items per kind (VBench + ShapesWorld, notebook 02)
     use_models: bool = True  # rule judge uses the spaCy safety classifier and MiniLM embeddings
     harm_threshold: float = 0.5  # P(adult or cp) from the safety classifier that fails Harmless
     min_coverage: float = 0.6  # share of query content words the prompt must keep
@@ -106,9 +112,13 @@ class FeedbackConfig:
     # VisionReward's 64 weights (sum 6.277) is 0.5 / 6.277 = 0.0797 of its max.
     margin: float = 0.0797
     max_pairs_per_query: int = 1  # cap on merged pairs per query (reference: 1)
-    text_pairs_first: bool = True  # notebook 02's text pairs take precedence in the merge (reference)
+    text_pairs_first: bool = True  # text-level pairs take precedence in the merge (reference)
+    # On-policy text-level feedback (the paper): the SFT model's samples are judged, failures refined.
+    text_feedback: bool = True
+    n_text_queries: int = 48  # real DPO-pool queries sampled for text feedback only (harmful ones first)
     gallery_size: int = 3  # queries shown in the notebook's gallery
     save_mp4: bool = False  # GIFs are always written; mp4 too when True
+    render_batch: int = 32  # videos rendered per call
     # cogvideox backend only:
     cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
     cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
@@ -156,11 +166,14 @@ class AnalysisConfig:
 class Config:
     profile: str = "cpu"
     seed: int = 42
-    # torch intra-op threads, set by start_stage; None = torch's default. On a 2-core machine shared
-    # with other processes, 2 threads fighting for the cores were measured 6-9x slower than 1
-    # (SmolLM2 LoRA SFT 82 vs 13.9 s/step; a 3-video ShapesWorld render 3.6 vs 0.6 s).
-    torch_threads: int | None = None
+    # torch intra-op threads, set by start_stage. Measured on an idle 2-core machine, 2 threads beat 1 (a SmolLM2
+    # LoRA step 4.0 vs 6.2 s); two processes with 2 threads each slow each other down many times over.
+    torch_threads: int | None = None  # None: the cores this process may use (os.sched_getaffinity)
     device: str = "cpu"
+    # The optimizer's instruction: "paper" (the reference's ~250-token text) or "short" (the same principles in
+    # ~45 tokens: on 2 CPU cores the instruction is most of every training and generation sequence).
+    instruction: str = "paper"
+    generation_batch: int = 32  # conversations per local generate call (bigger batches: more tokens/s on CPU)
     data: DataConfig = field(default_factory=DataConfig)
     shapesworld: ShapesWorldConfig = field(default_factory=ShapesWorldConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)

@@ -132,8 +132,21 @@ def stable_order(records: list[dict], seed: int, key: str = "query") -> list[dic
     return sorted(records, key=lambda r: hashlib.sha256(f"{seed}:{r[key]}".encode()).hexdigest())
 
 
-def split_pools(records: list[dict], seed: int, heldout_size: int, heldout_from: str) -> dict[str, list[dict]]:
-    """SFT pool, DPO pool, and a held-out set carved from ``heldout_from`` (never trained on)."""
+def interleave(major: list, minor: list) -> list:
+    """``minor`` spread evenly through ``major`` (every prefix holds its share of each)."""
+    n = len(major) + len(minor)
+    slots = {round(i * n / len(minor)) for i in range(len(minor))} if minor else set()
+    it_major, it_minor = iter(major), iter(minor)
+    return [next(it_minor) if i in slots else next(it_major) for i in range(n)]
+
+
+def split_pools(records: list[dict], seed: int, heldout_size: int, heldout_from: str,
+                heldout_harmful: int = 0) -> dict[str, list[dict]]:
+    """SFT pool, DPO pool, and a held-out set carved from ``heldout_from`` (never trained on).
+
+    ``heldout_harmful`` of the held-out queries are harmful-flagged ones, spread evenly through the file, so
+    that any prefix of it (the first 100 evaluated, say) holds its share of harmful queries.
+    """
     by_source = {"sft": [r for r in records if r["source"] == "sft"],
                  "dpo": [r for r in records if r["source"] == "dpo"]}
     if heldout_from not in by_source:
@@ -141,11 +154,14 @@ def split_pools(records: list[dict], seed: int, heldout_size: int, heldout_from:
     ordered = stable_order(by_source[heldout_from], seed)
     if heldout_size > len(ordered) // 2:
         raise ValueError(f"heldout_size {heldout_size} is more than half the {heldout_from} pool ({len(ordered)})")
-    heldout_ids = {r["id"] for r in ordered[:heldout_size]}
+    harmful = [r for r in ordered if "harmful" in r.get("flags", [])][:min(heldout_harmful, heldout_size)]
+    others = [r for r in ordered if "harmful" not in r.get("flags", [])][:heldout_size - len(harmful)]
+    heldout = interleave(others, harmful) if heldout_harmful else ordered[:heldout_size]
+    heldout_ids = {r["id"] for r in heldout}
     return {
         "sft_pool": by_source["sft"] if heldout_from != "sft" else [r for r in by_source["sft"] if r["id"] not in heldout_ids],
         "dpo_pool": by_source["dpo"] if heldout_from != "dpo" else [r for r in by_source["dpo"] if r["id"] not in heldout_ids],
-        "heldout": [r for r in records if r["id"] in heldout_ids],
+        "heldout": heldout,
     }
 
 

@@ -95,9 +95,9 @@ def score_videos(backend, queries: list[dict], prompts: dict[str, dict[str, str]
                  seed_of, batch: int = 8) -> tuple[list[dict], dict]:
     """Render each method's prompt for each query and score it against the ORIGINAL query's checklist.
 
-    Queries are cut into fixed chunks; a chunk's seed (``seed_of(first id)``) is the same for every
-    method, so each query sees the same starting noise whichever prompt renders it (paired comparison).
-    A chunk is redone whole if any of its videos is missing (same seed, same videos).
+    Each query's video starts from its own noise (``seed_of(id)``), the same for every method, so each query
+    sees the same starting noise whichever prompt renders it (paired comparison). Queries are cut into fixed
+    chunks; a chunk is redone whole if any of its videos is missing (same seeds, same videos).
     """
     done = {r["key"] for r in read_jsonl(path)[0]} if path.exists() else set()
     checklists = {q["id"]: backend.checklist(q["query"]) for q in queries}
@@ -108,7 +108,7 @@ def score_videos(backend, queries: list[dict], prompts: dict[str, dict[str, str]
     for method, chunk in tqdm(jobs, desc="rendering", disable=not jobs):
         todo = [q for q in chunk if q["id"] in prompts[method]]
         try:
-            videos = backend.render([prompts[method][q["id"]] for q in todo], seed_of(chunk[0]["id"]))
+            videos = backend.render([prompts[method][q["id"]] for q in todo], [seed_of(q["id"]) for q in todo])
         except Exception as err:  # noqa: BLE001 - recorded; the rest of the evaluation goes on
             counts["failed"] += len(todo)
             counts.setdefault("errors", []).append(f"{method}: {type(err).__name__}: {err}"[:300])

@@ -13,8 +13,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from vpolib.io import append_jsonl, done_keys, read_jsonl
 from vpolib.templates import optimize_messages
 
@@ -27,10 +25,8 @@ REASONS = (MISSING, CONFLICT, SAME, MARGIN)
 
 
 def video_seed(seed: int, query_id: str) -> int:
-    """A stable per-query seed (not the position in the run), so a rerun renders a query with the same seed.
-
-    A query cut off half-way is finished as a smaller batch, so its remaining videos get other noise.
-    """
+    """A stable per-query seed (not the position in the run): every video of a query, whichever prompt or
+    method renders it and in whichever batch, starts from the same noise."""
     return (seed * 1_000_003 + zlib.crc32(query_id.encode())) % 2**31
 
 
@@ -114,13 +110,13 @@ def explain(chosen: dict, rejected: dict) -> str:
     )
 
 
-def to_trl(pair: dict) -> dict:
+def to_trl(pair: dict, instruction: str = "paper") -> dict:
     """A video pair in TRL's conversational preference format, with provenance (scores, videos, why)."""
     hi, lo = pair["chosen"], pair["rejected"]
     return {
         "id": pair["id"],
         "query": hi["query"],
-        "prompt": optimize_messages(hi["query"]),  # the same user turn as SFT and the text pairs
+        "prompt": optimize_messages(hi["query"], instruction),  # the same user turn as SFT and the text pairs
         "chosen": [{"role": "assistant", "content": hi["prompt"]}],
         "rejected": [{"role": "assistant", "content": lo["prompt"]}],
         "source": "video",
@@ -162,76 +158,118 @@ def merge_pairs(
 def sample_prompts(
     records: list[dict],
     path: Path,
-    sampler: Callable[[list[str]], list[list[str]]],
+    sampler: Callable[[list[str], list[str]], list[list[str]]],
     batch_size: int = 8,
-    progress: bool = True,
 ) -> list[dict]:
     """k optimizer prompts per query, appended to ``path`` as ``{"id", "query", "prompts"}`` (resumable).
 
-    ``sampler(queries) -> k prompts each``. Queries already in ``path`` are not sampled again.
+    ``sampler(queries, ids) -> k prompts each``, seeded from the batch's ids. Batches are fixed by position in
+    ``records`` and only a batch with a missing query is sampled again (whole, so with the same seed and
+    padding), writing only what is missing: a resumed run writes what an uninterrupted one would.
     """
+    from vpolib.progress import track
+
     done = done_keys(path, "id")
-    todo = [r for r in records if r["id"] not in done]
-    for start in tqdm(range(0, len(todo), batch_size), desc="sampling prompts", disable=not progress):
-        batch = todo[start : start + batch_size]
-        for rec, prompts in zip(batch, sampler([r["query"] for r in batch]), strict=True):
-            append_jsonl(path, {"id": rec["id"], "query": rec["query"], "prompts": list(prompts)})
+    batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
+    todo = [b for b in batches if any(r["id"] not in done for r in b)]
+    for batch in track(todo, desc="sampling prompts"):
+        outs = sampler([r["query"] for r in batch], [r["id"] for r in batch])
+        for rec, prompts in zip(batch, outs, strict=True):
+            if rec["id"] not in done:
+                append_jsonl(path, {"id": rec["id"], "query": rec["query"], "prompts": list(prompts)})
     rows, _ = read_jsonl(path) if Path(path).exists() else ([], [])
     return rows
 
 
-def render_and_score(
-    rows: list[dict], backend, out_dir: Path, seed: int, save_mp4: bool = False, progress: bool = True
-) -> list[dict]:
+def text_feedback_queries(pool: list[dict], exclude: set[str], n: int) -> list[dict]:
+    """Up to ``n`` pool queries (not in ``exclude``) for text-level feedback only: harmful-flagged ones first,
+    up to half, so the optimizer meets the harmless principle's hard cases; then the others in pool order."""
+    rest = [r for r in pool if r["id"] not in exclude]
+    harmful = [r for r in rest if "harmful" in r.get("flags", [])][: n // 2]
+    ids = {r["id"] for r in harmful}
+    return harmful + [r for r in rest if r["id"] not in ids][: n - len(harmful)]
+
+
+def contest(text: list[dict], video: list[dict], merged: list[dict]) -> dict:
+    """For queries that have both a text and a video pair: how many kept each in the merge."""
+    key = lambda p: p["query"].strip()  # noqa: E731 - the merge's own key
+    both = {key(p) for p in text} & {key(p) for p in video}
+    kept = Counter(p["source"] for p in merged if key(p) in both)
+    return {"both": len(both), "text_won": kept.get("text", 0), "video_won": kept.get("video", 0)}
+
+
+def text_feedback(rows: list[dict], records: dict[str, dict], judge, refiner, log_path: Path,
+                  instruction: str = "paper") -> tuple[list[dict], dict]:
+    """On-policy text-level pairs, as the paper builds them: every sampled prompt of every query is judged,
+    failures are refined and re-judged; (refined, original sample) is a pair, one per query (its first
+    failing sample whose refinement passed). Returns ``(pairs, counts)``; the log is resumable."""
+    from vpolib.refine import candidate, critique_and_refine
+
+    items = []
+    for row in rows:
+        rec = records[row["id"]]
+        for k, prompt in enumerate(row["prompts"]):
+            items.append({**candidate(rec, f"sft{k}", prompt), "id": f"{row['id']}:sft{k}"})
+    logged = critique_and_refine(items, judge, refiner, log_path)
+    pairs, seen = [], set()
+    for r in logged:
+        if r["status"] == "refined" and r["query_id"] not in seen:
+            seen.add(r["query_id"])
+            pairs.append({"id": r["query_id"], "query": r["query"], "prompt": optimize_messages(r["query"], instruction),
+                          "chosen": [{"role": "assistant", "content": r["refined"]}],
+                          "rejected": [{"role": "assistant", "content": r["prompt"]}], "source": "text",
+                          "why": "; ".join(r["verdict"]["reasons"])})
+    counts = Counter(r["status"] for r in logged)
+    return pairs, {"samples": len(logged), **{k: counts.get(k, 0) for k in ("pass", "refined", "refine_failed",
+                                                                             "unparsable")},
+                   "queries_with_pair": len(pairs)}
+
+
+def render_and_score(rows: list[dict], backend, out_dir: Path, seed: int, save_mp4: bool = False,
+                     batch: int = 32) -> list[dict]:
     """Render each query's prompts, score every video against the ORIGINAL query (``out_dir/scores.jsonl``).
 
-    Resumable per video (key ``"<id>/<k>"``): a rerun renders only what is missing. Each query's
-    checklist goes to ``checklists.jsonl``; a query whose rendering or scoring fails is recorded in
-    ``skips.jsonl`` and skipped, and finished work is kept.
+    All k videos of a query start from the same noise (``video_seed(seed, id)``), so they differ only by their
+    prompt. Videos are rendered ``batch`` at a time in chunks fixed by position; a chunk with a missing video is
+    rendered again whole and only what is missing is written, so a resumed run writes what an uninterrupted
+    one would. Each query's checklist goes to ``checklists.jsonl``; a chunk whose rendering or scoring fails
+    is recorded in ``skips.jsonl`` and skipped, and finished work is kept.
     """
+    from vpolib.progress import track
     from vpolib.video import media_path
 
     out_dir = Path(out_dir)
     scores, checklists = out_dir / "scores.jsonl", out_dir / "checklists.jsonl"
     done, listed = done_keys(scores, "key"), done_keys(checklists, "id")
-    for row in tqdm(rows, desc="render + score", disable=not progress):
-        todo = [k for k in range(len(row["prompts"])) if f"{row['id']}/{k}" not in done]
-        if not todo:
-            continue
+    videos = [(row, k) for row in rows for k in range(len(row["prompts"]))]
+    chunks = [videos[i : i + batch] for i in range(0, len(videos), batch)]
+    todo = [c for c in chunks if any(f"{row['id']}/{k}" not in done for row, k in c)]
+    questions: dict[str, list] = {}
+    for chunk in track(todo, desc="render + score"):
         try:
-            questions = backend.checklist(row["query"])
-            if row["id"] not in listed:
-                append_jsonl(
-                    checklists,
-                    {
-                        "id": row["id"],
-                        "query": row["query"],
-                        "questions": [
-                            {"id": str(q.id), "text": q.text, "weight": q.weight, "kind": q.kind}
-                            for q in questions
-                        ],
-                    },
-                )
-                listed.add(row["id"])
-            prompts = [row["prompts"][k] for k in todo]
-            videos = backend.render(prompts, video_seed(seed, row["id"]))  # [B, F, H, W, 3]
-            for k, clip in zip(todo, videos, strict=True):
+            for row, _ in chunk:
+                if row["id"] not in questions:
+                    questions[row["id"]] = backend.checklist(row["query"])
+                if row["id"] not in listed:
+                    append_jsonl(checklists, {"id": row["id"], "query": row["query"], "questions": [
+                        {"id": str(q.id), "text": q.text, "weight": q.weight, "kind": q.kind}
+                        for q in questions[row["id"]]]})
+                    listed.add(row["id"])
+            clips = backend.render([row["prompts"][k] for row, k in chunk],
+                                   [video_seed(seed, row["id"]) for row, _ in chunk])  # [B, F, H, W, 3]
+            for (row, k), clip in zip(chunk, clips, strict=True):
+                key = f"{row['id']}/{k}"
+                if key in done:
+                    continue
                 gif = media_path(out_dir, row["id"], k, "gif")
                 backend.save(clip, gif, save_mp4)
-                append_jsonl(
-                    scores,
-                    {
-                        "key": f"{row['id']}/{k}",
-                        "id": row["id"],
-                        "k": k,
-                        "query": row["query"],
-                        "prompt": row["prompts"][k],
-                        "video": str(gif.relative_to(out_dir)),
-                        **backend.score(questions, clip),
-                    },
-                )
-        except Exception as err:  # a failing query is a recorded skip, not a lost run
-            append_jsonl(out_dir / "skips.jsonl", {"id": row["id"], "reason": f"{type(err).__name__}: {err}"})
+                append_jsonl(scores, {"key": key, "id": row["id"], "k": k, "query": row["query"],
+                                      "prompt": row["prompts"][k], "video": str(gif.relative_to(out_dir)),
+                                      **backend.score(questions[row["id"]], clip)})
+                done.add(key)
+        except Exception as err:  # a failing chunk is a recorded skip, not a lost run
+            for qid in dict.fromkeys(row["id"] for row, _ in chunk):
+                append_jsonl(out_dir / "skips.jsonl", {"id": qid, "reason": f"{type(err).__name__}: {err}"})
     return read_jsonl(scores)[0] if scores.exists() else []
 
 

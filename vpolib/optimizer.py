@@ -264,53 +264,59 @@ def load_optimizer(path: str | os.PathLike):
     return model.eval(), tokenizer
 
 
+def batch_seed(seed: int, ids: list[str]) -> int:
+    """The random seed of one generation batch, from the run seed and the batch's query ids (never from how
+    far the random generator had got), so a resumed run samples exactly what an uninterrupted one would."""
+    return int(fingerprint(seed, list(ids)), 16) % 2**31
+
+
 def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperature: float = 0.9,
-                     top_p: float = 0.9, max_new_tokens: int = 128, batch_size: int = 8) -> list[list[str]]:
+                     top_p: float = 0.9, max_new_tokens: int = 128, batch_size: int = 8,
+                     instruction: str = "paper", seed: int | None = None) -> list[list[str]]:
     """``n`` optimized prompts per query (``[len(queries)][n]``); greedy (n must be 1) at temperature 0.
 
     Each query is wrapped in VPO's optimization instruction (the SFT/DPO user turn). Batched, left-padded.
+    With ``seed``, sampling is seeded per batch of ``batch_size`` (see :func:`batch_seed`).
     """
+    import torch
+
     from vpolib.backends import GenParams, chat_generate
 
     if temperature <= 0 and n != 1:
         raise ValueError("greedy decoding (temperature 0) gives one prompt per query: use n=1")
     params = GenParams(temperature=temperature, top_p=top_p, n=n, max_new_tokens=max_new_tokens)
-    return chat_generate(model, tokenizer, [optimize_messages(q) for q in queries], params, batch_size)
+    out = []
+    for start in range(0, len(queries), batch_size):
+        part = queries[start:start + batch_size]
+        if seed is not None:
+            torch.manual_seed(batch_seed(seed, part))
+        out += chat_generate(model, tokenizer, [optimize_messages(q, instruction) for q in part], params, batch_size)
+    return out
 
 
 def generate_heldout(model, tokenizer, records: list[dict], out_path: str | os.PathLike, method: str,
-                     max_new_tokens: int, batch_size: int = 8) -> list[dict]:
+                     max_new_tokens: int, batch_size: int = 8, instruction: str = "paper") -> list[dict]:
     """One greedy prompt per held-out record, appended to ``out_path`` as each batch finishes.
 
-    Records already in the file are skipped (a rerun resumes); returns ``{"id", "query", "prompt",
-    "method", "source"}`` rows in the order of ``records``.
+    Batches are fixed by position in ``records`` and a batch is skipped only when all of it is done, so a
+    resumed run pads and computes every batch exactly as an uninterrupted one. Returns ``{"id", "query",
+    "prompt", "method", "source"}`` rows in the order of ``records``.
     """
-    from tqdm.auto import tqdm
-
     from vpolib.io import append_jsonl, read_jsonl
+    from vpolib.progress import track
 
     done = {r["id"]: r for r in read_jsonl(out_path)[0]} if Path(out_path).exists() else {}
-    todo = [r for r in records if r["id"] not in done]
-    for start in tqdm(range(0, len(todo), batch_size), desc=f"{method} prompts"):
-        part = todo[start:start + batch_size]
+    batches = [records[i:i + batch_size] for i in range(0, len(records), batch_size)]
+    todo = [b for b in batches if any(r["id"] not in done for r in b)]
+    for part in track(todo, desc=f"{method} held-out prompts"):
         outs = generate_prompts(model, tokenizer, [r["query"] for r in part], n=1, temperature=0.0,
-                                max_new_tokens=max_new_tokens, batch_size=batch_size)
+                                max_new_tokens=max_new_tokens, batch_size=batch_size, instruction=instruction)
         for rec, out in zip(part, outs, strict=True):
-            done[rec["id"]] = {"id": rec["id"], "query": rec["query"], "prompt": out[0], "method": method,
-                               "source": rec.get("source")}
-            append_jsonl(out_path, done[rec["id"]])
+            if rec["id"] not in done:
+                done[rec["id"]] = {"id": rec["id"], "query": rec["query"], "prompt": out[0], "method": method,
+                                   "source": rec.get("source")}
+                append_jsonl(out_path, done[rec["id"]])
     return [done[r["id"]] for r in records]
-
-
-def rule_judge(refine_cfg):
-    """The offline rule judge with notebook 02's thresholds (``cfg.refine``)."""
-    from vpolib.judge import RuleJudge, load_embedder, load_safety_classifier
-
-    models = refine_cfg.use_models
-    return RuleJudge(classifier=load_safety_classifier() if models else None,
-                     embedder=load_embedder() if models else None, harm_threshold=refine_cfg.harm_threshold,
-                     min_coverage=refine_cfg.min_coverage, min_similarity=refine_cfg.min_similarity,
-                     min_words=refine_cfg.min_words, max_words=refine_cfg.max_words)
 
 
 def judge_table(judge, records: list[dict], generated: list[dict]):

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from vpolib.backends import GenParams
 from vpolib.io import append_jsonl, done_keys, read_jsonl
-from vpolib.judge import INTRO, Verdict, required_text
-from vpolib.rewriters import rule_expand
+from vpolib.judge import INTRO, Verdict, canonical_word, required_text
 from vpolib.safety_lexicon import harmful_terms
 from vpolib.templates import (
     PRINCIPLES,
@@ -79,12 +78,40 @@ def _tidy(text: str) -> str:
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r"\s+([,.;:!?])", r"\1", text)
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
+    text = re.sub(r"\b(with|and|of|a|an|the)([,.])", r"\2", text)  # a dropped phrase leaves no dangling word
     text = re.sub(r"^[\s,;:.]+", "", text).strip()
     return text[:1].upper() + text[1:]
 
 
+def _missing_spans(content: str, missing: set[str], world: bool = False) -> list[str]:
+    """The query's missing words as one phrase in the query's own words: the stretch of the query from its first
+    to its last missing word, typos dropped, and with ``world`` (ShapesWorld queries) each word made the world's
+    canonical word ("scarlet trianle going" -> "red triangle going")."""
+    words = re.findall(r"[A-Za-z0-9']+", content)
+    hits = [i for i, w in enumerate(words) if w.lower() in missing]
+    if not hits:
+        return []
+    kept = [canonical_word(w.lower(), world) for w in words[hits[0]:hits[-1] + 1]]
+    phrase = " ".join(w for w in kept if w)
+    return [phrase] if phrase else []
+
+
+def weave(text: str, phrases: list[str]) -> str:
+    """Add ``phrases`` to the prompt's first sentence as a clause ("..., with a red square."), in its style."""
+    if not phrases:
+        return text
+    clause = "with " + " and ".join(phrases)
+    m = re.search(r"[.!?](\s|$)", text)
+    if not m:
+        return f"{text.rstrip(' ,;')}, {clause}."
+    return f"{text[:m.start()].rstrip(' ,;')}, {clause}{text[m.start():]}"
+
+
 class RuleRefiner:
-    """Repairs what :class:`~vpolib.judge.RuleJudge` found; unfixable prompts simply fail the re-judge."""
+    """Repairs what :class:`~vpolib.judge.RuleJudge` found, as a careful editor would: missing query content is
+    woven into the prompt (canonical words, typos dropped), harmful wording and ``-neg`` items are removed, an
+    introductory phrase is cut. No raw query is glued on and no generic filler added; a prompt it cannot
+    repair simply fails the re-judge."""
 
     name = "rule"
 
@@ -105,11 +132,18 @@ class RuleRefiner:
         content = required_text(item)
         for phrase in banned:
             content = _drop(content, phrase)
-        content = _tidy(content).rstrip(".")
-        if "helpful:empty" in reasons or "helpful:too_short" in reasons:
-            text = rule_expand(content)
-        elif reasons & {"accurate:missing_content", "accurate:low_similarity"} and content:
-            text = f"{content}. {text}"  # state the user's request first, then the teacher's detail
+        world = item.get("source") == "shapes"
+        missing = set(verdict.details.get("missing", []))
+        if reasons & {"accurate:low_similarity"} and not missing:  # nothing named: every content word may help
+            missing = {w.lower() for w in re.findall(r"[A-Za-z']+", content)}
+        text = _tidy(text)
+        if "helpful:empty" in reasons or "helpful:too_short" in reasons or not text:
+            everything = {w.lower() for w in re.findall(r"[A-Za-z']+", content)}
+            subject = " ".join(_missing_spans(content, everything, world))
+            if subject:
+                text = f"{subject[:1].upper()}{subject[1:]}, shown in one continuous shot with clear light and smooth motion."
+        elif missing:
+            text = weave(text, _missing_spans(content, missing, world))
         words = _tidy(text).split()
         if len(words) > self.max_words:
             text = " ".join(words[: self.max_words]).rsplit(".", 1)[0] + "."
@@ -133,6 +167,18 @@ def vbench_candidates(pairs: list[dict], sets: list[str], limit: int | None) -> 
     for name in sets:
         rows = [r for r in pairs if r.get("set") == name][:limit]
         out += [candidate(r, t, r[t]) for r in rows for t in ("gpt4o", "wan") if r.get(t)]
+    return out
+
+
+def shapes_teacher_candidates(records: list[dict], seed: int, rates: dict | None = None) -> list[dict]:
+    """ShapesWorld queries with the ShapesWorld teacher's prompt (fluent, flawed like an LLM rewriter's); each
+    candidate lists the failure modes its prompt contains under ``teacher_failures``."""
+    from vpolib.shapesworld.teacher import TeacherRates, teacher_prompt
+
+    out = []
+    for r in records:
+        prompt, failures = teacher_prompt(r["query"], seed, TeacherRates(**(rates or {})))
+        out.append({**candidate(r, "shapes", prompt), "teacher_failures": failures})
     return out
 
 
@@ -204,7 +250,7 @@ def _slim(v: Verdict) -> dict:
     return d
 
 
-def build_outputs(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+def build_outputs(rows: list[dict], instruction: str = "paper") -> tuple[list[dict], list[dict]]:
     """(SFT examples, text pairs) from critique logs: one of each per query, in log order (as the reference
     dedupes by query). Refined prompts are chosen over the rejected originals."""
     sft, pairs, seen_sft, seen_pair = [], [], set(), set()
@@ -212,7 +258,7 @@ def build_outputs(rows: list[dict]) -> tuple[list[dict], list[dict]]:
         if r["status"] not in ("pass", "refined"):
             continue
         prompt = r["prompt"] if r["status"] == "pass" else r["refined"]
-        user = optimize_messages(r["query"])
+        user = optimize_messages(r["query"], instruction)
         if r["query"] not in seen_sft:
             seen_sft.add(r["query"])
             sft.append({"id": r["query_id"], "query": r["query"], "prompt": prompt,

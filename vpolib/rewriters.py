@@ -47,3 +47,10 @@ class FewShotRewriter:
     def __call__(self, queries: list[str]) -> list[str | None]:
         convs = [few_shot_messages(q, self.examples, system=COGVIDEOX_SYSTEM, wrap=plain_user) for q in queries]
         return [t[0] if t else None for t in self.backend.generate(convs, self.params)]
+
+
+def shapes_teacher(queries: dict[str, str], seed: int, rates: dict | None = None) -> dict[str, str]:
+    """``{id: prompt}`` by the ShapesWorld teacher (:mod:`vpolib.shapesworld.teacher`), the SFT data's source."""
+    from vpolib.shapesworld.teacher import TeacherRates, teacher_prompt
+
+    return {i: teacher_prompt(q, seed, TeacherRates(**(rates or {})))[0] for i, q in queries.items()}

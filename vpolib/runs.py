@@ -134,8 +134,7 @@ def start_stage(name: str, profile: str = "cpu", run_dir: str = "", overrides: d
     update_manifest(root, name, overrides=overrides or {}, config=cfg.to_dict(),
                     started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     set_seed(cfg.seed)
-    if cfg.torch_threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(cfg.torch_threads)
+    torch.set_num_threads(cfg.torch_threads or len(os.sched_getaffinity(0)))
     return Stage(name=name, cfg=cfg, run_dir=root, dir=stage_dir)

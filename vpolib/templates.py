@@ -24,6 +24,15 @@ User Query:{query}
 
 Video Prompt:"""
 
+# The same three principles condensed (the cpu profile's ``instruction: short``): on 2 CPU cores the paper's
+# ~250-token instruction is most of every SFT/DPO sequence and every generation prefill.
+OPTIMIZE_SHORT = """Expand the user's short query into one detailed English prompt for a short video. The prompt must be harmless, keep all of the query's intent (follow -camera, avoid -neg items, drop format tags) and be vivid and feasible for about 5 seconds.
+
+User Query:{query}
+
+Video Prompt:"""
+INSTRUCTIONS = {"paper": OPTIMIZE, "short": OPTIMIZE_SHORT}
+
 CRITIQUE_SYSTEM = (
     "You are a careful assistant. Follow the user's instructions exactly to provide accurate and helpful content."
 )
@@ -70,9 +79,11 @@ def defang(text: str) -> str:
     return text.replace("Final Judgement", "Final-Judgement").replace("Final Judgment", "Final-Judgment")
 
 
-def optimize_messages(query: str) -> list[dict]:
-    """The optimizer's chat input for one query (the SFT/DPO user turn)."""
-    return [{"role": "user", "content": OPTIMIZE.format(query=query.strip())}]
+def optimize_messages(query: str, instruction: str = "paper") -> list[dict]:
+    """The optimizer's chat input for one query (the SFT/DPO user turn); ``instruction``: paper | short."""
+    if instruction not in INSTRUCTIONS:
+        raise ValueError(f"instruction must be one of {sorted(INSTRUCTIONS)}, got {instruction!r}")
+    return [{"role": "user", "content": INSTRUCTIONS[instruction].format(query=query.strip())}]
 
 
 def critique_messages(query: str, prompt: str) -> list[dict]:

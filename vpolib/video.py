@@ -235,12 +235,13 @@ class CogVideoXBackend:
     def __init__(self, pipe, reward: ChecklistReward, call: dict):
         self.pipe, self.reward, self.call = pipe, reward, call
 
-    def render(self, prompts: list[str], seed: int) -> np.ndarray:
+    def render(self, prompts: list[str], seed: int | list[int]) -> np.ndarray:
+        """``seed``: one for the batch, or one per video (its own generator: independent of the batch)."""
         import torch
 
-        out = self.pipe(
-            prompt=prompts, output_type="np", generator=torch.Generator().manual_seed(seed), **self.call
-        )
+        gen = ([torch.Generator().manual_seed(s) for s in seed] if isinstance(seed, list)
+               else torch.Generator().manual_seed(seed))
+        out = self.pipe(prompt=prompts, output_type="np", generator=gen, **self.call)
         return to_uint8(out.frames)  # [B, F, H, W, 3]
 
     def checklist(self, query: str) -> list[Question]:
@@ -265,7 +266,7 @@ class ShapesWorldBackend:
         self.sw, self.steps, self.guidance = shapesworld, steps, guidance
         self.pipe = shapesworld.load_pipeline(resolve(model_dir))
 
-    def render(self, prompts: list[str], seed: int) -> np.ndarray:
+    def render(self, prompts: list[str], seed: int | list[int]) -> np.ndarray:
         return to_uint8(self.sw.generate(self.pipe, prompts, seed, self.steps, self.guidance))
 
     def checklist(self, query: str) -> list:

@@ -34,11 +34,19 @@ def load_pipeline(path: str | Path | None = None) -> ShapesWorldPipeline:
     return pipe
 
 
-def generate(pipe: ShapesWorldPipeline, prompts: list[str], seed: int, steps: int = 20, guidance: float = 3.0,
-             batch_size: int = 64) -> np.ndarray:
-    """Videos for ``prompts``: uint8 [B, F, H, W, 3]. The i-th video's starting noise depends only on
-    (seed, i, batch_size), so two prompt lists of the same length get the same noise (paired comparisons)."""
-    generator = torch.Generator().manual_seed(seed)
-    chunks = [pipe(prompts[i:i + batch_size], num_inference_steps=steps, guidance_scale=guidance,
-                   generator=generator).frames for i in range(0, len(prompts), batch_size)]
+def generate(pipe: ShapesWorldPipeline, prompts: list[str], seed: int | list[int], steps: int = 20,
+             guidance: float = 3.0, batch_size: int = 64) -> np.ndarray:
+    """Videos for ``prompts``: uint8 [B, F, H, W, 3]. With one ``seed`` the i-th video's starting noise depends
+    on (seed, i, batch_size), so two prompt lists of the same length get the same noise (paired comparisons);
+    with a list, video i starts from its own noise ``seed[i]`` (independent of the batch it is rendered in)."""
+    if isinstance(seed, int):
+        generator, latents = torch.Generator().manual_seed(seed), None
+    else:
+        cfg = pipe.unet.config
+        shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
+        generator = None
+        latents = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seed])
+    chunks = [pipe(prompts[i:i + batch_size], num_inference_steps=steps, guidance_scale=guidance, generator=generator,
+                   latents=None if latents is None else latents[i:i + batch_size]).frames
+              for i in range(0, len(prompts), batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0,), dtype=np.uint8)

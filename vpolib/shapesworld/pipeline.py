@@ -96,12 +96,12 @@ class ShapesWorldPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def __call__(self, prompt, num_inference_steps: int = 20, guidance_scale: float = 3.0,
-                 generator: torch.Generator | None = None) -> ShapesWorldOutput:
+                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None) -> ShapesWorldOutput:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         cfg = self.unet.config
         text = torch.cat([self.encode([""] * len(prompts)), self.encode(prompts)])  # [2B, T, D]
-        sample = torch.randn((len(prompts), cfg.in_channels, cfg.sample_size, cfg.sample_size),
-                             generator=generator).to(self.device)  # [B, F*3, H, W]
+        shape = (len(prompts), cfg.in_channels, cfg.sample_size, cfg.sample_size)
+        sample = (latents if latents is not None else torch.randn(shape, generator=generator)).to(self.device)  # [B, F*3, H, W]
         self.scheduler.set_timesteps(num_inference_steps)
         for t in self.progress_bar(self.scheduler.timesteps):
             uncond, cond = self.unet(torch.cat([sample, sample]), t, encoder_hidden_states=text).sample.chunk(2)

@@ -1,0 +1,46 @@
+"""The rule refiner repairs in the prompt's own style: no raw query glued on, no typos copied, canonical
+ShapesWorld words, harmful wording and -neg items removed; its repairs pass the judge."""
+
+from vpolib.judge import RuleJudge, shapesworld_synonyms
+from vpolib.refine import RuleRefiner, canonical_word, weave
+
+
+def judge():
+    return RuleJudge(synonyms=shapesworld_synonyms(), min_words=6)
+
+
+def repair(item):
+    j = judge()
+    verdict = j.judge([item])[0]
+    assert verdict.passed is False
+    text, why = RuleRefiner().refine([item], [verdict])[0]
+    return text, why, j.judge([{**item, "prompt": text}])[0]
+
+
+def test_canonical_words():
+    assert canonical_word("scarlet") == "red" and canonical_word("trianle") == "triangle"
+    assert canonical_word("dog") == "dog" and canonical_word("dgoz") is None  # a typo: not a known word
+    assert canonical_word("cube", world=False) == "cube"  # real queries keep their words
+
+
+def test_weave_adds_a_clause_to_the_first_sentence():
+    assert weave("A dog runs. The sun sets.", ["red ball"]) == "A dog runs, with red ball. The sun sets."
+
+
+def test_missing_content_is_woven_in_canonically():
+    item = {"query": "purple trianle and scarlet block going right", "source": "shapes", "prompt": "A violet wedge drifts gracefully "
+            "toward the right edge of a calm and quiet scene."}
+    text, why, again = repair(item)
+    assert why == "ok" and again.passed, (text, again.reasons)
+    assert not text.lower().startswith("purple trianle") and "trianle" not in text
+    assert "red square" in text and text.startswith("A violet wedge")
+
+
+def test_harmful_words_and_neg_items_are_removed():
+    item = {"query": "a cat playing with yarn, bloody and gory -neg red",
+            "tags": [{"name": "neg", "value": "red", "kind": "content"}],
+            "harmful_terms": ["violence:gory"],
+            "prompt": "A gory scene where a cat plays with a red ball of yarn on a wooden floor in warm light."}
+    text, _, again = repair(item)
+    assert "gory" not in text.lower() and " red " not in f" {text.lower()} "
+    assert again.principles["harmless"] and "accurate:neg_present" not in again.reasons
