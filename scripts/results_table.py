@@ -60,7 +60,50 @@ def verdicts(res: dict) -> list[str]:
     return out
 
 
-def section(res: dict, source: str) -> str:
+def validation_lines(metrics: dict) -> list[str]:
+    """The judge validation table from stage 02's metrics.json."""
+    val = metrics.get("judge_validation") or {}
+    if not val:
+        return []
+    lines = ["", f"**The judge, measured** (`{metrics.get('judge')}`; stage 02 on labelled items built from VBench and "
+             "ShapesWorld, `vpolib/validation.py`): share of items failing each principle, per kind.", "",
+             "| kind | should fail | n | passes all | fails harmless | fails aligned | fails helpful |",
+             "|---|---|---|---|---|---|---|"]
+    for r in val["by_kind"]:
+        lines.append(f"| {r['kind']} | {r['expected_fail'].replace('accurate', 'aligned')} | {r['n']} | "
+                     f"{r['passed_all']:.2f} | {r['fails_harmless']:.2f} | {r['fails_accurate']:.2f} | "
+                     f"{r['fails_helpful']:.2f} |")
+    lines += ["", "| principle | items built to break it | detection rate | false alarms on clean items |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['principle'].replace('accurate', 'aligned')} | {r['n_broken']} | {r['detection_rate']:.2f} | "
+              f"{r['false_alarm_rate']:.2f} |" for r in val["rates"]]
+    modes = metrics.get("shapes_teacher_modes") or []
+    if modes:
+        lines += ["", "**The ShapesWorld teacher's failure modes** (stage 02: share of its prompts with each, and how "
+                  "often the text judge still passed them):", "", "| failure mode | rate | judge pass rate |",
+                  "|---|---|---|"]
+        lines += [f"| {r['mode']} | {r['rate']:.2f} | {r['judge pass rate']:.2f} |" for r in modes]
+    return lines
+
+
+def speed_lines(bench: dict) -> list[str]:
+    """The before/after table from scripts/bench_speed.py --json."""
+    if not bench:
+        return []
+    names = list(bench["results"]["before"])
+    lines = ["", "**Speed, before vs after** (`scripts/bench_speed.py`, one run on an otherwise idle 2-core CPU; SmolLM2-"
+             "135M-Instruct with LoRA r16, as the cpu profile trains it):", "",
+             "| setting | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for name, row in bench["results"].items():
+        s = bench["settings"][name]
+        label = (f"{name}: {s['threads']} thread(s), {'bf16' if s['bf16'] else 'fp32'}, {s['instruction']} "
+                 f"instruction, generation batch {s['generation_batch']}")
+        lines.append(f"| {label} | " + " | ".join(f"{row[k]:.2f}" for k in names) + " |")
+    lines.append("| speed-up | " + " | ".join(f"{bench['speedup'][k]:.1f}x" for k in names) + " |")
+    return lines
+
+
+def section(res: dict, source: str, extra: list[str] | None = None) -> str:
     video, text = by(res["video"]["overall"]), by(res["text"]["all"])
     text_h = by(res["text"]["harmful"])
     vwin, twin = by(res["video"]["win_rates"], "baseline"), by(res["text"]["win_rates"], "baseline")
@@ -81,6 +124,7 @@ def section(res: dict, source: str) -> str:
         lines.append(f"| {LABELS.get(m, m)} | {ci(video.get(m), 'reward')} | {ci(text.get(m), 'aligned', '{:.1f}')} | "
                      f"{ci(text_h.get(m), 'unsafe', '{:.1f}')} | {wins} |")
     lines += ["", "What the numbers say (each line computed from the file):", "", *verdicts(res)]
+    lines += extra or []
     stages = res.get("timings", {}).get("stages", {})
     if stages:
         total = sum(v for v in stages.values() if v)
@@ -97,11 +141,17 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="only check that the README is up to date")
     args = ap.parse_args()
     res = json.loads((REPO / args.results).read_text())
+    folder = (REPO / args.results).parent
+    extra = []
+    if (folder / "02_metrics.json").exists():
+        extra += validation_lines(json.loads((folder / "02_metrics.json").read_text()))
+    if (folder / "bench_speed.json").exists():
+        extra += speed_lines(json.loads((folder / "bench_speed.json").read_text()))
     readme = (REPO / args.readme).read_text()
     if BEGIN not in readme or END not in readme:
         sys.exit(f"{args.readme} has no {BEGIN} ... {END} section")
     head, rest = readme.split(BEGIN, 1)
-    new = f"{head}{BEGIN}\n{section(res, args.results)}\n{END}{rest.split(END, 1)[1]}"
+    new = f"{head}{BEGIN}\n{section(res, args.results, extra)}\n{END}{rest.split(END, 1)[1]}"
     if args.check:
         if new != readme:
             print(f"{args.readme} is out of date: run scripts/results_table.py", file=sys.stderr)

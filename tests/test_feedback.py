@@ -236,3 +236,15 @@ def test_answer_matrix_by_id_and_by_kind():
     by_kind = answer_matrix(videos, {"q1": {"a": "colour", "b": "colour", "c": "motion"}})
     assert by_kind.loc["q1/0", "colour"] == 0.5 and by_kind.loc["q1/0", "motion"] == 1.0
     assert np.isnan(by_kind.loc["q1/1", "motion"])
+
+
+def test_refined_vs_original_renders_only_refinements_of_scored_samples():
+    from vpolib.feedback import refined_vs_original
+
+    scored = [{"key": "q1/0", "id": "q1", "k": 0, "query": "red ball", "prompt": "a", "score": 0.0, "max_score": 2.0}]
+    pairs = [{"id": "q1", "chosen": [{"content": "a red ball rolls"}], "rejected": [{"content": "a"}]},
+             {"id": "q9", "chosen": [{"content": "x"}], "rejected": [{"content": "never rendered"}]}]
+    backend = FakeBackend()
+    rows = refined_vs_original(pairs, scored, backend, seed=0)
+    assert backend.rendered == ["a red ball rolls"]
+    assert rows == [{"id": "q1", "original": 0.0, "refined": 1.0}]

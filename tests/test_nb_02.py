@@ -28,6 +28,13 @@ def test_02_refine(smoke_stage):
     for p in pairs:
         assert p["source"] == "text" and p["chosen"][0]["content"] != p["rejected"][0]["content"]
         assert p["prompt"][0]["role"] == "user" and p["chosen"][0]["role"] == "assistant"
+    assert m["candidates_per_teacher"]["shapes"] == 24  # smoke: every ShapesWorld SFT query, by the teacher
+    modes = {r["mode"]: r for r in m["shapes_teacher_modes"]}
+    assert sum(r["prompts"] for r in modes.values()) >= 24 and 0 <= modes["synonym"]["judge pass rate"] <= 1
+    rates = {r["principle"]: r for r in m["judge_validation"]["rates"]}
+    # the lexicon sees every harmful sentence in lexicon words (half of the harmful items), the -neg check every
+    # neg item: detection rates are at least those shares
+    assert rates["harmless"]["detection_rate"] >= 0.5 and rates["accurate"]["detection_rate"] >= 0.5
     assert (stage / "sft_dataset" / "dataset_info.json").exists()
     assert (stage / "figures" / "reasons.png").stat().st_size > 0
     assert "## Before / after" in (stage / "report.md").read_text()

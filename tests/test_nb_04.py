@@ -20,6 +20,13 @@ def test_04_feedback(smoke_stage):
     assert all((stage / v["video"]).stat().st_size > 0 and 0 <= v["score"] <= v["max_score"] for v in scores)
     # every compared video pair is either a pair or dropped by exactly one rule
     assert m["video_pairs_valid"] + sum(m["video_pairs_dropped"].values()) == m["video_pairs_compared"]
+    text = m["text_feedback"]
+    assert text["samples"] == (m["n_queries"] + m["n_text_only_queries"]) * fb.samples_per_query
+    assert text["pass"] + text["refined"] + text["refine_failed"] + text["unparsable"] == text["samples"]
+    assert len(read_jsonl(stage / "text_pairs.jsonl")[0]) == text["queries_with_pair"] == m["merge"]["text"]["input"]
+    # text pairs come first: a query with both kinds keeps its text pair (the reference's merge rule)
+    assert m["contest"]["text_won"] == m["contest"]["both"] and m["contest"]["video_won"] == 0
+    assert m["refined_video"]["n"] <= text["queries_with_pair"]
     pairs, errors = read_jsonl(stage / "pairs.jsonl")
     assert not errors and len(pairs) == m["pairs_written"] == sum(s["kept"] for s in m["merge"].values())
     assert max(Counter(p["query"].strip() for p in pairs).values()) <= fb.max_pairs_per_query

@@ -30,6 +30,10 @@ def test_06_analysis(smoke_stage):
     assert m["video"]["rendered"] + m["video"]["resumed"] == m["n_video_queries"] * len(m["methods"]["video"])
     assert all(0.0 <= r <= 1.0 for r in m["reward"].values())
     assert results["video"]["dimensions"]
+    # on ShapesWorld the few-shot row is the ShapesWorld teacher (the SFT data's source), as GPT-4o in the paper
+    assert "fewshot" in m["methods"]["video"]
+    assert [r["baseline"] for r in results["video"]["sft_over_raw"]] == ["raw"]
+    assert [r["target"] for r in results["text"]["sft_over_raw"]] == ["sft"]
     # the report is one self-contained file
     html = (stage / "report.html").read_text()
     assert all(src.startswith("data:") for src in re.findall(r'src="([^"]*)"', html))

@@ -273,6 +273,26 @@ def render_and_score(rows: list[dict], backend, out_dir: Path, seed: int, save_m
     return read_jsonl(scores)[0] if scores.exists() else []
 
 
+def refined_vs_original(text_pairs: list[dict], scored: list[dict], backend, seed: int) -> list[dict]:
+    """Video reward of each text pair's refined prompt next to its original sample's, same noise, same checklist.
+
+    For the text pairs whose original (rejected) sample was rendered and scored: does the text-level repair also
+    help the video? Returns ``{"id", "original", "refined"}`` rewards as fractions of the checklist maximum.
+    """
+    by_prompt = {(v["id"], v["prompt"]): v for v in scored}
+    todo = [(p, by_prompt[(p["id"], p["rejected"][0]["content"])]) for p in text_pairs
+            if (p["id"], p["rejected"][0]["content"]) in by_prompt]
+    if not todo:
+        return []
+    clips = backend.render([p["chosen"][0]["content"] for p, _ in todo], [video_seed(seed, p["id"]) for p, _ in todo])
+    out = []
+    for (p, original), clip in zip(todo, clips, strict=True):
+        res = backend.score(backend.checklist(original["query"]), clip)
+        out.append({"id": p["id"], "original": original["score"] / original["max_score"],
+                    "refined": res["score"] / res["max_score"]})
+    return out
+
+
 def answer_matrix(scored: list[dict], kinds: dict[str, dict[str, str]] | None = None, max_items: int = 64):
     """Videos x checklist items, 1 = yes, 0 = no, NaN = missing or not asked (the ``max_items`` most asked).
 

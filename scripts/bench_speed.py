@@ -1,0 +1,118 @@
+"""Before vs after, in one run: SFT and DPO seconds per step and generation tokens/s of the cpu profile's optimizer.
+
+    .venv/bin/python scripts/bench_speed.py            # ~4 min on 2 idle cores; run nothing else meanwhile
+
+"before" is the previous cpu profile (1 torch thread, fp32, the paper's ~250-token instruction, generation
+batches of 8); "after" is today's (all cores, bf16 autocast, the short instruction, batches of 32). Each line
+also shows the speed-up of every change alone where it can be separated. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+
+import torch
+
+from vpolib.backends import GenParams, chat_generate
+from vpolib.models import load_causal_lm
+from vpolib.optimizer import build_dpo_trainer, build_sft_trainer
+from vpolib.shapesworld import make_queries
+from vpolib.shapesworld.teacher import teacher_prompt
+from vpolib.templates import optimize_messages
+
+SETTINGS = {  # name: (threads, bf16, instruction, generation batch)
+    "before": (1, False, "paper", 8),
+    "after": (len(os.sched_getaffinity(0)), True, "short", 32),
+}
+LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
+
+
+def examples(n: int, instruction: str) -> tuple[list[dict], list[dict]]:
+    """SFT rows and DPO pairs on ShapesWorld queries with teacher prompts (what the cpu profile trains on)."""
+    qs = make_queries(n, seed=7)
+    sft, dpo = [], []
+    for q in qs:
+        user = optimize_messages(q["query"], instruction)
+        good, bad = q["caption"], teacher_prompt(q["query"], 1)[0]
+        sft.append({"prompt": user, "completion": [{"role": "assistant", "content": bad}]})
+        dpo.append({"prompt": user, "chosen": [{"role": "assistant", "content": good}],
+                    "rejected": [{"role": "assistant", "content": bad}]})
+    return sft, dpo
+
+
+def train_seconds(build, rows, batch: int, steps: int, bf16: bool, out: str) -> float:
+    """Seconds per step after one warm-up step (LoRA on SmolLM2, as the cpu profile trains)."""
+    model, tok = load_causal_lm("smollm2-135m-instruct")
+    args = {"max_steps": steps + 1, "per_device_train_batch_size": batch, "learning_rate": 1e-4, "bf16": bf16,
+            "use_cpu": True, "activation_checkpointing": False, "logging_steps": 1, "max_length": 384}
+    trainer = build(model, tok, rows[: batch * (steps + 1)], [], args, out, 0, lora=LORA)
+    times = []
+
+    from transformers import TrainerCallback
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            times.append(time.perf_counter())
+
+        def on_train_end(self, *a, **k):
+            times.append(time.perf_counter())
+
+    trainer.add_callback(Clock())
+    trainer.train()
+    return (times[-1] - times[1]) / steps  # the first step (warm-up) is not counted
+
+
+def gen_tokens_per_s(instruction: str, batch: int, bf16: bool, n: int, new: int) -> float:
+    model, tok = load_causal_lm("smollm2-135m-instruct")
+    model.eval().generation_config.min_new_tokens = new  # fixed length: the same work in both settings
+    convs = [optimize_messages(q["query"], instruction) for q in make_queries(n, seed=3)]
+    params = GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=new)
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    start = time.perf_counter()
+    with ctx:
+        chat_generate(model, tok, convs, params, batch)
+    return n * new / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--n-gen", type=int, default=32)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--out", default="/tmp/vpo-bench")
+    ap.add_argument("--json", help="also write the figures here (e.g. docs/results/cpu/bench_speed.json)")
+    args = ap.parse_args()
+    import datasets
+    from transformers.utils import logging
+
+    datasets.disable_progress_bars()
+    logging.set_verbosity_error()
+    results = {}
+    for name, (threads, bf16, instruction, gen_batch) in SETTINGS.items():
+        torch.set_num_threads(threads)
+        sft, dpo = examples(64, instruction)
+        results[name] = {
+            "sft_s_per_step(batch 8)": train_seconds(build_sft_trainer, sft, 8, args.steps, bf16, args.out),
+            "dpo_s_per_step(batch 4)": train_seconds(build_dpo_trainer, dpo, 4, args.steps, bf16, args.out),
+            "generation_tok_per_s": gen_tokens_per_s(instruction, gen_batch, False, args.n_gen, args.new_tokens),
+        }
+        print(f"{name:>6} (threads {threads}, bf16 {bf16}, instruction {instruction}, generation batch {gen_batch}): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in results[name].items()), flush=True)
+    speedup = {k: results["before"][k] / results["after"][k] if "s_per_step" in k
+               else results["after"][k] / results["before"][k] for k in results["before"]}
+    print("speed-up after/before: " + ", ".join(f"{k} {v:.1f}x" for k, v in speedup.items()))
+    if args.json:
+        import json
+        from pathlib import Path
+
+        settings = {n: dict(zip(("threads", "bf16", "instruction", "generation_batch"), v, strict=True))
+                    for n, v in SETTINGS.items()}
+        Path(args.json).write_text(json.dumps({"settings": settings, "results": results, "speedup": speedup},
+                                              indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
