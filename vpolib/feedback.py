@@ -13,9 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from vpolib.io import append_jsonl, done_keys, read_jsonl
+from vpolib.progress import track
 from vpolib.templates import optimize_messages
 
 # Why an unordered pair of videos of one query did not become a preference pair (checked in this order).
@@ -172,7 +171,7 @@ def sample_prompts(
     """
     done = done_keys(path, "id")
     todo = [r for r in records if r["id"] not in done]
-    for start in tqdm(range(0, len(todo), batch_size), desc="sampling prompts", disable=not progress):
+    for start in track(range(0, len(todo), batch_size), desc="sampling prompts", disable=not progress):
         batch = todo[start : start + batch_size]
         for rec, prompts in zip(batch, sampler([r["query"] for r in batch]), strict=True):
             append_jsonl(path, {"id": rec["id"], "query": rec["query"], "prompts": list(prompts)})
@@ -194,7 +193,7 @@ def render_and_score(
     out_dir = Path(out_dir)
     scores, checklists = out_dir / "scores.jsonl", out_dir / "checklists.jsonl"
     done, listed = done_keys(scores, "key"), done_keys(checklists, "id")
-    for row in tqdm(rows, desc="render + score", disable=not progress):
+    for row in track(rows, desc="render + score", disable=not progress):
         todo = [k for k in range(len(row["prompts"])) if f"{row['id']}/{k}" not in done]
         if not todo:
             continue

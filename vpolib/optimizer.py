@@ -117,10 +117,13 @@ def build_sft_trainer(model, tokenizer, train: list[dict], evaluation: list[dict
     """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set."""
     from trl import SFTConfig, SFTTrainer
 
+    from vpolib.progress import StageProgressCallback
+
     train_ds, eval_ds = _datasets(train, evaluation, ("prompt", "completion"))
     return SFTTrainer(
         model=model, args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
         train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, peft_config=_lora(lora),
+        callbacks=[StageProgressCallback("SFT steps")],
     )
 
 
@@ -131,10 +134,13 @@ def build_dpo_trainer(model, tokenizer, train: list[dict], evaluation: list[dict
     same weights with the adapters disabled."""
     from trl import DPOConfig, DPOTrainer
 
+    from vpolib.progress import StageProgressCallback
+
     train_ds, eval_ds = _datasets(train, evaluation, PAIR_COLUMNS)
     return DPOTrainer(
         model=model, args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
         train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, peft_config=_lora(lora),
+        callbacks=[StageProgressCallback("DPO steps")],
     )
 
 
@@ -285,13 +291,12 @@ def generate_heldout(model, tokenizer, records: list[dict], out_path: str | os.P
     Records already in the file are skipped (a rerun resumes); returns ``{"id", "query", "prompt",
     "method", "source"}`` rows in the order of ``records``.
     """
-    from tqdm.auto import tqdm
-
     from vpolib.io import append_jsonl, read_jsonl
+    from vpolib.progress import track
 
     done = {r["id"]: r for r in read_jsonl(out_path)[0]} if Path(out_path).exists() else {}
     todo = [r for r in records if r["id"] not in done]
-    for start in tqdm(range(0, len(todo), batch_size), desc=f"{method} prompts"):
+    for start in track(range(0, len(todo), batch_size), desc=f"{method} prompts"):
         part = todo[start:start + batch_size]
         outs = generate_prompts(model, tokenizer, [r["query"] for r in part], n=1, temperature=0.0,
                                 max_new_tokens=max_new_tokens, batch_size=batch_size)
