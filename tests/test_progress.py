@@ -23,6 +23,7 @@ def test_track_writes_progress_and_eta(tmp_path, monkeypatch):
     assert [s["done"] for _, s in seen] == [0, 1, 2, 3]  # read inside the loop, before the update
     last = read_progress(path)
     assert last["desc"] == "rendering" and last["done"] == last["total"] == 4 and last["eta"] == 0.0
+    assert last["closed"] and not seen[-1][1]["closed"]
     assert seen[1][1]["eta"] is not None and seen[1][1]["eta"] > 0  # elapsed / done * remaining
 
 
@@ -67,6 +68,7 @@ def test_status_line_and_clock():
     state = {"desc": "SFT steps", "done": 12, "total": 63, "eta": 330.0}
     assert status_line("[3/6] 03_sft", 130, state) == "[3/6] 03_sft · SFT steps 12/63 · 2:10 elapsed · ETA 5:30"
     assert status_line("[3/6] 03_sft", 5, None) == "[3/6] 03_sft · 0:05 elapsed"
+    assert status_line("[3/6] 03_sft", 5, {**state, "closed": True}) == "[3/6] 03_sft · SFT steps 12/63 done · 0:05 elapsed"
 
 
 def test_stage_line_updates_one_line(tmp_path):

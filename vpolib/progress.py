@@ -40,7 +40,7 @@ class Task:
 
     def __init__(self, desc: str, total: int | None, path: Path):
         self.desc, self.total, self.path = desc, total, path
-        self.done, self.start, self._written = 0, time.monotonic(), 0.0
+        self.done, self.start, self._written, self.closed = 0, time.monotonic(), 0.0, False
         _active.append(self)
         self.write(force=True)
 
@@ -50,7 +50,7 @@ class Task:
         if self.total and self.done:
             eta = max(elapsed / self.done * (self.total - self.done), 0.0)
         return {"desc": self.desc, "done": self.done, "total": self.total, "elapsed": round(elapsed, 2),
-                "eta": None if eta is None else round(eta, 2), "pid": os.getpid(), "time": time.time()}
+                "eta": None if eta is None else round(eta, 2), "pid": os.getpid(), "time": time.time(), "closed": self.closed}
 
     def write(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -75,6 +75,9 @@ class Task:
             _active.remove(self)
         if _active:
             _active[-1].write(force=True)
+        else:
+            self.closed = True
+            self.write(force=True)
 
 
 def track(iterable: Iterable, desc: str, total: int | None = None, disable: bool = False) -> Iterator:

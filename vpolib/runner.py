@@ -91,8 +91,10 @@ def status_line(prefix: str, elapsed: float, state: dict | None) -> str:
         total = state.get("total")
         parts.append(f"{state['desc']} {state.get('done', 0)}/{total}" if total else
                      f"{state['desc']} {state.get('done', 0)}")
+    if state and state.get("closed") and state.get("desc"):
+        parts[-1] += " done"
     parts.append(f"{clock(elapsed)} elapsed")
-    if state and state.get("eta") is not None and state.get("done") != state.get("total"):
+    if state and not state.get("closed") and state.get("eta") is not None and state.get("done") != state.get("total"):
         parts.append(f"ETA {clock(state['eta'])}")
     return " · ".join(parts)
 
