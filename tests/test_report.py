@@ -156,3 +156,10 @@ def test_running_stage_is_this_stage():
     row = table.set_index("stage").loc["06_analysis"]
     assert row["status"] == "this stage (until the report)" and row["seconds"] == 42.0
     assert table.iloc[-1]["seconds"] == 52.0 and "running" not in table["status"].tolist()
+
+
+def test_tables_may_be_stylers_dicts_or_none():
+    frame = pd.DataFrame({"method": ["vpo"], "reward": [0.5]})
+    page = report.render_report("t", {}, {"styled": frame.style, "records": [{"method": "raw", "n": 2}],
+                                          "none": None}, {}, [])
+    assert page.count("<table>") == 2 and "<td>raw</td>" in page and "none: nothing to show" in page

@@ -158,5 +158,7 @@ def quiet_kernel() -> None:
         mod.tqdm, mod.trange = tqdm.std.tqdm, tqdm.std.trange
 
 
-#: Kernel arguments for papermill (nbclient ``extra_arguments``): run :func:`quiet_kernel` at start-up.
-KERNEL_ARGS = ['--IPKernelApp.exec_lines=["__import__(\'vpolib.progress\').progress.quiet_kernel()"]']
+#: Kernel arguments for papermill (nbclient ``extra_arguments``): run :func:`quiet_kernel` at start-up,
+#: and keep the kernel's own start-up warnings (e.g. "running over TCP") off the runner's progress line.
+KERNEL_ARGS = ['--IPKernelApp.exec_lines=["__import__(\'vpolib.progress\').progress.quiet_kernel()"]',
+               "--IPKernelApp.log_level=ERROR"]

@@ -195,6 +195,9 @@ def html_table(frame: pd.DataFrame, target: str | None = None) -> str:
 
 
 def _table(frame: pd.DataFrame, heading: str = "", target: str | None = None) -> str:
+    frame = getattr(frame, "data", frame)  # a pandas Styler: its frame
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame) if frame is not None else None
     if frame is None or len(frame) == 0:
         return f'<p class="note">{html.escape(heading or "table")}: nothing to show (empty).</p>'
     wide = pivot(frame)
@@ -522,7 +525,8 @@ def render_report(title: str, meta: dict, tables: dict[str, pd.DataFrame], figur
                      + "".join(f'<li class="note">{html.escape(str(n))}</li>' for n in notes) + "</ul>")
     parts.append("<h2>Details</h2>")
     for heading, frame in (tables or {}).items():
-        if frame is not None and {"stage", "status", "seconds"} <= set(getattr(frame, "columns", ())):
+        frame = getattr(frame, "data", frame)
+        if isinstance(frame, pd.DataFrame) and {"stage", "status", "seconds"} <= set(getattr(frame, "columns", ())):
             frame = fill_running_stage(frame, manifest)
         parts.append(f"<h3>{html.escape(heading)}</h3>{_table(frame, heading, target)}")
     for heading, fig in (figures or {}).items():
