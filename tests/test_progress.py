@@ -83,3 +83,20 @@ def test_stage_line_updates_one_line(tmp_path):
     assert text.count("\n") == 1 and text.endswith("\n") and text.rstrip().endswith("ok in 0.3 s")
     assert "judging 1/4" in text and "ETA 0:03" in text and "\r" in text
     assert not path.exists()  # removed at stage end
+
+
+def test_sft_training_reports_its_steps(tiny_dir, tmp_path, monkeypatch):
+    """The trainer builders carry the callback: a real 2-step SFT run writes 'SFT steps 2/2'."""
+    from vpolib.models import load_causal_lm
+    from vpolib.optimizer import build_sft_trainer
+
+    path = tmp_path / "progress.json"
+    monkeypatch.setenv(progress.ENV, str(path))
+    model, tok = load_causal_lm(str(tiny_dir))
+    rows = [{"prompt": [{"role": "user", "content": f"q{i}"}], "completion": [{"role": "assistant", "content": "a"}]}
+            for i in range(4)]
+    knobs = {"max_steps": 2, "per_device_train_batch_size": 2, "use_cpu": True, "logging_steps": 1}
+    trainer = build_sft_trainer(model, tok, rows, [], knobs, tmp_path / "out", seed=0)
+    trainer.train()
+    state = read_progress(path)
+    assert (state["desc"], state["done"], state["total"], state["closed"]) == ("SFT steps", 2, 2, True)
