@@ -134,8 +134,9 @@ def test_pivot_long_tables():
     assert wide.columns.tolist() == ["method", "n", "harmless", "helpful"] and len(wide) == 2
     assert wide.iloc[0]["helpful"] == "10 [5, 15]"
     questions = pd.DataFrame([{"method": m, "question": f"q{i}", "pass_rate": 0.5, "lo": 0.0, "hi": 1.0, "n": 2}
-                              for m in ("raw", "vpo") for i in range(12)])
+                              for m in ("raw", "vpo") for i in range(16)])
     assert report.pivot(questions).columns.tolist() == ["question", "raw", "vpo"]  # many keys: one row each
+    assert "<details><summary>q: 16 rows" in report.render_report("t", {}, {"q": questions}, {}, [])
     wins = pd.DataFrame([{"target": "vpo", "baseline": "raw", "n": 8, "wins": 5, "ties": 1, "losses": 2,
                           "win_rate": 0.6875, "lo": 0.5, "hi": 0.9, "metric": m} for m in ("text score", "video")])
     wide = report.pivot(wins)
@@ -156,6 +157,10 @@ def test_running_stage_is_this_stage():
     row = table.set_index("stage").loc["06_analysis"]
     assert row["status"] == "this stage (until the report)" and row["seconds"] == 42.0
     assert table.iloc[-1]["seconds"] == 52.0 and "running" not in table["status"].tolist()
+    # a re-run of 06: the manifest still says ok with the old time, but it started after it finished
+    manifest["stages"]["06_analysis"].update(status="ok", seconds=100.0, finished="2025-12-31T23:00:00+00:00")
+    table = report.fill_running_stage(stage_timings(manifest), manifest, now)
+    assert table.set_index("stage").loc["06_analysis", "seconds"] == 42.0 and table.iloc[-1]["seconds"] == 52.0
 
 
 def test_tables_may_be_stylers_dicts_or_none():

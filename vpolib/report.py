@@ -208,10 +208,15 @@ def _table(frame: pd.DataFrame, heading: str = "", target: str | None = None) ->
     return body
 
 
+def _when(stamp: str) -> dt.datetime:
+    when = dt.datetime.fromisoformat(stamp)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
 def fill_running_stage(timings: pd.DataFrame, manifest: dict | None, now: dt.datetime | None = None) -> pd.DataFrame:
     """A stage-timings table (stage, status, seconds) with the stage still running (the one writing the
     report) shown as "this stage" and its seconds so far, from the manifest's ``started``; the total row
-    then includes it."""
+    then includes it. A stage re-run (``started`` after its last ``finished``) counts as running too."""
     if not {"stage", "status", "seconds"} <= set(timings.columns):
         return timings
     out = timings.copy()
@@ -219,14 +224,18 @@ def fill_running_stage(timings: pd.DataFrame, manifest: dict | None, now: dt.dat
     stages = (manifest or {}).get("stages", {})
     added = 0.0
     for i, row in out.iterrows():
-        if row["status"] != "running":
+        info = stages.get(row["stage"], {})
+        started, finished = info.get("started"), info.get("finished")
+        rerun = bool(started and finished and _when(started) > _when(finished))
+        if row["status"] != "running" and not rerun:
             continue
         out.at[i, "status"] = "this stage (until the report)"
-        started = stages.get(row["stage"], {}).get("started")
-        if started and pd.isna(pd.to_numeric(row["seconds"], errors="coerce")):
-            seconds = round((now - dt.datetime.fromisoformat(started)).total_seconds(), 1)
+        if rerun:
+            out.at[i, "seconds"] = float("nan")
+        if started and pd.isna(pd.to_numeric(out.at[i, "seconds"], errors="coerce")):
+            seconds = round((now - _when(started)).total_seconds(), 1)
             out.at[i, "seconds"] = seconds
-            added += seconds
+            added += seconds - (float(pd.to_numeric(row["seconds"], errors="coerce")) if rerun else 0.0)
     totals = out["stage"].astype(str).str.startswith("total")
     if added and totals.any():
         out.loc[totals, "seconds"] = pd.to_numeric(out.loc[totals, "seconds"], errors="coerce") + added
