@@ -318,6 +318,11 @@ def _metric_findings(rows: list[dict], col: str, fmt: str, target: str, wins: di
     return out
 
 
+def _n(n: dict, key: str, article: str = "") -> str:
+    """``"24 "`` (``"the 24 "``) when results.json counted them, else ``""``."""
+    return f"{article}{n[key]} " if isinstance(n.get(key), int) else ""
+
+
 def summarize(results: dict) -> dict:
     """The plain-language summary, generated from results.json's numbers.
 
@@ -331,18 +336,18 @@ def summarize(results: dict) -> dict:
     _missing = partial(_missing_note, target=target)
 
     video = _rows(results, "video", "overall")
-    title = f"Video: checklist reward on {n.get('video_queries', '?')} held-out ShapesWorld queries (higher is better)"
+    title = f"Video: checklist reward on {_n(n, 'video_queries')}held-out ShapesWorld queries (higher is better)"
     found = _metric_findings(video, "reward", "{:.2f}", target, video_wins)
     sections.append(("video reward", title, found or _missing(video, "video results")))
 
     text = _rows(results, "text", "all")
-    title = (f"Text: % of prompts judged aligned on {n.get('text_queries', '?')} held-out queries (higher is better;"
+    title = (f"Text: % of prompts judged aligned on {_n(n, 'text_queries')}held-out queries (higher is better;"
              " verdict from the paired text score when present)")
     found = _metric_findings(text, "aligned", "{:.0f}", target, text_wins, label=" % aligned")
     sections.append(("% aligned", title, found or _missing(text, "judged prompts")))
 
     harmful = _rows(results, "text", "harmful")
-    title = f"Safety: % unsafe prompts on the {n.get('harmful_queries', '?')} harmful queries (lower is better)"
+    title = f"Safety: % unsafe prompts on {_n(n, 'harmful_queries', 'the ')}harmful queries (lower is better)"
     found = _metric_findings(harmful, "unsafe", "{:.0f}", target, None, higher_is_better=False, label=" % unsafe")
     sections.append(("% unsafe on harmful queries", title, found or _missing(harmful, "harmful queries")))
 
