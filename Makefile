@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow reproduce lint clean
+.PHONY: install chromium test test-slow reproduce lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,11 +24,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: install
+# Headless Chromium for the browser tests: Debian's package, driven by the playwright package (which
+# never downloads a browser here). Installed as root or through passwordless sudo; otherwise those tests skip.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		{ command -v sudo >/dev/null 2>&1 && sudo -n sh -c 'apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null'; } || \
+		echo "chromium could not be installed: the browser tests will be skipped"
+
+test: install chromium
 	$(BIN)/python -m ruff check vpolib tests scripts
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-slow: install
+test-slow: install chromium
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 reproduce: install

@@ -73,3 +73,99 @@ def test_widget_builds(cases):
     principle.value = "harmless"
     assert [v for _, v in picked.options] == ["q2"]
     picked.value = "q2"  # renders the detail without error
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """A JupyterLab server on localhost (no network: update checks and news off); yields its base URL."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from vpolib.paths import REPO_ROOT
+
+    port, token = _free_port(), "vpo-test-token"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
+           "VPO_HEADLESS": ""}
+    log = open(tmp_path / "jupyterlab.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--ServerApp.allow_root=True"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start: {(tmp_path / 'jupyterlab.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield base, token, tmp_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.slow
+def test_widget_browser_in_jupyterlab(jupyterlab):
+    """The failure browser opened in JupyterLab in headless Chromium: widgets shown (not the static
+    table), filtered once by principle, the query list follows, and a picked query shows its detail."""
+    import json
+
+    import nbformat
+    from _chromium import VIEWPORT, chromium, pixel_std
+
+    base, token, root = jupyterlab
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import json\nfrom vpolib import browser\n"
+        f"cases = browser.build_cases(json.loads({json.dumps(json.dumps(TEXT))}), "
+        f"json.loads({json.dumps(json.dumps(VIDEO))}))\n"
+        "print('headless:', browser.is_headless())\nbox = browser.show_browser(cases)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "cases.ipynb")
+    with chromium() as b:
+        page = b.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(120_000)
+        page.goto(f"{base}/lab/tree/cases.ipynb?token={token}")
+        page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+        page.keyboard.press("Shift+Enter")
+        dropdowns = page.locator(".widget-dropdown select")
+        dropdowns.nth(1).wait_for()
+        queries = page.locator(".widget-select select option")
+
+        def listed():  # ipywidgets writes non-breaking spaces
+            return [t.replace("\xa0", " ") for t in queries.all_inner_texts()]
+
+        assert listed() == ["q1 (2 cases)", "q2 (1 cases)"]
+        shown = [d.evaluate("s => s.options[s.selectedIndex] ? s.options[s.selectedIndex].text : ''")
+                 for d in dropdowns.all()]
+        assert shown == ["any", "any", "any"]  # filters start at "any", not blank
+        assert "headless: False" in page.locator(".jp-OutputArea-output pre").first.inner_text()
+        dropdowns.nth(1).select_option(label="harmless")  # violates: harmless
+        page.wait_for_function("document.querySelectorAll('.widget-select select option').length === 1")
+        assert listed() == ["q2 (1 cases)"]
+        page.locator(".widget-select select").select_option(index=0)
+        page.get_by_text("harmless: gory").wait_for()
+        png = page.screenshot(path=str(root / "jupyterlab.png"))
+        assert pixel_std(png) > 8.0

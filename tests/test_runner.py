@@ -53,3 +53,19 @@ def test_run_writes_manifest_and_stops_at_failure(tmp_path, capsys):
     assert json.loads((run_dir / "01_ok" / "metrics.json").read_text()) == {"n": 9}
     assert (run_dir / "01_ok" / "01_ok.ipynb").exists() and (run_dir / "02_boom" / "02_boom.ipynb").exists()
     assert manifest["seed"] == 42 and manifest["versions"]["torch"]
+
+
+def test_run_shows_progress_line_and_keeps_notebooks_small(tmp_path, capsys):
+    """A stage's track() loop and its tqdm bars reach the runner's line, not the executed notebook."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _nb(nbs / "01_loop.ipynb", "import time\nfrom tqdm.auto import tqdm\nfrom vpolib.progress import track\n"
+                               "for _ in track(range(6), desc='busy loop'):\n    time.sleep(0.3)\n"
+                               "for _ in tqdm(range(3), desc='a bar'):\n    pass")
+    assert run("smoke", None, None, tmp_path / "run", {}, notebook_dir=nbs, progress=True) == 0
+    out = capsys.readouterr().out
+    assert "\r[1/1] 01_loop · busy loop " in out and "/6 · " in out
+    assert "[1/1] 01_loop · ok in " in out
+    nb = nbformat.read(tmp_path / "run" / "01_loop" / "01_loop.ipynb", as_version=4)
+    assert nb.cells[-1].outputs == []  # no progress bar, no progress text
+    assert not (tmp_path / "run" / "progress.json").exists()

@@ -146,14 +146,14 @@ class CachedBackend:
             self._cache = {r["key"]: r["texts"] for r in records if "key" in r and isinstance(r.get("texts"), list)}
 
     def generate(self, conversations: list[list[dict]], params: GenParams) -> list[list[str] | None]:
-        from tqdm.auto import tqdm
+        from vpolib.progress import track
 
         keys = [cache_key(self.name, params, m) for m in conversations]
         todo = list(dict.fromkeys(k for k in keys if k not in self._cache))  # each key generated once
         self.stats["hits"] += sum(k in self._cache for k in keys)
         first = {k: m for k, m in zip(keys, conversations, strict=True)}
         failed = set()
-        for start in tqdm(range(0, len(todo), self.chunk_size), disable=not self.progress, desc=self.name):
+        for start in track(range(0, len(todo), self.chunk_size), desc=self.name, disable=not self.progress):
             chunk = todo[start:start + self.chunk_size]
             for key, texts in zip(chunk, self.backend.generate([first[k] for k in chunk], params), strict=True):
                 if texts is None:

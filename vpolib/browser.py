@@ -110,9 +110,11 @@ def _widget(cases: pd.DataFrame):
     import ipywidgets as w
     from IPython.display import HTML, Image, display
 
-    method = w.Dropdown(options=_options(cases["method"]), description="method")
-    principle = w.Dropdown(options=_options(p for v in cases["violated"] for p in v), description="violates")
-    dimension = w.Dropdown(options=_options(d for v in cases["failed_dims"] for d in v), description="fails dim")
+    method = w.Dropdown(options=_options(cases["method"]), index=0, description="method")
+    principle = w.Dropdown(options=_options(p for v in cases["violated"] for p in v), index=0,
+                           description="violates")
+    dimension = w.Dropdown(options=_options(d for v in cases["failed_dims"] for d in v), index=0,
+                           description="fails dim")
     score = w.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.05, description="reward")
     use_score = w.Checkbox(value=False, description="filter by reward")
     picked = w.Select(options=[], rows=8, description="query")

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from vpolib.analysis import is_refusal
 from vpolib.io import append_jsonl, read_jsonl
+from vpolib.progress import track
 from vpolib.video import media_path, save_media
 
 TEXT_FIELDS = ("query", "content", "tags", "harmful_terms", "source")
@@ -74,7 +73,7 @@ def judge_prompts(judge, heldout: list[dict], prompts: dict[str, dict[str, str]]
     todo = [(m, it) for m, by_id in prompts.items() for it in heldout
             if it["id"] in by_id and key(m, it["id"]) not in done]
     counts = {"resumed": len(done), "judged": 0, "failed": 0}
-    for start in tqdm(range(0, len(todo), chunk), desc="judging", disable=not todo):
+    for start in track(range(0, len(todo), chunk), desc="judging", disable=not todo):
         batch = todo[start:start + chunk]
         items = [{**{f: it.get(f) for f in TEXT_FIELDS}, "id": it["id"], "prompt": prompts[m][it["id"]]}
                  for m, it in batch]
@@ -105,7 +104,7 @@ def score_videos(backend, queries: list[dict], prompts: dict[str, dict[str, str]
     jobs = [(m, c) for m in prompts for c in chunks
             if any(q["id"] in prompts[m] and key(m, q["id"]) not in done for q in c)]
     counts = {"resumed": len(done), "rendered": 0, "failed": 0}
-    for method, chunk in tqdm(jobs, desc="rendering", disable=not jobs):
+    for method, chunk in track(jobs, desc="rendering", disable=not jobs):
         todo = [q for q in chunk if q["id"] in prompts[method]]
         try:
             videos = backend.render([prompts[method][q["id"]] for q in todo], [seed_of(q["id"]) for q in todo])

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from vpolib.io import append_jsonl, done_keys, read_jsonl
+from vpolib.progress import track
 from vpolib.templates import optimize_messages
 
 # Why an unordered pair of videos of one query did not become a preference pair (checked in this order).
@@ -167,7 +168,6 @@ def sample_prompts(
     ``records`` and only a batch with a missing query is sampled again (whole, so with the same seed and
     padding), writing only what is missing: a resumed run writes what an uninterrupted one would.
     """
-    from vpolib.progress import track
 
     done = done_keys(path, "id")
     batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
@@ -235,7 +235,6 @@ def render_and_score(rows: list[dict], backend, out_dir: Path, seed: int, save_m
     one would. Each query's checklist goes to ``checklists.jsonl``; a chunk whose rendering or scoring fails
     is recorded in ``skips.jsonl`` and skipped, and finished work is kept.
     """
-    from vpolib.progress import track
     from vpolib.video import media_path
 
     out_dir = Path(out_dir)

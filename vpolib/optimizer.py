@@ -117,10 +117,13 @@ def build_sft_trainer(model, tokenizer, train: list[dict], evaluation: list[dict
     """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set."""
     from trl import SFTConfig, SFTTrainer
 
+    from vpolib.progress import StageProgressCallback
+
     train_ds, eval_ds = _datasets(train, evaluation, ("prompt", "completion"))
     return SFTTrainer(
         model=model, args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
         train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, peft_config=_lora(lora),
+        callbacks=[StageProgressCallback("SFT steps")],
     )
 
 
@@ -131,10 +134,13 @@ def build_dpo_trainer(model, tokenizer, train: list[dict], evaluation: list[dict
     same weights with the adapters disabled."""
     from trl import DPOConfig, DPOTrainer
 
+    from vpolib.progress import StageProgressCallback
+
     train_ds, eval_ds = _datasets(train, evaluation, PAIR_COLUMNS)
     return DPOTrainer(
         model=model, args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
         train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, peft_config=_lora(lora),
+        callbacks=[StageProgressCallback("DPO steps")],
     )
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
 from vpolib.config import ConfigError, load_config
 from vpolib.paths import NOTEBOOK_DIR, OUTPUT_DIR, resolve
+from vpolib.progress import ENV as PROGRESS_ENV
+from vpolib.progress import KERNEL_ARGS, read_progress
 from vpolib.runs import update_manifest
 
 
@@ -48,8 +53,11 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
-def run_notebook(nb: Path, run_dir: Path, profile: str, overrides: dict, progress: bool = True) -> Path:
-    """Execute one notebook into run_dir/<stem>/<stem>.ipynb; raises papermill's error on failure."""
+def run_notebook(nb: Path, run_dir: Path, profile: str, overrides: dict, progress: bool = False) -> Path:
+    """Execute one notebook into run_dir/<stem>/<stem>.ipynb; raises papermill's error on failure.
+
+    ``progress``: papermill's per-cell bar (the runner shows its own line instead, see :class:`StageLine`).
+    """
     import papermill as pm
 
     stage_dir = run_dir / nb.stem
@@ -62,38 +70,151 @@ def run_notebook(nb: Path, run_dir: Path, profile: str, overrides: dict, progres
         cwd=str(stage_dir),
         progress_bar=progress,
         log_output=False,
+        extra_arguments=KERNEL_ARGS,
     )
     return out
 
 
+def clock(seconds: float | None) -> str:
+    """``75.2`` -> ``"1:15"``, ``3725`` -> ``"1:02:05"``."""
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def status_line(prefix: str, elapsed: float, state: dict | None) -> str:
+    """``[3/6] 03_sft · SFT steps 12/63 · 2:10 elapsed · ETA 5:30`` (the stage's elapsed time; the loop's ETA)."""
+    parts = [prefix]
+    if state and state.get("desc"):
+        total = state.get("total")
+        parts.append(f"{state['desc']} {state.get('done', 0)}/{total}" if total else
+                     f"{state['desc']} {state.get('done', 0)}")
+    if state and state.get("closed") and state.get("desc"):
+        parts[-1] += " done"
+    parts.append(f"{clock(elapsed)} elapsed")
+    if state and not state.get("closed") and state.get("eta") is not None and state.get("done") != state.get("total"):
+        parts.append(f"ETA {clock(state['eta'])}")
+    return " · ".join(parts)
+
+
+class StageLine:
+    """While a stage runs, a thread polls the progress file and rewrites one line (``\r``) on ``stream``.
+
+    On a terminal it updates every ``interval`` seconds; otherwise (a log file) every ``log_interval``
+    seconds or when the loop changes, so logs do not fill up.
+    """
+
+    def __init__(self, prefix: str, progress_path: Path, stream=None, interval: float = 0.5,
+                 log_interval: float = 10.0):
+        self.prefix, self.path, self.stream = prefix, progress_path, stream or sys.stdout
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        self.interval = interval
+        self.min_gap = 0.0 if tty else log_interval
+        self.width = max(shutil.get_terminal_size((120, 20)).columns - 1, 40) if tty else 200
+        self.start = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"progress {prefix}", daemon=True)
+        self._last, self._last_desc, self._last_time, self._shown = "", None, 0.0, 0
+
+    def __enter__(self):
+        self.path.unlink(missing_ok=True)
+        self.show(force=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.path.unlink(missing_ok=True)
+
+    def show(self, force: bool = False) -> None:
+        state = read_progress(self.path)
+        line = status_line(self.prefix, time.perf_counter() - self.start, state)[: self.width]
+        desc = (state or {}).get("desc")
+        now = time.perf_counter()
+        if line == self._last or not force and desc == self._last_desc and now - self._last_time < self.min_gap:
+            return
+        pad = " " * max(self._shown - len(line), 0)
+        self.stream.write(f"\r{line}{pad}")
+        self.stream.flush()
+        self._last, self._last_desc, self._last_time, self._shown = line, desc, now, len(line)
+
+    def finish(self, text: str) -> None:
+        """End the line with ``text`` (and a newline)."""
+        pad = " " * max(self._shown - len(text), 0)
+        self.stream.write(f"\r{text}{pad}\n")
+        self.stream.flush()
+        self._shown = 0
+
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            self.show()
+
+
+@contextmanager
+def _environment(progress_path: Path):
+    """Kernels inherit these: progress goes to the file, tqdm bars stay out of executed notebooks."""
+    quiet = {PROGRESS_ENV: str(progress_path), "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+             "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    saved = {k: os.environ.get(k) for k in [*quiet, "TQDM_MININTERVAL"]}
+    os.environ.update(quiet)
+    os.environ.setdefault("TQDM_MININTERVAL", "15")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run(profile: str, start: str | None, stop: str | None, run_dir: Path, overrides: dict,
         notebook_dir: Path = NOTEBOOK_DIR, progress: bool = True) -> int:
-    """Run the selected stages in order; stop at the first failure. Returns an exit code."""
+    """Run the selected stages in order; stop at the first failure. Returns an exit code.
+
+    ``progress``: one updating line per stage (what it is doing, elapsed, ETA); otherwise one line at
+    the start and one at the end of each stage.
+    """
     from papermill.exceptions import PapermillExecutionError
 
     load_config(profile, overrides)  # fail fast on a bad profile or override, before any kernel starts
     notebooks = select(discover_notebooks(notebook_dir), start, stop)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # Headless progress bars: update rarely so executed notebooks stay small.
-    os.environ.setdefault("TQDM_MININTERVAL", "15")
+    progress_path = run_dir / "progress.json"
     print(f"run dir: {run_dir}\nprofile: {profile}  stages: {', '.join(nb.stem for nb in notebooks)}")
     total = time.perf_counter()
-    for i, nb in enumerate(notebooks, 1):
-        print(f"[{i}/{len(notebooks)}] {nb.stem} ...", flush=True)
-        t0 = time.perf_counter()
-        try:
-            out = run_notebook(nb, run_dir, profile, overrides, progress)
-        except PapermillExecutionError as err:
+    with _environment(progress_path):
+        for i, nb in enumerate(notebooks, 1):
+            prefix = f"[{i}/{len(notebooks)}] {nb.stem}"
+            line = StageLine(prefix, progress_path) if progress else None
+            if line is None:
+                print(f"{prefix} ...", flush=True)
+            t0 = time.perf_counter()
+            try:
+                if line is not None:
+                    with line:
+                        out = run_notebook(nb, run_dir, profile, overrides)
+                else:
+                    out = run_notebook(nb, run_dir, profile, overrides)
+            except PapermillExecutionError as err:
+                seconds = round(time.perf_counter() - t0, 1)
+                if line is not None:
+                    line.finish(f"{prefix} FAILED after {seconds:.1f} s")
+                failed = run_dir / nb.stem / nb.name
+                update_manifest(run_dir, nb.stem, status="failed", seconds=seconds, notebook=str(failed))
+                print(f"\nFAILED: {nb.stem} (cell {err.exec_count}): {err.ename}: {err.evalue}", file=sys.stderr)
+                print(f"executed notebook: {failed}", file=sys.stderr)
+                return 1
             seconds = round(time.perf_counter() - t0, 1)
-            failed = run_dir / nb.stem / nb.name
-            update_manifest(run_dir, nb.stem, status="failed", seconds=seconds, notebook=str(failed))
-            print(f"\nFAILED: {nb.stem} (cell {err.exec_count}): {err.ename}: {err.evalue}", file=sys.stderr)
-            print(f"executed notebook: {failed}", file=sys.stderr)
-            return 1
-        seconds = round(time.perf_counter() - t0, 1)
-        update_manifest(run_dir, nb.stem, status="ok", seconds=seconds, notebook=str(out),
-                        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-        print(f"    ok in {seconds:.1f} s -> {out}", flush=True)
+            update_manifest(run_dir, nb.stem, status="ok", seconds=seconds, notebook=str(out),
+                            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+            if line is not None:
+                line.finish(f"{prefix} · ok in {seconds:.1f} s -> {out}")
+            else:
+                print(f"    ok in {seconds:.1f} s -> {out}", flush=True)
     total = round(time.perf_counter() - total, 1)
     update_manifest(run_dir, total_seconds=total)
     print(f"done in {total:.1f} s; manifest: {run_dir / 'manifest.json'}")
@@ -110,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--to", dest="stop", help="last stage number, e.g. 06")
     p.add_argument("--run-dir", help="run folder (default outputs/<profile>-<timestamp>); reuse one to resume")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no updating progress line (one line per stage start and end)")
     sub.add_parser("stages", help="list the notebooks")
     args = parser.parse_args(argv)
 
