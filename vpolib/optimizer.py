@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from itertools import zip_longest
 from pathlib import Path
@@ -208,16 +209,68 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def save_optimizer(model, tokenizer, path: str | os.PathLike, info: dict | None = None) -> Path:
-    """Save a plain model dir (LoRA adapters merged in), loadable by :func:`load_optimizer`.
+ADAPTER_CONFIG = "adapter_config.json"  # PEFT writes it beside the adapter weights
+LAUNCHERS = ("inprocess", "accelerate")
 
-    ``info`` (fingerprint, log history, timings) goes to ``train_info.json`` beside it, last, so a
-    run killed while saving leaves no info and is retrained.
+
+def dir_size(path: str | os.PathLike) -> int:
+    """Bytes of every file under ``path`` (links not followed; 0 if it does not exist)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def is_adapter_dir(path: str | os.PathLike) -> bool:
+    """True for a dir holding a PEFT adapter (not a full model)."""
+    return (Path(path) / ADAPTER_CONFIG).exists()
+
+
+def _spec(base: str | os.PathLike) -> str:
+    """A model spec as recorded in train_info: local dirs absolute, names ("tiny-llama", hub ids) as given."""
+    return str(Path(base).resolve()) if Path(base).exists() else str(base)
+
+
+def adapter_chain(path: str | os.PathLike) -> tuple[str, list[Path]]:
+    """``(base spec, adapter dirs in the order they are merged)`` of a saved optimizer dir.
+
+    A full model dir is its own base with no adapters. An adapter dir records the chain it was trained
+    on in train_info.json (``start``: base spec + earlier adapters, relative to the dir so a moved run
+    dir still loads); without that record, PEFT's ``base_model_name_or_path`` is the base.
     """
     path = Path(path)
-    if hasattr(model, "merge_and_unload"):  # a PeftModel
-        model = model.merge_and_unload()
-    model.save_pretrained(path)
+    if not is_adapter_dir(path):
+        return str(path), []
+    info_file = path / TRAIN_INFO
+    start = json.loads(info_file.read_text()).get("start") if info_file.exists() else None
+    if not start:
+        return json.loads((path / ADAPTER_CONFIG).read_text())["base_model_name_or_path"], [path]
+    return start["base"], [(path / a).resolve() for a in start["adapters"]] + [path]
+
+
+def load_merged(path: str | os.PathLike, device: str | None = None, dtype: str | None = None):
+    """``(model, tokenizer)``: the base of ``path``'s chain with every adapter merged in, in memory."""
+    from vpolib.models import load_tokenizer
+
+    base, adapters = adapter_chain(path)
+    model, _ = load_causal_lm(base, device=device, dtype=dtype)
+    if adapters:
+        from peft import PeftModel
+
+        for adapter in adapters:  # merge one at a time: each was trained on the merge of the ones before
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model, load_tokenizer(str(path))
+
+
+def save_optimizer(model, tokenizer, path: str | os.PathLike, info: dict | None = None) -> Path:
+    """Save a model dir loadable by :func:`load_optimizer`: a PeftModel as its adapter only (MBs, not
+    the base's GBs), any other model in full.
+
+    ``info`` (fingerprint, start chain, log history, timings) goes to ``train_info.json`` beside it,
+    last, so a run killed while saving leaves no info and is retrained.
+    """
+    path = Path(path)
+    model.save_pretrained(path)  # PeftModel.save_pretrained writes adapter_config.json + adapter weights
     tokenizer.save_pretrained(path)
     if info is not None:
         write_json(path / TRAIN_INFO, info)
@@ -233,34 +286,125 @@ def train_info(path: str | os.PathLike, expected_fingerprint: str) -> dict | Non
     return info if info.get("fingerprint") == expected_fingerprint else None
 
 
+def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
+    """What the trainer starts from, and the chain a saved adapter must reload on.
+
+    - a full model (spec or dir): its path, so TRL loads it itself after the training arguments exist
+      (under DeepSpeed ZeRO-3 that is what partitions the weights while loading);
+    - an adapter dir + LoRA: the chain merged in memory; the new adapter is trained on top of it and
+      reloads on the same merge (TRL's DPO reference = this merge, adapters disabled);
+    - an adapter dir + full fine-tune: TRL's DPO reloads its reference from the model's path, so the
+      merge is written once to ``<out>_start`` (the one case a merged copy is needed on disk).
+    """
+    from accelerate import PartialState
+
+    from vpolib.models import resolve_spec
+
+    if not is_adapter_dir(base):
+        return resolve_spec(str(base)), {"base": _spec(base), "adapters": []}
+    chain_base, adapters = adapter_chain(base)
+    start = {"base": chain_base, "adapters": [os.path.relpath(a, out_dir) for a in adapters]}
+    if lora is not None:
+        return load_merged(base)[0], start
+    merged = out_dir.with_name(out_dir.name + "_start")
+    with PartialState().main_process_first():  # rank 0 writes it; the others wait, then read it
+        if not (merged / "config.json").exists():
+            model, tokenizer = load_merged(base)
+            save_optimizer(model, tokenizer, merged)
+    return str(merged), {"base": _spec(merged), "adapters": []}
+
+
 def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], evaluation: list[dict],
-                   trainer: dict, lora: dict | None, out_dir: str | os.PathLike, seed: int) -> dict:
+                   trainer: dict, lora: dict | None, out_dir: str | os.PathLike, seed: int,
+                   launcher: str = "inprocess", accelerate_config: str | os.PathLike | None = None,
+                   num_processes: int | None = None) -> dict:
     """Train from ``base`` with ``build_trainer`` (:func:`build_sft_trainer` / :func:`build_dpo_trainer`)
-    and save to ``out_dir``; a model already there from the same inputs is reused instead.
+    and save to ``out_dir`` (with LoRA: the adapter only); a model already there from the same inputs is
+    reused instead.
+
+    ``base`` is a model spec, a model dir or an adapter dir (e.g. the SFT adapter, merged in memory).
+    ``launcher="accelerate"`` runs the same function in ``accelerate launch ... -m vpolib.train job``
+    (``accelerate_config``, e.g. configs/accelerate/zero3.yaml) and streams its log here.
 
     Returns the train info: ``log_history``, ``steps``, ``train_s`` (measured wall time), ``trainable``
-    parameters and ``reused``.
+    parameters, ``start`` (the chain it reloads on), ``saved`` (adapter | full), ``size_bytes`` and
+    ``reused``.
     """
+    from vpolib.models import load_tokenizer
+
     out_dir = Path(out_dir)
     key = fingerprint(str(base), train, evaluation, trainer, lora, seed)
     info = train_info(out_dir, key)
     if info is not None:
         return {**info, "reused": True}
-    model, tokenizer = load_causal_lm(str(base))
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher {launcher!r}: use one of {LAUNCHERS}")
+    if launcher == "accelerate":
+        return _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir, seed, key,
+                       accelerate_config, num_processes)
+    model, start = _start_model(base, lora, out_dir)
+    tokenizer = load_tokenizer(str(base))
     built = build_trainer(model, tokenizer, train, evaluation, trainer, out_dir.with_name(out_dir.name + "_trainer"),
                           seed, lora=lora)
-    start = time.perf_counter()
+    t0 = time.perf_counter()
     built.train()
+    train_s = round(time.perf_counter() - t0, 2)
+    if built.is_world_process_zero() and out_dir.exists():
+        shutil.rmtree(out_dir)  # an older model (e.g. full weights) must not linger beside a new adapter
+    built.accelerator.wait_for_everyone()
+    # Through the trainer: under ZeRO-3 it gathers the sharded weights (an unwrapped save_pretrained
+    # writes empty partitions); with PEFT it writes the adapter only; only rank 0 writes.
+    built.save_model(str(out_dir))
     info = {"fingerprint": key, "log_history": built.state.log_history, "steps": built.state.global_step,
-            "train_s": round(time.perf_counter() - start, 2),
-            "trainable": sum(p.numel() for p in built.model.parameters() if p.requires_grad)}
-    save_optimizer(built.model, tokenizer, out_dir, info)
+            "train_s": train_s, "trainable": sum(p.numel() for p in built.model.parameters() if p.requires_grad),
+            "start": start if lora is not None else None, "saved": "adapter" if lora is not None else "full",
+            "num_processes": built.accelerator.num_processes}
+    if built.is_world_process_zero():
+        tokenizer.save_pretrained(out_dir)
+        info["size_bytes"] = dir_size(out_dir)
+        write_json(out_dir / TRAIN_INFO, info)  # last: its presence means the save finished
+        if model == str(out_dir.with_name(out_dir.name + "_start")):
+            shutil.rmtree(model, ignore_errors=True)  # the merged start was only needed for the reference
+    built.accelerator.wait_for_everyone()
     return {**info, "reused": False}
 
 
-def load_optimizer(path: str | os.PathLike):
-    """``(model, tokenizer)`` from a dir written by :func:`save_optimizer`, in eval mode."""
-    model, tokenizer = load_causal_lm(str(path))
+def _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir: Path, seed: int, key: str,
+            accelerate_config, num_processes) -> dict:
+    """Write the job, run ``accelerate launch -m vpolib.train job`` with the log streamed, read the info."""
+    import subprocess
+    import sys
+
+    from vpolib.paths import REPO_ROOT
+
+    kind = {"build_sft_trainer": "sft", "build_dpo_trainer": "dpo"}[build_trainer.__name__]
+    job = out_dir.with_name(out_dir.name + "_job.json")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    write_json(job, {"kind": kind, "base": str(base), "train": train, "evaluation": evaluation,
+                     "trainer": trainer, "lora": lora, "out_dir": str(out_dir), "seed": seed})
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if accelerate_config:
+        cmd += ["--config_file", str(Path(REPO_ROOT, accelerate_config))]
+    if num_processes:
+        cmd += ["--num_processes", str(num_processes)]
+    cmd += ["-m", "vpolib.train", "job", str(job)]
+    print("$", " ".join(cmd), flush=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        for line in proc.stdout:  # stream: the notebook (or terminal) shows the job's log as it runs
+            print(line, end="", flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training job failed (exit {proc.returncode}): {' '.join(cmd)}")
+    info = train_info(out_dir, key)
+    if info is None:
+        raise RuntimeError(f"training job exited 0 but wrote no {TRAIN_INFO} in {out_dir}")
+    return {**info, "reused": False}
+
+
+def load_optimizer(path: str | os.PathLike, device: str | None = None, dtype: str | None = None):
+    """``(model, tokenizer)`` from a dir written by :func:`train_and_save` / :func:`save_optimizer`, in
+    eval mode; an adapter dir is loaded on its recorded chain and merged in memory."""
+    model, tokenizer = load_merged(path, device=device, dtype=dtype)
     return model.eval(), tokenizer
 
 
