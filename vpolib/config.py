@@ -89,6 +89,11 @@ class SFTStageConfig:
     n_heldout: int | None = 50  # held-out queries (from 01) to write optimized prompts for; None: all
     max_new_tokens: int = 128  # generation length for those prompts
     trainer: dict = field(default_factory=dict)  # passed to trl.SFTConfig
+    # inprocess: train in the notebook's kernel; accelerate: `accelerate launch -m vpolib.train job` (log streamed)
+    launcher: str = "inprocess"
+    accelerate_config: str = "configs/accelerate/cpu.yaml"  # repo-relative; the full profile uses zero3.yaml
+    num_processes: int | None = None  # overrides the accelerate config's (None: the config's)
+    dtype: str = "float32"  # weights' dtype when the trained model generates (bfloat16 on GPU)
 
 
 @dataclass
@@ -133,6 +138,10 @@ class DPOStageConfig:
     n_heldout: int | None = 50  # held-out queries to write VPO prompts for; None: all
     max_new_tokens: int = 128
     trainer: dict = field(default_factory=dict)  # passed to trl.DPOConfig (beta lives here)
+    launcher: str = "inprocess"  # inprocess | accelerate (as sft.launcher)
+    accelerate_config: str = "configs/accelerate/cpu.yaml"
+    num_processes: int | None = None
+    dtype: str = "float32"  # weights' dtype when the trained model generates (bfloat16 on GPU)
 
 
 @dataclass

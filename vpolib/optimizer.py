@@ -303,7 +303,7 @@ def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
     if not is_adapter_dir(base):
         return resolve_spec(str(base)), {"base": _spec(base), "adapters": []}
     chain_base, adapters = adapter_chain(base)
-    start = {"base": chain_base, "adapters": [os.path.relpath(a, out_dir) for a in adapters]}
+    start = {"base": chain_base, "adapters": [os.path.relpath(a, out_dir.resolve()) for a in adapters]}
     if lora is not None:
         return load_merged(base)[0], start
     merged = out_dir.with_name(out_dir.name + "_start")
@@ -332,8 +332,8 @@ def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], ev
     """
     from vpolib.models import load_tokenizer
 
-    out_dir = Path(out_dir)
-    key = fingerprint(str(base), train, evaluation, trainer, lora, seed)
+    out_dir, base = Path(out_dir), _spec(base)  # a relative dir and its absolute path are the same start
+    key = fingerprint(base, train, evaluation, trainer, lora, seed)
     info = train_info(out_dir, key)
     if info is not None:
         return {**info, "reused": True}
@@ -369,6 +369,12 @@ def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], ev
     return {**info, "reused": False}
 
 
+def launch_args(stage_cfg) -> dict:
+    """``train_and_save`` keywords from a stage's config (``cfg.sft`` / ``cfg.dpo``): how to launch it."""
+    return {"launcher": stage_cfg.launcher, "accelerate_config": stage_cfg.accelerate_config,
+            "num_processes": stage_cfg.num_processes}
+
+
 def _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir: Path, seed: int, key: str,
             accelerate_config, num_processes) -> dict:
     """Write the job, run ``accelerate launch -m vpolib.train job`` with the log streamed, read the info."""
@@ -380,17 +386,19 @@ def _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir: Path
     kind = {"build_sft_trainer": "sft", "build_dpo_trainer": "dpo"}[build_trainer.__name__]
     job = out_dir.with_name(out_dir.name + "_job.json")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    write_json(job, {"kind": kind, "base": str(base), "train": train, "evaluation": evaluation,
-                     "trainer": trainer, "lora": lora, "out_dir": str(out_dir), "seed": seed})
+    write_json(job, {"kind": kind, "base": base, "train": train, "evaluation": evaluation,
+                     "trainer": trainer, "lora": lora, "out_dir": str(out_dir.resolve()), "seed": seed})
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if accelerate_config:
         cmd += ["--config_file", str(Path(REPO_ROOT, accelerate_config))]
     if num_processes:
         cmd += ["--num_processes", str(num_processes)]
-    cmd += ["-m", "vpolib.train", "job", str(job)]
+    cmd += ["--main_process_port", str(_free_port())]  # concurrent jobs on one machine must not share a port
+    cmd += ["-m", "vpolib.train", "job", str(job.resolve())]
     print("$", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          cwd=REPO_ROOT) as proc:  # accelerate configs name repo-relative files
         for line in proc.stdout:  # stream: the notebook (or terminal) shows the job's log as it runs
             print(line, end="", flush=True)
     if proc.returncode != 0:
@@ -399,6 +407,14 @@ def _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir: Path
     if info is None:
         raise RuntimeError(f"training job exited 0 but wrote no {TRAIN_INFO} in {out_dir}")
     return {**info, "reused": False}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def load_optimizer(path: str | os.PathLike, device: str | None = None, dtype: str | None = None):
