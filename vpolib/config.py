@@ -114,6 +114,8 @@ class FeedbackConfig:
     text_pairs_first: bool = True  # notebook 02's text pairs take precedence in the merge (reference)
     gallery_size: int = 3  # queries shown in the notebook's gallery
     save_mp4: bool = False  # GIFs are always written; mp4 too when True
+    mp4_only: bool = False  # with save_mp4: the sharded renderer (python -m vpolib.video render) writes no GIF
+    vae_tiling: bool = False  # CogVideoX VAE slicing + tiling: decode 49 frames at 720x480 in less GPU memory
     # cogvideox backend only:
     cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
     cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
