@@ -77,6 +77,13 @@ def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_di
     torch.testing.assert_close(vpo_model(ids).logits, in_memory(ids).logits, atol=1e-5, rtol=1e-4)
     assert greedy(vpo_model, tok) == greedy(in_memory, tok)
 
+    # an engine that needs a plain model (vllm serve) gets the merged chain on request
+    from vpolib.train import main as train_main
+
+    assert train_main(["merge", str(tmp_path / "run" / "vpo"), str(tmp_path / "merged")]) == 0
+    plain, _ = load_causal_lm(str(tmp_path / "merged"))
+    torch.testing.assert_close(plain.eval()(ids).logits, vpo_model(ids).logits)
+
 
 def test_reload_matches_the_trainers_in_memory_model(tiny_dir, tmp_path):
     """Greedy generations from the reloaded adapter equal those of the PeftModel the trainer trained."""

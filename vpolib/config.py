@@ -107,6 +107,11 @@ class FeedbackConfig:
     temperature: float = 0.9
     top_p: float = 0.9
     max_new_tokens: int = 64
+    # local: HF generate on 03's model in the kernel; openai: an OpenAI-compatible server already serving
+    # 03's model (`vllm serve RUN/03_sft/model --served-model-name vpo-sft`), n choices per request
+    sampler: str = "local"
+    sampler_url: str = "http://127.0.0.1:8000/v1"  # its own URL: OPENAI_* stay the judge's endpoint
+    sampler_model: str = "vpo-sft"
     # Score gap a pair needs, as a FRACTION of the checklist's max_score. The reference's 0.5 on
     # VisionReward's 64 weights (sum 6.277) is 0.5 / 6.277 = 0.0797 of its max.
     margin: float = 0.0797

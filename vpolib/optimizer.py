@@ -428,14 +428,44 @@ def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperatu
                      top_p: float = 0.9, max_new_tokens: int = 128, batch_size: int = 8) -> list[list[str]]:
     """``n`` optimized prompts per query (``[len(queries)][n]``); greedy (n must be 1) at temperature 0.
 
-    Each query is wrapped in VPO's optimization instruction (the SFT/DPO user turn). Batched, left-padded.
+    Each query is wrapped in VPO's optimization instruction (the SFT/DPO user turn). ``model`` is a causal
+    LM (batched, left-padded HF generate) or, with ``tokenizer=None``, a text backend such as
+    :class:`vpolib.backends.OpenAIBackend` in front of ``vllm serve`` (one request per query with ``n``
+    choices). A failed request raises after the batch: callers that log per query id resume on rerun.
     """
     from vpolib.backends import GenParams, chat_generate
 
     if temperature <= 0 and n != 1:
         raise ValueError("greedy decoding (temperature 0) gives one prompt per query: use n=1")
     params = GenParams(temperature=temperature, top_p=top_p, n=n, max_new_tokens=max_new_tokens)
-    return chat_generate(model, tokenizer, [optimize_messages(q) for q in queries], params, batch_size)
+    conversations = [optimize_messages(q) for q in queries]
+    if tokenizer is not None:
+        return chat_generate(model, tokenizer, conversations, params, batch_size)
+    out = model.generate(conversations, params)
+    failed = [q for q, texts in zip(queries, out, strict=True) if texts is None]
+    if failed:
+        errors = getattr(model, "errors", [])[-3:]
+        raise RuntimeError(f"{len(failed)} of {len(queries)} requests failed (rerun resumes): {errors}")
+    return out
+
+
+def prompt_source(feedback_cfg, model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None):
+    """``(model, tokenizer)`` for :func:`generate_prompts`: 03's model loaded here (``feedback.sampler:
+    local``), or ``(OpenAIBackend, None)`` for the server named by ``feedback.sampler_url`` (``openai``)."""
+    if feedback_cfg.sampler == "local":
+        return load_optimizer(model_dir, device=device, dtype=dtype)
+    if feedback_cfg.sampler == "openai":
+        from vpolib.backends import OpenAIBackend
+
+        return OpenAIBackend(base_url=feedback_cfg.sampler_url, model=feedback_cfg.sampler_model), None
+    raise ValueError(f"feedback.sampler must be local or openai, got {feedback_cfg.sampler!r}")
+
+
+def export_merged(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """A plain model dir from an adapter dir (its chain merged), for an engine that needs one (``vllm serve``
+    of a LoRA-on-LoRA model); a full model dir needs no export."""
+    model, tokenizer = load_merged(path)
+    return save_optimizer(model, tokenizer, out)
 
 
 def generate_heldout(model, tokenizer, records: list[dict], out_path: str | os.PathLike, method: str,

@@ -4,6 +4,7 @@
     python -m vpolib.train dpo --run-dir DIR [--profile P] [--set k=v ...] [--pairs both|text|video]
     accelerate launch --config_file configs/accelerate/zero3.yaml -m vpolib.train sft --run-dir DIR --profile full
     python -m vpolib.train job JOB.json      # what train_and_save(launcher="accelerate") launches
+    python -m vpolib.train merge ADAPTER_DIR OUT_DIR   # a plain model for an engine that needs one (vllm serve)
 
 ``sft`` / ``dpo`` select the examples exactly as notebooks 03 / 05 do (same functions, same caps) and
 save to ``DIR/03_sft/model`` / ``DIR/05_dpo/model[_<pairs>]``, where the notebooks look for them.
@@ -64,13 +65,20 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m vpolib.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["sft", "dpo", "job"])
-    parser.add_argument("job_file", nargs="?", help="job: the JSON written by train_and_save")
+    parser.add_argument("kind", choices=["sft", "dpo", "job", "merge"])
+    parser.add_argument("job_file", nargs="?", help="job: the JSON written by train_and_save; merge: adapter dir")
+    parser.add_argument("out_dir", nargs="?", help="merge: where the merged model goes")
     parser.add_argument("--run-dir", help="sft/dpo: the run dir holding 02/04's outputs")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--pairs", choices=sorted(PAIR_SETS), help="dpo: pair set (default dpo.pairs)")
     args = parser.parse_args(argv)
+    if args.kind == "merge":
+        from vpolib.optimizer import dir_size, export_merged
+
+        out = export_merged(args.job_file, args.out_dir)
+        print(f"merged {args.job_file} -> {out} ({dir_size(out) / 1e6:.1f} MB)")
+        return 0
     if args.kind == "job":
         job = json.loads(Path(args.job_file).read_text())
     else:
