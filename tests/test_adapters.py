@@ -44,7 +44,8 @@ def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_di
     files = {p.name for p in (tmp_path / "sft").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "train_info.json"} <= files
     assert "model.safetensors" not in files and "config.json" not in files  # no full weights
-    assert sft["saved"] == "adapter" and sft["start"] == {"base": str(tiny_dir.resolve()), "adapters": []}
+    assert sft["saved"] == "adapter" and sft["start"]["base"] == str(tiny_dir.resolve())
+    assert sft["start"]["adapters"] == []
     full = dir_size(tiny_dir / "model.safetensors")
     assert sft["size_bytes"] == dir_size(tmp_path / "sft") - dir_size(tmp_path / "sft" / "train_info.json")
     assert dir_size(tmp_path / "sft" / "adapter_model.safetensors") < full / 4
@@ -114,3 +115,21 @@ def test_full_dpo_from_a_lora_sft_adapter_uses_the_merged_sft_as_reference(tiny_
     assert abs(first["rewards/chosen"]) < 1e-4
     model, tok = load_optimizer(tmp_path / "vpo")
     assert len(greedy(model, tok)) == 3
+
+
+def test_a_moved_run_dir_still_loads_its_chain(tmp_path):
+    """Full SFT and a LoRA DPO adapter on it, both inside one run dir: the run dir moves, the chain follows."""
+    import shutil
+
+    from vpolib.models import load_causal_lm as load
+
+    run = tmp_path / "run"
+    model, tok = load("tiny-llama")
+    model.save_pretrained(run / "03_sft" / "model")
+    tok.save_pretrained(run / "03_sft" / "model")
+    pairs, _ = pair_examples([pair(q) for q in QUERIES])
+    train_and_save(build_dpo_trainer, run / "03_sft" / "model", pairs, [],
+                   {**CPU, "beta": 0.1, "max_steps": 2, "learning_rate": 1e-2}, LORA, run / "05_dpo" / "model", seed=0)
+    before = greedy(*load_optimizer(run / "05_dpo" / "model"))
+    shutil.move(run, tmp_path / "moved")
+    assert greedy(*load_optimizer(tmp_path / "moved" / "05_dpo" / "model")) == before

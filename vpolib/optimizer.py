@@ -245,7 +245,18 @@ def adapter_chain(path: str | os.PathLike) -> tuple[str, list[Path]]:
     start = json.loads(info_file.read_text()).get("start") if info_file.exists() else None
     if not start:
         return json.loads((path / ADAPTER_CONFIG).read_text())["base_model_name_or_path"], [path]
-    return start["base"], [(path / a).resolve() for a in start["adapters"]] + [path]
+    base = start["base"]
+    if start.get("base_rel") and (path / start["base_rel"]).exists():  # a moved run dir: its own copy of the base
+        base = str((path / start["base_rel"]).resolve())
+    return base, [(path / a).resolve() for a in start["adapters"]] + [path]
+
+
+def _chain_record(base: str, adapters: list[Path], out_dir: Path) -> dict:
+    """train_info's ``start``: the base spec (and, for a local dir, its path relative to ``out_dir`` too,
+    so a run dir moved with its SFT model inside still loads) and the earlier adapters, relative."""
+    out_dir = out_dir.resolve()
+    rel = os.path.relpath(base, out_dir) if Path(base).is_dir() else None
+    return {"base": base, "base_rel": rel, "adapters": [os.path.relpath(a, out_dir) for a in adapters]}
 
 
 def load_merged(path: str | os.PathLike, device: str | None = None, dtype: str | None = None):
@@ -301,9 +312,9 @@ def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
     from vpolib.models import resolve_spec
 
     if not is_adapter_dir(base):
-        return resolve_spec(str(base)), {"base": _spec(base), "adapters": []}
+        return resolve_spec(str(base)), _chain_record(_spec(base), [], out_dir)
     chain_base, adapters = adapter_chain(base)
-    start = {"base": chain_base, "adapters": [os.path.relpath(a, out_dir.resolve()) for a in adapters]}
+    start = _chain_record(chain_base, adapters, out_dir)
     if lora is not None:
         return load_merged(base)[0], start
     merged = out_dir.with_name(out_dir.name + "_start")
@@ -311,7 +322,7 @@ def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
         if not (merged / "config.json").exists():
             model, tokenizer = load_merged(base)
             save_optimizer(model, tokenizer, merged)
-    return str(merged), {"base": _spec(merged), "adapters": []}
+    return str(merged), _chain_record(_spec(merged), [], out_dir)
 
 
 def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], evaluation: list[dict],

@@ -1,5 +1,6 @@
-"""``python -m vpolib plan --profile full``: every job of a profile with its command, GPUs and estimated
-GPU-hours, from per-item costs. Runs nothing.
+"""``python -m vpolib plan --profile full``: every job of the full profile with its command, GPUs and
+estimated GPU-hours, from per-item costs. Runs nothing. (Costs are those of the full profile's models:
+Llama-3-8B, CogVideoX, VisionReward; other profiles' item counts are shown on the same basis.)
 
 Item counts are MEASURED here (the query lists in data/, the profile's keys). Per-item GPU costs are
 ASSUMPTIONS, each with its source, until a GPU run replaces them: no stage has run on a GPU yet.
@@ -73,7 +74,8 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
     dpo_epochs = cfg.dpo.trainer.get("num_train_epochs", 1)
     # Training FLOPs: 6 N T for forward + backward, +2 N T when activations are recomputed (checkpointing).
     flops_per_token = (8 if cfg.sft.trainer.get("activation_checkpointing") else 6) * LLAMA3_8B_PARAMS
-    train_basis = f"FLOPs 8·N·T at MFU {MFU} of {H100_BF16_FLOPS / 1e12:.0f} TFLOP/s (assumption)"
+    train_basis = (f"FLOPs 8·N·T at MFU {MFU} of {H100_BF16_FLOPS / 1e12:.0f} TFLOP/s, {tokens:.0f} tok/example "
+                   "(assumption; a lower bound: ZeRO-3 communication and padding are not counted)")
     # Decoding an 8B bf16 model is bandwidth-bound: each step reads the weights once for the whole batch.
     decode_tok_s = H100_HBM_BYTES_S / (2 * LLAMA3_8B_PARAMS) * 32 * DECODE_EFFICIENCY
     decode_basis = (f"HBM roofline x batch 32 x {DECODE_EFFICIENCY} = {decode_tok_s:.0f} tok/s, "
@@ -130,7 +132,7 @@ def format_plan(jobs: list[Job], counts: dict, profile: str) -> str:
     lines += ["", "basis of each per-item cost:"]
     lines += [f"  [{j.stage}] {j.name}: {j.basis}" for j in jobs]
     lines += ["", f"measured here (data/ and the profile): {counts}",
-              "wall-h assumes the job's GPUs are all busy; single-GPU jobs shard across GPUs (wall-h / #GPUs).",
+              "wall-h = GPU-h / the job's GPUs (all busy); GPUs 0: CPU or API only.",
               "No job has run on a GPU: every GPU-s/item is an assumption until replaced by a measurement."]
     return "\n".join(lines)
 
