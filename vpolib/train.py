@@ -88,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.run_dir)
         job = sft_job(cfg, run_dir) if args.kind == "sft" else dpo_job(cfg, run_dir, args.pairs)
     info = run_job(job)
-    print(f"{job['kind']}: {info['steps']} steps in {info['train_s']} s; saved {info['saved']} to {job['out_dir']}"
-          + (" (reused)" if info["reused"] else ""), flush=True)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one line per job, not per rank
+        print(f"{job['kind']}: {info['steps']} steps in {info['train_s']} s; saved {info['saved']} to {job['out_dir']}"
+              + (" (reused)" if info["reused"] else ""), flush=True)
     return 0
 
 
