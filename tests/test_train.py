@@ -79,3 +79,21 @@ def test_launch_args_follow_the_profile():
     full = load_config("full")
     assert launch_args(full.dpo)["launcher"] == "accelerate"
     assert launch_args(full.sft)["accelerate_config"] == "configs/accelerate/zero3.yaml"
+
+
+def test_shipped_accelerate_configs_parse_and_zero3_gathers_weights_on_save():
+    """accelerate's own loader reads every shipped config; ZeRO-3 is the reference's ds_z3_config.json."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    configs = {p.stem: load_config_from_file(str(p)) for p in (REPO_ROOT / "configs/accelerate").glob("*.yaml")}
+    assert {"cpu", "cpu_ddp", "zero3"} <= set(configs)
+    assert configs["cpu"].num_processes == 1 and configs["cpu_ddp"].num_processes == 2
+    z3 = configs["zero3"]
+    assert z3.distributed_type.value == "DEEPSPEED" and z3.num_processes == 8
+    ds = json.loads((REPO_ROOT / z3.deepspeed_config["deepspeed_config_file"]).read_text())
+    assert ds["zero_optimization"]["stage"] == 3
+    assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]  # save_model writes whole weights
+    assert ds["bf16"]["enabled"] == "auto"  # from the trainer's bf16 (the full profile sets it)
+    full = load_config("full")
+    assert full.sft.trainer["bf16"] and full.sft.trainer["per_device_train_batch_size"] == 2
+    assert full.sft.trainer["gradient_accumulation_steps"] == 1  # reference: 2 per GPU x 8 GPUs, no accumulation

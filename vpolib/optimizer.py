@@ -371,6 +371,9 @@ def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], ev
             "start": start if lora is not None else None, "saved": "adapter" if lora is not None else "full",
             "num_processes": built.accelerator.num_processes}
     if built.is_world_process_zero():
+        trainer_dir = Path(built.args.output_dir)
+        if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
+            trainer_dir.rmdir()  # save_strategy "no" leaves it empty
         tokenizer.save_pretrained(out_dir)
         info["size_bytes"] = dir_size(out_dir)
         write_json(out_dir / TRAIN_INFO, info)  # last: its presence means the save finished
