@@ -67,3 +67,18 @@ def test_prompt_source_follows_the_profile(server):
     assert len(generate_prompts(backend, tokenizer, ["a dog"], n=2, max_new_tokens=8)[0]) == 2
     with pytest.raises(ValueError, match="sampler"):
         prompt_source(load_config("cpu", {"feedback.sampler": "vllm"}).feedback, "/x")
+
+
+def test_heldout_prompts_through_the_endpoint_resume_by_id(server, tmp_path):
+    """generate_heldout takes the same text backend (greedy, n=1): what 03/05 call for held-out prompts."""
+    from vpolib.backends import OpenAIBackend
+    from vpolib.io import write_jsonl
+    from vpolib.optimizer import generate_heldout
+
+    backend = OpenAIBackend(base_url=server, model="smollm2")
+    recs = [{"id": f"h{i}", "query": q, "source": "dpo"} for i, q in enumerate(["a cat", "a red car", "snow"])]
+    out = tmp_path / "heldout.jsonl"
+    write_jsonl(out, [{"id": "h1", "query": "a red car", "prompt": "DONE BEFORE", "method": "sft"}])
+    rows = generate_heldout(backend, None, recs, out, "sft", max_new_tokens=16, batch_size=2)
+    assert [r["id"] for r in rows] == ["h0", "h1", "h2"] and rows[1]["prompt"] == "DONE BEFORE"
+    assert rows[0]["prompt"].strip() and len(out.read_text().splitlines()) == 3
