@@ -80,3 +80,17 @@ def test_smollm2_from_the_wheel_is_a_trainable_plain_model(tmp_path):
     enc = tok.apply_chat_template([CHAT[:1]], add_generation_prompt=True, return_dict=True, return_tensors="pt")
     out = model.generate(**enc, max_new_tokens=8, do_sample=False)
     assert out.shape[1] > enc["input_ids"].shape[1]
+
+
+def test_device_and_dtype_come_from_the_caller(tiny):
+    """The profile's dtype/device reach the weights, and generation puts its inputs on the model's device."""
+    from vpolib.backends import GenParams, chat_generate
+    from vpolib.models import torch_dtype
+
+    model, tok = load_causal_lm("tiny-llama", device="cpu", dtype="bfloat16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16} and model.device.type == "cpu"
+    assert torch_dtype(None) is None and torch_dtype("auto") == "auto" and torch_dtype("float32") is torch.float32
+    out = chat_generate(model, tok, [CHAT[:1]], GenParams(temperature=0.0, max_new_tokens=4))
+    assert len(out) == 1 and isinstance(out[0][0], str)
+    default, _ = tiny
+    assert next(default.parameters()).dtype == torch.float32  # None keeps transformers' default

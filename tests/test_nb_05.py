@@ -26,7 +26,10 @@ def test_05_dpo(smoke_stage):
         assert all(math.isfinite(x) for x in v["loss"])
         assert v["loss"][0] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at step 1
         assert "nan_loss" not in v["failure_signs"]
-        assert (stage / ("model" if name == dpo.pairs else f"model_{name}") / "config.json").exists()
+        saved = stage / ("model" if name == dpo.pairs else f"model_{name}")
+        # LoRA: the adapter only (it reloads on 03's model); full DPO: a plain model dir
+        assert (saved / ("adapter_config.json" if dpo.use_lora else "config.json")).exists()
+        assert not (dpo.use_lora and (saved / "model.safetensors").exists())
     rows, errors = read_jsonl(stage / "heldout_prompts.jsonl")
     assert not errors and len(rows) == dpo.n_heldout and all(r["method"] == "vpo" for r in rows)
     sft_ids = [r["id"] for r in read_jsonl(run_dir / "03_sft" / "heldout_prompts.jsonl")[0]]

@@ -83,9 +83,10 @@ def test_sft_loss_goes_down_and_the_saved_model_generates(tiny_dir, tmp_path, lo
     assert info["steps"] == 12 and not info["reused"]
     if lora:
         assert info["trainable"] < 100_000  # adapters only
-    # saved as a plain dir (adapters merged), reloadable, generates n prompts per query
+    # LoRA: the adapter only (reloaded on its base, merged in memory); full: a plain model dir
     model, tok = load_optimizer(tmp_path / "m")
-    assert not (tmp_path / "m" / "adapter_config.json").exists()
+    assert (tmp_path / "m" / "adapter_config.json").exists() == bool(lora)
+    assert (tmp_path / "m" / "model.safetensors").exists() == (not lora)
     out = generate_prompts(model, tok, QUERIES[:3], n=2, max_new_tokens=6)
     assert len(out) == 3 and all(len(o) == 2 and all(isinstance(s, str) for s in o) for o in out)
     greedy = generate_prompts(model, tok, QUERIES[:2], n=1, temperature=0.0, max_new_tokens=6)
@@ -105,8 +106,8 @@ def test_lora_merge_keeps_the_trained_function(tiny_dir, tmp_path):
     ids = torch.tensor([tok("a dog runs on the beach")["input_ids"]])
     peft_logits = trainer.model.eval()(ids).logits
     base_logits = load_causal_lm(str(tiny_dir))[0].eval()(ids).logits
-    save_optimizer(trainer.model, tok, tmp_path / "merged")
-    merged_logits = load_optimizer(tmp_path / "merged")[0](ids).logits
+    save_optimizer(trainer.model, tok, tmp_path / "adapter")  # no train_info: the base comes from PEFT's config
+    merged_logits = load_optimizer(tmp_path / "adapter")[0](ids).logits
     assert not torch.allclose(peft_logits, base_logits, atol=1e-4)  # training changed something
     assert torch.allclose(peft_logits, merged_logits, atol=1e-4)
 

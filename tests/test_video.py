@@ -93,3 +93,70 @@ def test_shapesworld_adapter_normalises_answers(monkeypatch):
     assert backend.render(["a", "b"], seed=0).shape == (2, 2, 4, 4, 3)
     res = backend.score(backend.checklist("red ball up"), None)
     assert res == {"answers": {"colour": "yes", "motion": "no"}, "score": 2.0, "max_score": 3.0}
+
+
+def _prompts(run):
+    from vpolib.io import write_jsonl
+
+    rows = [{"id": f"q{i}", "query": q, "prompts": [f"{q}, cinematic", f"{q}, at dusk"]}
+            for i, q in enumerate(["a red ball moves left", "a blue square spins", "a green cat", "two birds"])]
+    write_jsonl(run / "04_feedback" / "prompts.jsonl", rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tiny_backend, tmp_path_factory):
+    """The tiny CogVideoX saved as a model dir: every process loads the same weights and tokenizer from it,
+    as with the real model (its T5 tokenizer is trained here, and Unigram training is not reproducible)."""
+    path = tmp_path_factory.mktemp("tiny-cogvideox")
+    tiny_backend.pipe.save_pretrained(path)
+    return path
+
+
+def _render(run, processes, model_dir):
+    import subprocess
+    import sys
+
+    from vpolib.paths import REPO_ROOT
+    from vpolib.video import TINY_CALL
+
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(REPO_ROOT / "configs/accelerate/cpu_ddp.yaml"), "--num_processes", str(processes),
+           "--main_process_port", "0", "-m", "vpolib.video", "render", "--run-dir", str(run), "--profile", "smoke",
+           "--set", "feedback.backend=cogvideox", "--set", f"feedback.cogvideox_model={model_dir}",
+           "--set", f"feedback.cogvideox_call={json.dumps(TINY_CALL)}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res.stdout
+
+
+def test_sharded_render_with_two_processes_merges_and_matches_one_process(tmp_path, tiny_dir):
+    """`accelerate launch --num_processes 2 -m vpolib.video render` on the tiny CogVideoX: one log per shard,
+    merged into one record per video, and the same bytes as a 1-process render (per-query seeds)."""
+    from vpolib.io import read_jsonl
+
+    rows = _prompts(tmp_path / "two")
+    out = _render(tmp_path / "two", 2, tiny_dir)
+    assert "merged 8 videos" in out
+    stage = tmp_path / "two" / "04_feedback"
+    logs = sorted(p.name for p in (stage / "shards").iterdir())
+    assert logs == ["renders-00-of-02.jsonl", "renders-01-of-02.jsonl"]
+    shards = {r["id"]: r["shard"] for r in read_jsonl(stage / "renders.jsonl")[0]}
+    assert shards == {"q0": 0, "q1": 1, "q2": 0, "q3": 1}  # each query rendered by exactly one process
+    merged = read_jsonl(stage / "renders.jsonl")[0]
+    assert [(r["id"], r["k"]) for r in merged] == [(r["id"], k) for r in rows for k in range(2)]
+    _prompts(tmp_path / "one")
+    _render(tmp_path / "one", 1, tiny_dir)
+    one = read_jsonl(tmp_path / "one" / "04_feedback" / "renders.jsonl")[0]
+    for a, b in zip(merged, one, strict=True):
+        assert (stage / a["video"]).read_bytes() == (tmp_path / "one" / "04_feedback" / b["video"]).read_bytes()
+
+
+def test_merge_keeps_one_record_per_video(tmp_path):
+    from vpolib.io import write_jsonl
+    from vpolib.video import merge_shards, shard_file
+
+    rec = {"key": "q/0", "id": "q", "k": 0, "video": "videos/q_0.gif"}
+    write_jsonl(shard_file(tmp_path, 0, 2), [rec, {**rec, "key": "a/1", "id": "a", "k": 1}])
+    write_jsonl(shard_file(tmp_path, 0, 1), [{**rec, "shard": 0}])  # an earlier 1-shard run of the same video
+    assert [r["key"] for r in merge_shards(tmp_path)] == ["a/1", "q/0"]

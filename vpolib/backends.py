@@ -74,7 +74,7 @@ def chat_generate(model, tokenizer, conversations: list[list[dict]], params: Gen
         chunk = conversations[start:start + batch_size]
         texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chunk]
         # The chat template already holds any BOS token: don't add special tokens twice.
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.inference_mode():
             ids = model.generate(
                 **enc, do_sample=sample, max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,

@@ -95,6 +95,11 @@ class SFTStageConfig:
     n_heldout: int | None = 50  # held-out queries (from 01) to write optimized prompts for; None: all
     max_new_tokens: int = 128  # generation length for those prompts
     trainer: dict = field(default_factory=dict)  # passed to trl.SFTConfig
+    # inprocess: train in the notebook's kernel; accelerate: `accelerate launch -m vpolib.train job` (log streamed)
+    launcher: str = "inprocess"
+    accelerate_config: str = "configs/accelerate/cpu.yaml"  # repo-relative; the full profile uses zero3.yaml
+    num_processes: int | None = None  # overrides the accelerate config's (None: the config's)
+    dtype: str = "float32"  # weights' dtype when the trained model generates (bfloat16 on GPU)
 
 
 @dataclass
@@ -108,6 +113,11 @@ class FeedbackConfig:
     temperature: float = 0.9
     top_p: float = 0.9
     max_new_tokens: int = 64
+    # local: HF generate on 03's model in the kernel; openai: an OpenAI-compatible server already serving
+    # 03's model (`vllm serve RUN/03_sft/model --served-model-name vpo-sft`), n choices per request
+    sampler: str = "local"
+    sampler_url: str = "http://127.0.0.1:8000/v1"  # its own URL: OPENAI_* stay the judge's endpoint
+    sampler_model: str = "vpo-sft"
     # Score gap a pair needs, as a FRACTION of the checklist's max_score. The reference's 0.5 on
     # VisionReward's 64 weights (sum 6.277) is 0.5 / 6.277 = 0.0797 of its max.
     margin: float = 0.0797
@@ -118,7 +128,12 @@ class FeedbackConfig:
     n_text_queries: int = 48  # real DPO-pool queries sampled for text feedback only (harmful ones first)
     gallery_size: int = 3  # queries shown in the notebook's gallery
     save_mp4: bool = False  # GIFs are always written; mp4 too when True
+<<<<<<< HEAD
     render_batch: int = 32  # videos rendered per call
+=======
+    mp4_only: bool = False  # with save_mp4: the sharded renderer (python -m vpolib.video render) writes no GIF
+    vae_tiling: bool = False  # CogVideoX VAE slicing + tiling: decode 49 frames at 720x480 in less GPU memory
+>>>>>>> fullprofile
     # cogvideox backend only:
     cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
     cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
@@ -143,6 +158,10 @@ class DPOStageConfig:
     n_heldout: int | None = 50  # held-out queries to write VPO prompts for; None: all
     max_new_tokens: int = 128
     trainer: dict = field(default_factory=dict)  # passed to trl.DPOConfig (beta lives here)
+    launcher: str = "inprocess"  # inprocess | accelerate (as sft.launcher)
+    accelerate_config: str = "configs/accelerate/cpu.yaml"
+    num_processes: int | None = None
+    dtype: str = "float32"  # weights' dtype when the trained model generates (bfloat16 on GPU)
 
 
 @dataclass

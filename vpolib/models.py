@@ -46,22 +46,49 @@ def chatml_template(default_system: str | None = None) -> str:
     )
 
 
-def load_causal_lm(spec: str, cache_dir: str | os.PathLike | None = None):
-    """Return ``(model, tokenizer)`` for a spec (see the module docstring); built models are cached."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def resolve_spec(spec: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """The path (or hub id) ``from_pretrained`` loads for a spec; builds a built-here model into the cache once."""
     cache = Path(cache_dir) if cache_dir else CACHE_DIR
     builders = {"tiny-llama": _build_tiny_llama, "smollm2-135m-instruct": _build_smollm2}
-    if spec in builders:
-        path = cache / spec
-        if not (path / "config.json").exists():
-            _build_atomically(path, builders[spec])
-    else:
-        path = spec
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    if spec not in builders:
+        return spec
+    path = cache / spec
+    if not (path / "config.json").exists():
+        _build_atomically(path, builders[spec])
+    return str(path)
+
+
+def load_tokenizer(spec: str, cache_dir: str | os.PathLike | None = None):
+    """The tokenizer of a spec (or of a model/adapter dir), with a pad token (EOS when it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_spec(spec, cache_dir))
     if tokenizer.pad_token is None:  # e.g. Llama-3: pad with EOS (masked out by attention anyway)
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def torch_dtype(name: str | None):
+    """``"bfloat16"`` -> ``torch.bfloat16``; None or ``"auto"`` pass through (the checkpoint's dtype)."""
+    import torch
+
+    return name if name in (None, "auto") else getattr(torch, name)
+
+
+def load_causal_lm(spec: str, cache_dir: str | os.PathLike | None = None, device: str | None = None,
+                   dtype: str | None = None):
+    """Return ``(model, tokenizer)`` for a spec (see the module docstring); built models are cached.
+
+    ``device`` ("cpu", "cuda", "cuda:1") and ``dtype`` ("float32", "bfloat16", "auto") come from the
+    profile; None keeps transformers' defaults (CPU, float32).
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_spec(spec, cache_dir)
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, **({"dtype": torch_dtype(dtype)} if dtype else {}))
+    if device:
+        model = model.to(device)
     return model, tokenizer
 
 

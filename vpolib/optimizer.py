@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from itertools import zip_longest
 from pathlib import Path
@@ -214,16 +215,79 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def save_optimizer(model, tokenizer, path: str | os.PathLike, info: dict | None = None) -> Path:
-    """Save a plain model dir (LoRA adapters merged in), loadable by :func:`load_optimizer`.
+ADAPTER_CONFIG = "adapter_config.json"  # PEFT writes it beside the adapter weights
+LAUNCHERS = ("inprocess", "accelerate")
 
-    ``info`` (fingerprint, log history, timings) goes to ``train_info.json`` beside it, last, so a
-    run killed while saving leaves no info and is retrained.
+
+def dir_size(path: str | os.PathLike) -> int:
+    """Bytes of every file under ``path`` (links not followed; 0 if it does not exist)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def is_adapter_dir(path: str | os.PathLike) -> bool:
+    """True for a dir holding a PEFT adapter (not a full model)."""
+    return (Path(path) / ADAPTER_CONFIG).exists()
+
+
+def _spec(base: str | os.PathLike) -> str:
+    """A model spec as recorded in train_info: local dirs absolute, names ("tiny-llama", hub ids) as given."""
+    return str(Path(base).resolve()) if Path(base).exists() else str(base)
+
+
+def adapter_chain(path: str | os.PathLike) -> tuple[str, list[Path]]:
+    """``(base spec, adapter dirs in the order they are merged)`` of a saved optimizer dir.
+
+    A full model dir is its own base with no adapters. An adapter dir records the chain it was trained
+    on in train_info.json (``start``: base spec + earlier adapters, relative to the dir so a moved run
+    dir still loads); without that record, PEFT's ``base_model_name_or_path`` is the base.
     """
     path = Path(path)
-    if hasattr(model, "merge_and_unload"):  # a PeftModel
-        model = model.merge_and_unload()
-    model.save_pretrained(path)
+    if not is_adapter_dir(path):
+        return str(path), []
+    info_file = path / TRAIN_INFO
+    start = json.loads(info_file.read_text()).get("start") if info_file.exists() else None
+    if not start:
+        return json.loads((path / ADAPTER_CONFIG).read_text())["base_model_name_or_path"], [path]
+    base = start["base"]
+    if start.get("base_rel") and (path / start["base_rel"]).exists():  # a moved run dir: its own copy of the base
+        base = str((path / start["base_rel"]).resolve())
+    return base, [(path / a).resolve() for a in start["adapters"]] + [path]
+
+
+def _chain_record(base: str, adapters: list[Path], out_dir: Path) -> dict:
+    """train_info's ``start``: the base spec (and, for a local dir, its path relative to ``out_dir`` too,
+    so a run dir moved with its SFT model inside still loads) and the earlier adapters, relative."""
+    out_dir = out_dir.resolve()
+    rel = os.path.relpath(base, out_dir) if Path(base).is_dir() else None
+    return {"base": base, "base_rel": rel, "adapters": [os.path.relpath(a, out_dir) for a in adapters]}
+
+
+def load_merged(path: str | os.PathLike, device: str | None = None, dtype: str | None = None):
+    """``(model, tokenizer)``: the base of ``path``'s chain with every adapter merged in, in memory."""
+    from vpolib.models import load_tokenizer
+
+    base, adapters = adapter_chain(path)
+    model, _ = load_causal_lm(base, device=device, dtype=dtype)
+    if adapters:
+        from peft import PeftModel
+
+        for adapter in adapters:  # merge one at a time: each was trained on the merge of the ones before
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model, load_tokenizer(str(path))
+
+
+def save_optimizer(model, tokenizer, path: str | os.PathLike, info: dict | None = None) -> Path:
+    """Save a model dir loadable by :func:`load_optimizer`: a PeftModel as its adapter only (MBs, not
+    the base's GBs), any other model in full.
+
+    ``info`` (fingerprint, start chain, log history, timings) goes to ``train_info.json`` beside it,
+    last, so a run killed while saving leaves no info and is retrained.
+    """
+    path = Path(path)
+    model.save_pretrained(path)  # PeftModel.save_pretrained writes adapter_config.json + adapter weights
     tokenizer.save_pretrained(path)
     if info is not None:
         write_json(path / TRAIN_INFO, info)
@@ -239,34 +303,144 @@ def train_info(path: str | os.PathLike, expected_fingerprint: str) -> dict | Non
     return info if info.get("fingerprint") == expected_fingerprint else None
 
 
+def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
+    """What the trainer starts from, and the chain a saved adapter must reload on.
+
+    - a full model (spec or dir): its path, so TRL loads it itself after the training arguments exist
+      (under DeepSpeed ZeRO-3 that is what partitions the weights while loading);
+    - an adapter dir + LoRA: the chain merged in memory; the new adapter is trained on top of it and
+      reloads on the same merge (TRL's DPO reference = this merge, adapters disabled);
+    - an adapter dir + full fine-tune: TRL's DPO reloads its reference from the model's path, so the
+      merge is written once to ``<out>_start`` (the one case a merged copy is needed on disk).
+    """
+    from accelerate import PartialState
+
+    from vpolib.models import resolve_spec
+
+    if not is_adapter_dir(base):
+        return resolve_spec(str(base)), _chain_record(_spec(base), [], out_dir)
+    chain_base, adapters = adapter_chain(base)
+    start = _chain_record(chain_base, adapters, out_dir)
+    if lora is not None:
+        return load_merged(base)[0], start
+    merged = out_dir.with_name(out_dir.name + "_start")
+    with PartialState().main_process_first():  # rank 0 writes it; the others wait, then read it
+        if not (merged / "config.json").exists():
+            model, tokenizer = load_merged(base)
+            save_optimizer(model, tokenizer, merged)
+    return str(merged), _chain_record(_spec(merged), [], out_dir)
+
+
 def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], evaluation: list[dict],
-                   trainer: dict, lora: dict | None, out_dir: str | os.PathLike, seed: int) -> dict:
+                   trainer: dict, lora: dict | None, out_dir: str | os.PathLike, seed: int,
+                   launcher: str = "inprocess", accelerate_config: str | os.PathLike | None = None,
+                   num_processes: int | None = None) -> dict:
     """Train from ``base`` with ``build_trainer`` (:func:`build_sft_trainer` / :func:`build_dpo_trainer`)
-    and save to ``out_dir``; a model already there from the same inputs is reused instead.
+    and save to ``out_dir`` (with LoRA: the adapter only); a model already there from the same inputs is
+    reused instead.
+
+    ``base`` is a model spec, a model dir or an adapter dir (e.g. the SFT adapter, merged in memory).
+    ``launcher="accelerate"`` runs the same function in ``accelerate launch ... -m vpolib.train job``
+    (``accelerate_config``, e.g. configs/accelerate/zero3.yaml) and streams its log here.
 
     Returns the train info: ``log_history``, ``steps``, ``train_s`` (measured wall time), ``trainable``
-    parameters and ``reused``.
+    parameters, ``start`` (the chain it reloads on), ``saved`` (adapter | full), ``size_bytes`` and
+    ``reused``.
     """
-    out_dir = Path(out_dir)
-    key = fingerprint(str(base), train, evaluation, trainer, lora, seed)
+    from vpolib.models import load_tokenizer
+
+    out_dir, base = Path(out_dir), _spec(base)  # a relative dir and its absolute path are the same start
+    key = fingerprint(base, train, evaluation, trainer, lora, seed)
     info = train_info(out_dir, key)
     if info is not None:
         return {**info, "reused": True}
-    model, tokenizer = load_causal_lm(str(base))
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher {launcher!r}: use one of {LAUNCHERS}")
+    if launcher == "accelerate":
+        return _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir, seed, key,
+                       accelerate_config, num_processes)
+    model, start = _start_model(base, lora, out_dir)
+    tokenizer = load_tokenizer(str(base))
     built = build_trainer(model, tokenizer, train, evaluation, trainer, out_dir.with_name(out_dir.name + "_trainer"),
                           seed, lora=lora)
-    start = time.perf_counter()
+    t0 = time.perf_counter()
     built.train()
+    train_s = round(time.perf_counter() - t0, 2)
+    if built.is_world_process_zero() and out_dir.exists():
+        shutil.rmtree(out_dir)  # an older model (e.g. full weights) must not linger beside a new adapter
+    built.accelerator.wait_for_everyone()
+    # Through the trainer: under ZeRO-3 it gathers the sharded weights (an unwrapped save_pretrained
+    # writes empty partitions); with PEFT it writes the adapter only; only rank 0 writes.
+    built.save_model(str(out_dir))
     info = {"fingerprint": key, "log_history": built.state.log_history, "steps": built.state.global_step,
-            "train_s": round(time.perf_counter() - start, 2),
-            "trainable": sum(p.numel() for p in built.model.parameters() if p.requires_grad)}
-    save_optimizer(built.model, tokenizer, out_dir, info)
+            "train_s": train_s, "trainable": sum(p.numel() for p in built.model.parameters() if p.requires_grad),
+            "start": start if lora is not None else None, "saved": "adapter" if lora is not None else "full",
+            "num_processes": built.accelerator.num_processes}
+    if built.is_world_process_zero():
+        trainer_dir = Path(built.args.output_dir)
+        if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
+            trainer_dir.rmdir()  # save_strategy "no" leaves it empty
+        tokenizer.save_pretrained(out_dir)
+        info["size_bytes"] = dir_size(out_dir)
+        write_json(out_dir / TRAIN_INFO, info)  # last: its presence means the save finished
+        if model == str(out_dir.with_name(out_dir.name + "_start")):
+            shutil.rmtree(model, ignore_errors=True)  # the merged start was only needed for the reference
+    built.accelerator.wait_for_everyone()
     return {**info, "reused": False}
 
 
-def load_optimizer(path: str | os.PathLike):
-    """``(model, tokenizer)`` from a dir written by :func:`save_optimizer`, in eval mode."""
-    model, tokenizer = load_causal_lm(str(path))
+def launch_args(stage_cfg) -> dict:
+    """``train_and_save`` keywords from a stage's config (``cfg.sft`` / ``cfg.dpo``): how to launch it."""
+    return {"launcher": stage_cfg.launcher, "accelerate_config": stage_cfg.accelerate_config,
+            "num_processes": stage_cfg.num_processes}
+
+
+def _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir: Path, seed: int, key: str,
+            accelerate_config, num_processes) -> dict:
+    """Write the job, run ``accelerate launch -m vpolib.train job`` with the log streamed, read the info."""
+    import subprocess
+    import sys
+
+    from vpolib.paths import REPO_ROOT
+
+    kind = {"build_sft_trainer": "sft", "build_dpo_trainer": "dpo"}[build_trainer.__name__]
+    job = out_dir.with_name(out_dir.name + "_job.json")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    write_json(job, {"kind": kind, "base": base, "train": train, "evaluation": evaluation,
+                     "trainer": trainer, "lora": lora, "out_dir": str(out_dir.resolve()), "seed": seed})
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if accelerate_config:
+        cmd += ["--config_file", str(Path(REPO_ROOT, accelerate_config))]
+    if num_processes:
+        cmd += ["--num_processes", str(num_processes)]
+    cmd += ["--main_process_port", str(_free_port())]  # concurrent jobs on one machine must not share a port
+    cmd += ["-m", "vpolib.train", "job", str(job.resolve())]
+    print("$", " ".join(cmd), flush=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          cwd=REPO_ROOT) as proc:  # accelerate configs name repo-relative files
+        for line in proc.stdout:  # stream: the notebook (or terminal) shows the job's log as it runs
+            print(line, end="", flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training job failed (exit {proc.returncode}): {' '.join(cmd)}")
+    info = train_info(out_dir, key)
+    if info is None:
+        raise RuntimeError(f"training job exited 0 but wrote no {TRAIN_INFO} in {out_dir}")
+    return {**info, "reused": False}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load_optimizer(path: str | os.PathLike, device: str | None = None, dtype: str | None = None):
+    """``(model, tokenizer)`` from a dir written by :func:`train_and_save` / :func:`save_optimizer`, in
+    eval mode; an adapter dir is loaded on its recorded chain and merged in memory."""
+    model, tokenizer = load_merged(path, device=device, dtype=dtype)
     return model.eval(), tokenizer
 
 
@@ -281,8 +455,11 @@ def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperatu
                      instruction: str = "paper", seed: int | None = None) -> list[list[str]]:
     """``n`` optimized prompts per query (``[len(queries)][n]``); greedy (n must be 1) at temperature 0.
 
-    Each query is wrapped in VPO's optimization instruction (the SFT/DPO user turn). Batched, left-padded.
-    With ``seed``, sampling is seeded per batch of ``batch_size`` (see :func:`batch_seed`).
+    Each query is wrapped in VPO's optimization instruction (the SFT/DPO user turn). ``model`` is a causal
+    LM (batched, left-padded HF generate) or, with ``tokenizer=None``, a text backend such as
+    :class:`vpolib.backends.OpenAIBackend` in front of ``vllm serve`` (one request per query with ``n``
+    choices). A failed request raises after the batch: callers that log per query id resume on rerun.
+    With ``seed``, local sampling is seeded per batch of ``batch_size`` (see :func:`batch_seed`).
     """
     import torch
 
@@ -291,13 +468,40 @@ def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperatu
     if temperature <= 0 and n != 1:
         raise ValueError("greedy decoding (temperature 0) gives one prompt per query: use n=1")
     params = GenParams(temperature=temperature, top_p=top_p, n=n, max_new_tokens=max_new_tokens)
-    out = []
-    for start in range(0, len(queries), batch_size):
-        part = queries[start:start + batch_size]
-        if seed is not None:
-            torch.manual_seed(batch_seed(seed, part))
-        out += chat_generate(model, tokenizer, [optimize_messages(q, instruction) for q in part], params, batch_size)
+    if tokenizer is not None:
+        out = []
+        for start in range(0, len(queries), batch_size):
+            part = queries[start:start + batch_size]
+            if seed is not None:
+                torch.manual_seed(batch_seed(seed, part))
+            out += chat_generate(model, tokenizer, [optimize_messages(q, instruction) for q in part], params,
+                                 batch_size)
+        return out
+    out = model.generate([optimize_messages(q, instruction) for q in queries], params)
+    failed = [q for q, texts in zip(queries, out, strict=True) if texts is None]
+    if failed:
+        errors = getattr(model, "errors", [])[-3:]
+        raise RuntimeError(f"{len(failed)} of {len(queries)} requests failed (rerun resumes): {errors}")
     return out
+
+
+def prompt_source(feedback_cfg, model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None):
+    """``(model, tokenizer)`` for :func:`generate_prompts`: 03's model loaded here (``feedback.sampler:
+    local``), or ``(OpenAIBackend, None)`` for the server named by ``feedback.sampler_url`` (``openai``)."""
+    if feedback_cfg.sampler == "local":
+        return load_optimizer(model_dir, device=device, dtype=dtype)
+    if feedback_cfg.sampler == "openai":
+        from vpolib.backends import OpenAIBackend
+
+        return OpenAIBackend(base_url=feedback_cfg.sampler_url, model=feedback_cfg.sampler_model), None
+    raise ValueError(f"feedback.sampler must be local or openai, got {feedback_cfg.sampler!r}")
+
+
+def export_merged(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """A plain model dir from an adapter dir (its chain merged), for an engine that needs one (``vllm serve``
+    of a LoRA-on-LoRA model); a full model dir needs no export."""
+    model, tokenizer = load_merged(path)
+    return save_optimizer(model, tokenizer, out)
 
 
 def generate_heldout(model, tokenizer, records: list[dict], out_path: str | os.PathLike, method: str,

@@ -216,8 +216,11 @@ def run(profile: str, start: str | None, stop: str | None, run_dir: Path, overri
             else:
                 print(f"    ok in {seconds:.1f} s -> {out}", flush=True)
     total = round(time.perf_counter() - total, 1)
-    update_manifest(run_dir, total_seconds=total)
-    print(f"done in {total:.1f} s; manifest: {run_dir / 'manifest.json'}")
+    from vpolib.optimizer import dir_size  # LoRA runs save adapters: the run dir's size is worth watching
+
+    size = dir_size(run_dir)
+    update_manifest(run_dir, total_seconds=total, size_bytes=size)
+    print(f"done in {total:.1f} s; run dir {size / 1e6:.1f} MB; manifest: {run_dir / 'manifest.json'}")
     return 0
 
 

@@ -147,8 +147,11 @@ def frame_stats_answer(video: np.ndarray, questions: list[Question]) -> list[boo
 # ---- CogVideoX ---------------------------------------------------------------------------------------
 
 
-def build_cogvideox(source, dtype: str = "float32", device: str = "cpu"):
-    """The one place a ``CogVideoXPipeline`` is built: from a hub id / local dir, or a dict of components."""
+def build_cogvideox(source, dtype: str = "float32", device: str = "cpu", vae_tiling: bool = False):
+    """The one place a ``CogVideoXPipeline`` is built: from a hub id / local dir, or a dict of components.
+
+    ``vae_tiling``: decode in slices and tiles (CogVideoX's model card lists it among the memory savers
+    behind its single-GPU figures)."""
     import torch
     from diffusers import CogVideoXPipeline
 
@@ -158,6 +161,9 @@ def build_cogvideox(source, dtype: str = "float32", device: str = "cpu"):
     else:
         pipe = CogVideoXPipeline.from_pretrained(str(source), torch_dtype=torch_dtype)
     pipe.set_progress_bar_config(disable=True)
+    if vae_tiling:
+        pipe.vae.enable_slicing()
+        pipe.vae.enable_tiling()
     return pipe.to(device=device, dtype=torch_dtype)
 
 
@@ -300,7 +306,7 @@ def make_backend(cfg, texts: list[str] | None = None):
         source, call = tiny_cogvideox_components(texts or ["a video"], cfg.seed), TINY_CALL
     else:
         source, call = fb.cogvideox_model, {}
-    pipe = build_cogvideox(source, fb.dtype, cfg.device)
+    pipe = build_cogvideox(source, fb.dtype, cfg.device, fb.vae_tiling)
     call = {**call, **fb.cogvideox_call}
     if fb.reward == "frame-stats":
         reward = ChecklistReward(lambda query: list(FRAME_STATS), frame_stats_answer)
@@ -331,3 +337,101 @@ def save_media(video, gif: Path, mp4: bool = False) -> None:
         import imageio.v2 as imageio
 
         imageio.mimsave(gif.with_suffix(".mp4"), list(video), fps=8, macro_block_size=1)
+
+
+# ---- sharded rendering (the full profile: one process per GPU) ---------------------------------------
+
+
+def shard_file(out_dir: Path, shard: int, num_shards: int) -> Path:
+    """The render log one process writes (``renders-<i>-of-<n>.jsonl``): shards never share a file."""
+    return Path(out_dir) / "shards" / f"renders-{shard:02d}-of-{num_shards:02d}.jsonl"
+
+
+def render_shard(rows: list[dict], backend, out_dir: Path, seed: int, shard: int, num_shards: int,
+                 mp4_only: bool = False) -> Path:
+    """Render this shard's queries (``rows[shard::num_shards]``) into ``out_dir/videos`` and log each video
+    to this shard's file; resumable per video (``"<id>/<k>"``).
+
+    Every query is rendered with its own seed (:func:`vpolib.feedback.video_seed`), so the videos do not
+    depend on how many shards there are. Scoring is a separate job (VisionReward runs in its own
+    environment), so this only renders. ``mp4_only``: the full profile writes an mp4 and no GIF.
+    """
+    from vpolib.feedback import video_seed
+    from vpolib.io import append_jsonl, done_keys
+
+    log = shard_file(out_dir, shard, num_shards)
+    done = done_keys(log, "key")
+    for row in rows[shard::num_shards]:  # strided: neighbouring queries (similar lengths) spread over shards
+        todo = [k for k in range(len(row["prompts"])) if f"{row['id']}/{k}" not in done]
+        if not todo:
+            continue
+        videos = backend.render([row["prompts"][k] for k in todo], video_seed(seed, row["id"]))  # [B, F, H, W, 3]
+        for k, clip in zip(todo, videos, strict=True):
+            path = media_path(out_dir, row["id"], k, "mp4" if mp4_only else "gif")
+            if mp4_only:
+                import imageio.v2 as imageio
+
+                path.parent.mkdir(parents=True, exist_ok=True)
+                imageio.mimsave(path, list(clip), fps=8, macro_block_size=1)
+            else:
+                backend.save(clip, path)
+            append_jsonl(log, {"key": f"{row['id']}/{k}", "id": row["id"], "k": k, "query": row["query"],
+                               "prompt": row["prompts"][k], "video": str(path.relative_to(out_dir)),
+                               "shard": shard})
+    return log
+
+
+def merge_shards(out_dir: Path, path: Path | None = None) -> list[dict]:
+    """Every shard's render log merged into ``out_dir/renders.jsonl``: one record per video, sorted by
+    (query id, k); a video logged twice (a shard re-run with another shard count) is kept once."""
+    from vpolib.io import read_jsonl, write_jsonl
+
+    merged: dict[str, dict] = {}
+    for log in sorted((Path(out_dir) / "shards").glob("renders-*.jsonl")):
+        for rec in read_jsonl(log)[0]:
+            merged.setdefault(rec["key"], rec)
+    rows = sorted(merged.values(), key=lambda r: (r["id"], r["k"]))
+    write_jsonl(path or Path(out_dir) / "renders.jsonl", rows)
+    return rows
+
+
+def render_main(argv: list[str] | None = None) -> int:
+    """``accelerate launch [--num_processes N] -m vpolib.video render --run-dir RUN [--profile P --set k=v]``:
+    each process renders its shard of ``RUN/04_feedback/prompts.jsonl`` on its own device; rank 0 merges."""
+    import argparse
+
+    from accelerate import PartialState
+
+    from vpolib.config import load_config
+    from vpolib.io import read_jsonl
+    from vpolib.runner import parse_sets
+
+    parser = argparse.ArgumentParser(prog="python -m vpolib.video render")
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.profile, parse_sets(args.set))
+    state = PartialState(cpu=cfg.device == "cpu")  # one process per GPU: each builds the pipeline on its own
+    if cfg.feedback.cogvideox_model == "tiny" and state.num_processes > 1:
+        # its T5 tokenizer is trained per process (Unigram training is not reproducible): ranks would differ
+        raise SystemExit("feedback.cogvideox_model=tiny is built per process: save it as a dir first")
+    cfg.device = str(state.device)
+    out_dir = Path(args.run_dir) / "04_feedback"
+    rows = read_jsonl(out_dir / "prompts.jsonl")[0]
+    backend = make_backend(cfg, texts=[p for r in rows for p in r["prompts"]])  # same texts on every rank
+    log = render_shard(rows, backend, out_dir, cfg.seed, state.process_index, state.num_processes,
+                       mp4_only=cfg.feedback.save_mp4 and cfg.feedback.mp4_only)
+    print(f"shard {state.process_index}/{state.num_processes}: {log}", flush=True)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        print(f"merged {len(merge_shards(out_dir))} videos into {out_dir / 'renders.jsonl'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["render"]:
+        raise SystemExit("usage: python -m vpolib.video render --run-dir RUN [--profile P] [--set k=v]")
+    raise SystemExit(render_main(sys.argv[2:]))
