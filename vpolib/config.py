@@ -128,12 +128,9 @@ class FeedbackConfig:
     n_text_queries: int = 48  # real DPO-pool queries sampled for text feedback only (harmful ones first)
     gallery_size: int = 3  # queries shown in the notebook's gallery
     save_mp4: bool = False  # GIFs are always written; mp4 too when True
-<<<<<<< HEAD
     render_batch: int = 32  # videos rendered per call
-=======
     mp4_only: bool = False  # with save_mp4: the sharded renderer (python -m vpolib.video render) writes no GIF
     vae_tiling: bool = False  # CogVideoX VAE slicing + tiling: decode 49 frames at 720x480 in less GPU memory
->>>>>>> fullprofile
     # cogvideox backend only:
     cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
     cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
