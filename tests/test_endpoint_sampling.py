@@ -33,17 +33,17 @@ def test_sampling_four_prompts_per_query_through_the_endpoint_resumes_by_query_i
     backend = OpenAIBackend(base_url=server, model="smollm2", concurrency=2)
     calls = []
 
-    def sampler(queries):
+    def sampler(queries, ids):
         calls.append(list(queries))
         return generate_prompts(backend, None, queries, n=4, temperature=0.9, top_p=0.9, max_new_tokens=24)
 
     records = [{"id": f"q{i}", "query": q} for i, q in enumerate(["a cat on a mat", "a red car", "rain at night"])]
     path = tmp_path / "prompts.jsonl"
-    rows = sample_prompts(records[:2], path, sampler, batch_size=2, progress=False)
+    rows = sample_prompts(records[:2], path, sampler, batch_size=2)
     assert [r["id"] for r in rows] == ["q0", "q1"]
     assert all(len(r["prompts"]) == 4 and all(p.strip() for p in r["prompts"]) for r in rows)
     assert len({p for r in rows for p in r["prompts"]}) > 4  # sampled, not one text repeated
-    rows = sample_prompts(records, path, sampler, batch_size=2, progress=False)  # a rerun with one more query
+    rows = sample_prompts(records, path, sampler, batch_size=2)  # a rerun with one more query
     assert calls == [["a cat on a mat", "a red car"], ["rain at night"]] and len(rows) == 3
 
 
