@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium test test-slow reproduce lint clean
+.PHONY: install chromium test test-slow reproduce results publish lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,18 @@ test-slow: install chromium
 
 reproduce: install
 	$(BIN)/python -m vpolib run --profile $(PROFILE) $(RUN_ARGS)
+
+# The README's results section, from the committed results files (never typed).
+results: install
+	$(BIN)/python scripts/results_table.py
+
+# Commit a run's results as the reference: `make publish RUN=outputs/cpu-20261125-101700`.
+publish: install
+	@test -n "$(RUN)" || { echo "usage: make publish RUN=outputs/<run dir>"; exit 2; }
+	mkdir -p docs/results/$(PROFILE)
+	cp $(RUN)/06_analysis/results.json $(RUN)/manifest.json docs/results/$(PROFILE)/
+	cp $(RUN)/02_refine/metrics.json docs/results/$(PROFILE)/02_metrics.json
+	$(BIN)/python scripts/results_table.py --results docs/results/$(PROFILE)/results.json
 
 lint: install
 	$(BIN)/python -m ruff check vpolib tests scripts

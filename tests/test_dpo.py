@@ -95,3 +95,30 @@ def test_full_profile_dpo_knobs_on_a_tiny_llama(tiny_dir, tmp_path):
     info = train_and_save(build_dpo_trainer, tiny_dir, rows, [], knobs, None, tmp_path / "vpo", seed=0)
     assert info["steps"] == 2  # 4 pairs / batch 2, one epoch
     assert (tmp_path / "vpo" / "config.json").exists()
+
+
+def test_dpo_loss_by_hand():
+    from vpolib.optimizer import dpo_loss_by_hand
+
+    same = {"chosen": -12.0, "rejected": -9.0}
+    assert dpo_loss_by_hand(same, same, 0.1)["loss"] == pytest.approx(math.log(2))  # policy = reference
+    out = dpo_loss_by_hand({"chosen": -10.0, "rejected": -11.0}, same, 0.1)
+    # rewards 0.1 * (2) = 0.2 and 0.1 * (-2) = -0.2: margin 0.4, loss = log(1 + e^-0.4)
+    assert out["reward_chosen"] == pytest.approx(0.2) and out["reward_rejected"] == pytest.approx(-0.2)
+    assert out["loss"] == pytest.approx(math.log1p(math.exp(-0.4)))
+
+
+def test_completion_logprob_sums_the_completion_tokens(tiny_dir):
+    import torch
+
+    from vpolib.models import load_causal_lm
+    from vpolib.optimizer import completion_logprob
+
+    model, tok = load_causal_lm(str(tiny_dir))
+    prompt, completion = [{"role": "user", "content": "a cat"}], [{"role": "assistant", "content": "A cat sleeps."}]
+    p_ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
+    f_ids = tok.apply_chat_template(prompt + completion, return_dict=False)
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([f_ids])).logits[0], -1)
+    by_hand = sum(float(logp[t - 1, f_ids[t]]) for t in range(len(p_ids), len(f_ids)))
+    assert completion_logprob(model, tok, prompt, completion) == pytest.approx(by_hand, rel=1e-5)

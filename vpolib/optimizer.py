@@ -183,6 +183,31 @@ def plot_log(frame, columns: list[str], path: str | os.PathLike, title: str = ""
     return fig
 
 
+def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[dict]) -> float:
+    """log p(completion | prompt) under ``model``: the sum over the completion's tokens, as DPO uses it."""
+    import torch
+
+    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
+    full_ids = tokenizer.apply_chat_template(prompt + completion, return_dict=False)
+    ids = torch.tensor([full_ids])  # [1, T]
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits.float()  # [1, T, V]
+    logp = torch.log_softmax(logits[0, :-1], dim=-1)  # [T-1, V]: position t predicts token t+1
+    targets = ids[0, 1:]  # [T-1]
+    per_token = logp.gather(1, targets[:, None])[:, 0]  # [T-1]
+    return float(per_token[len(prompt_ids) - 1:].sum())
+
+
+def dpo_loss_by_hand(policy: dict, reference: dict, beta: float) -> dict:
+    """The DPO loss of one pair from its four log-probabilities (``{"chosen", "rejected"}`` each):
+    implicit rewards r = beta * (log pi - log pi_ref), loss = -log sigmoid(r_chosen - r_rejected)."""
+    r_c = beta * (policy["chosen"] - reference["chosen"])
+    r_r = beta * (policy["rejected"] - reference["rejected"])
+    margin = r_c - r_r
+    return {"reward_chosen": r_c, "reward_rejected": r_r, "margin": margin,
+            "loss": math.log1p(math.exp(-margin)) if margin > -30 else -margin}
+
+
 def dpo_failure_signs(log_history: list[dict], tol: float = 1e-3) -> list[dict]:
     """The known DPO failure signs in a training log, each ``{"sign", "detail"}``:
 
