@@ -1,3 +1,10 @@
-from vpolib.runner import main
+import sys
+
+if sys.argv[1:2] == ["serve"]:  # python -m vpolib serve ...: a local llama.cpp server (vpolib/serve.py)
+    from vpolib.serve import main as serve
+
+    raise SystemExit(serve(sys.argv[2:]))
+
+from vpolib.runner import main  # noqa: E402
 
 raise SystemExit(main())
