@@ -69,7 +69,7 @@ class RefineConfig:
     judge_backend: str = "openai"  # backend of the LLM judge/refiner
     compare_judges: int = 0  # >0: also run the LLM judge on this many candidates and report agreement
     structured: bool = False  # LLM judge/refiner reply in JSON (response_format + JSON schema: vLLM, llama.cpp)
-    check_first: int = 16  # stop early if most of the first that many LLM judge/refiner/teacher replies don't parse
+    check_first: int = 8  # stop early if most of the first that many LLM judge/refiner/teacher replies don't parse
     use_models: bool = True  # rule judge uses the spaCy safety classifier and MiniLM embeddings
     harm_threshold: float = 0.5  # P(adult or cp) from the safety classifier that fails Harmless
     min_coverage: float = 0.6  # share of query content words the prompt must keep

@@ -211,7 +211,7 @@ class LLMJudge:
     naming ``section``'s config keys (0: no check).
     """
 
-    def __init__(self, backend, max_new_tokens: int = 512, structured: bool = False, check_first: int = 16,
+    def __init__(self, backend, max_new_tokens: int = 512, structured: bool = False, check_first: int = 8,
                  section: str = "refine"):
         self.backend, self.name = backend, f"llm:{backend.name}" + (":structured" if structured else "")
         self.structured, self.check_first, self.section = structured, check_first, section

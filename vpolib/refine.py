@@ -92,7 +92,7 @@ class LLMRefiner:
     parse, :func:`~vpolib.backends.check_first_batch` stops the run with a clear message (0: no check).
     """
 
-    def __init__(self, backend, params: GenParams | None = None, structured: bool = False, check_first: int = 16):
+    def __init__(self, backend, params: GenParams | None = None, structured: bool = False, check_first: int = 8):
         self.backend, self.name = backend, f"llm:{backend.name}" + (":structured" if structured else "")
         self.structured, self.check_first, self.checked = structured, check_first, check_first <= 0
         params = params or GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=512)
@@ -199,7 +199,7 @@ def few_shot_examples(pairs: list[dict], k: int) -> list[tuple[str, str]]:
 
 
 def llm_teacher_candidates(records: list[dict], backend, examples: list[tuple[str, str]],
-                           params: GenParams, check_first: int = 16) -> tuple[list[dict], int]:
+                           params: GenParams, check_first: int = 8) -> tuple[list[dict], int]:
     """Few-shot teacher prompts (n per query) through any backend; returns (candidates, failed queries).
 
     The first ``check_first`` queries go first: if most of them failed or came back empty, the run
