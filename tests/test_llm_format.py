@@ -141,3 +141,10 @@ def test_check_first_batch_quotes_a_long_reply_shortened():
         check_first_batch("judge", ["x" * 1000, "y", None], [False, False, True], "Do this.")
     assert "2 of 2 replies" in str(err.value) and "x" * 300 + " ..." in str(err.value)
     check_first_batch("judge", ["a", "b", "c"], [True, False, True], "fine")  # most parsed: no error
+
+
+def test_require_sft_explains_an_empty_set():
+    rows = [{"status": "unparsable", "verdict": {"reasons": ["llm:unparsable"], "principles": {}}}] * 3
+    refine.require_sft([{"id": "x"}], refine.summarize(rows))  # not empty: fine
+    with pytest.raises(RuntimeError, match=r"3 candidates: 0 passed .* 3 verdicts unparsable.*llm:unparsable \(3\)"):
+        refine.require_sft([], refine.summarize(rows))

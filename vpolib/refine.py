@@ -288,6 +288,18 @@ def build_outputs(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return sft, pairs
 
 
+def require_sft(sft: list[dict], summary: dict) -> None:
+    """Stop with the reason when no candidate reached the SFT set, instead of writing an empty sft.jsonl."""
+    if sft:
+        return
+    top = ", ".join(f"{k} ({v})" for k, v in list(summary.get("reasons", {}).items())[:4]) or "none"
+    raise RuntimeError(
+        f"02_refine: no SFT example. {summary['n_candidates']} candidates: {summary['n_pass']} passed the judge, "
+        f"{summary['n_refined']} passed after refinement, {summary['n_refine_failed']} failed refinement, "
+        f"{summary['n_unparsable']} verdicts unparsable. Top reasons: {top}. With an LLM judge try "
+        "`--set refine.structured=true` or a stronger model; with none, check the teachers (`refine.teachers`).")
+
+
 def summarize(rows: list[dict]) -> dict:
     """Counts by status, first-pass rate overall and per principle, and the reasons histogram."""
     from collections import Counter
