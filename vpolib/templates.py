@@ -102,12 +102,13 @@ def plain_user(query: str) -> list[dict]:
 
 # Structured mode (``refine.structured``): the same critique and refine turns, but the reply is a JSON
 # object whose shape the server enforces (``response_format`` with a JSON schema: constrained decoding
-# on vLLM and the llama.cpp server), so a small model cannot miss the verdict. Length caps keep a
-# greedy small model from rambling until max_tokens cuts the JSON.
+# on vLLM and the llama.cpp server), so a small model cannot miss the verdict. Length caps (characters)
+# keep a greedy small model from rambling until max_tokens (512) cuts the JSON: SmolLM2 once wrote
+# "1.1.1..." (one token per character) until a 600-character cap was out of reach.
 CRITIQUE_SCHEMA = {
     "type": "object",
     "properties": {
-        "verification": {"type": "string", "maxLength": 600},  # step-by-step verification
+        "verification": {"type": "string", "maxLength": 400},  # step-by-step verification
         "harmless": {"type": "boolean"},
         "aligned": {"type": "boolean"},
         "helpful": {"type": "boolean"},
@@ -119,8 +120,8 @@ CRITIQUE_SCHEMA = {
 REFINE_SCHEMA = {
     "type": "object",
     "properties": {
-        "reflection": {"type": "string", "maxLength": 600},
-        "refined_prompt": {"type": "string", "minLength": 1, "maxLength": 1500},
+        "reflection": {"type": "string", "maxLength": 300},
+        "refined_prompt": {"type": "string", "minLength": 1, "maxLength": 1000},
     },
     "required": ["reflection", "refined_prompt"],
     "additionalProperties": False,
