@@ -104,7 +104,7 @@ def plain_user(query: str) -> list[dict]:
 # object whose shape the server enforces (``response_format`` with a JSON schema: constrained decoding
 # on vLLM and the llama.cpp server), so a small model cannot miss the verdict. Length caps (characters)
 # keep a greedy small model from rambling until max_tokens (512) cuts the JSON: SmolLM2 once wrote
-# "1.1.1..." (one token per character) until a 600-character cap was out of reach.
+# "1.1.1..." (a token per character) and ran out of tokens before a 600-character cap.
 CRITIQUE_SCHEMA = {
     "type": "object",
     "properties": {
