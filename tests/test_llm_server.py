@@ -113,6 +113,7 @@ def test_server_killed_mid_run_retries_resumes_and_loses_nothing(tmp_path):
         assert all(o is not None for o in out) and cached.stats["failed"] == 0
         assert cached.stats["retries"] > 0 and cached.stats["requests"] > len(convs)
         assert len(read_jsonl(short)[0]) == len(convs)
+        print(f"short outage: {cached.stats}")
 
         # 2. Killed after 4 replies and not back within the retries: failures recorded, none cached.
         long = tmp_path / "long.jsonl"
@@ -136,3 +137,5 @@ def test_server_killed_mid_run_retries_resumes_and_loses_nothing(tmp_path):
         assert resumed.stats["hits"] == done and resumed.stats["generated"] == len(convs) - done
         records = read_jsonl(long)[0]
         assert len({r["key"] for r in records}) == len(records) == len(convs)  # nothing lost, nothing twice
+        print(f"long outage: {done}/{len(convs)} before the kill, {len(failures)} failures recorded; "
+              f"rerun: {resumed.stats}")
