@@ -94,9 +94,12 @@ def test_openai_backend_success_and_n_samples(server):
 
 
 def test_openai_backend_retries_500_then_succeeds(server):
-    b = backend(server, max_retries=3)
+    b = backend(server, max_retries=3, backoff=0.05)
+    t0 = time.perf_counter()
     assert b.generate([conv("fail500-2")], P) == [["echo: fail500-2 #0"]]
     assert Scripted.seen["fail500-2"] == 3  # two 500s, then the retry that worked
+    assert b.stats == {"requests": 3, "retries": 2, "failed": 0, "malformed": 0}
+    assert time.perf_counter() - t0 >= 0.05 + 0.1  # backoff 0.05 * 2**attempt before each retry
 
 
 def test_openai_backend_failures_are_none_not_crashes(server):
@@ -105,6 +108,16 @@ def test_openai_backend_failures_are_none_not_crashes(server):
     assert out[:4] == [None, None, None, None]
     assert out[4] == ["echo: fine #0"]
     assert len(b.errors) == 4
+    assert b.stats == {"requests": 5, "retries": 0, "failed": 2, "malformed": 2}  # garble, nochoices
+    assert [e is None for e in b.last_errors] == [False, False, False, False, True]
+
+
+def test_retries_exhausted_are_failures_recorded_next_to_the_cache(server, tmp_path):
+    cached = CachedBackend(backend(server, max_retries=1, backoff=0.01), tmp_path / "c.jsonl")
+    assert cached.generate([conv("fail500-5"), conv("ok")], P) == [None, ["echo: ok #0"]]
+    assert cached.stats["failed"] == 1 and cached.stats["retries"] == 1 and cached.stats["requests"] == 3
+    (failure,), _ = read_jsonl(cached.failures_path)
+    assert failure["key"] == cache_key("scripted", P, conv("fail500-5")) and "InternalServerError" in failure["error"]
 
 
 def test_openai_backend_reads_environment(server, monkeypatch):

@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vpolib.io import append_jsonl, read_jsonl
@@ -33,6 +35,8 @@ class GenParams:
     top_p: float = 0.9
     n: int = 1
     max_new_tokens: int = 256
+    # OpenAI-compatible structured output (``templates.response_format``); the local backend ignores it.
+    response_format: dict | None = field(default=None, hash=False)
 
 
 class LocalBackend:
@@ -89,12 +93,18 @@ def chat_generate(model, tokenizer, conversations: list[list[dict]], params: Gen
 class OpenAIBackend:
     """An OpenAI-compatible chat endpoint; requests run ``concurrency`` at a time.
 
-    The ``openai`` client retries connection errors, timeouts, 429s and 5xx with exponential
-    backoff (``max_retries``); a malformed body or exhausted retries make that conversation ``None``.
+    Retries are explicit: a connection error, timeout, 408/409/429 or 5xx is retried up to
+    ``max_retries`` times after ``backoff * 2**attempt`` seconds (capped at ``max_backoff``), so a
+    server that restarts within that window loses nothing. A reply that arrives but cannot be used
+    (not JSON, no choices, wrong count, no text) is *malformed*: counted and not retried. Whatever
+    still fails makes that conversation ``None``. ``stats`` counts requests, retries, failures and
+    malformed replies; ``errors`` keeps their messages; ``last_errors`` is aligned with the last
+    ``generate`` call's conversations (None where it succeeded).
     """
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8, timeout: float = 60.0, max_retries: int = 3):
+                 concurrency: int = 8, timeout: float = 60.0, max_retries: int = 5, backoff: float = 1.0,
+                 max_backoff: float = 30.0):
         import openai
 
         base_url = base_url or os.environ.get(ENV_BASE_URL)
@@ -102,41 +112,81 @@ class OpenAIBackend:
         if not base_url or not self.name:
             raise RuntimeError(f"OpenAIBackend needs ${ENV_BASE_URL} and ${ENV_MODEL} in the environment")
         key = api_key or os.environ.get(ENV_KEY) or "EMPTY"  # local servers (vLLM) accept any key
-        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
-        self.concurrency = concurrency
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+        self.concurrency, self.max_retries, self.backoff, self.max_backoff = concurrency, max_retries, backoff, max_backoff
         self.errors: list[str] = []
+        self.last_errors: list[str | None] = []
+        self.stats = {"requests": 0, "retries": 0, "failed": 0, "malformed": 0}
+        self._lock = threading.Lock()
 
-    def _one(self, messages: list[dict], params: GenParams) -> list[str] | None:
-        try:
-            resp = self.client.chat.completions.create(
-                model=self.name, messages=messages, temperature=params.temperature, top_p=params.top_p,
-                n=params.n, max_tokens=params.max_new_tokens,
-            )
-            texts = [c.message.content for c in resp.choices]
-        except Exception as err:  # any failure is a recorded skip, never a crash
-            self.errors.append(f"{type(err).__name__}: {str(err)[:200]}")
-            return None
-        if len(texts) != params.n or not all(isinstance(t, str) for t in texts):
-            self.errors.append(f"malformed reply: {len(texts)} choices, expected {params.n}")
-            return None
-        return [t.strip() for t in texts]
+    def _count(self, key: str, error: str | None = None) -> None:
+        with self._lock:
+            self.stats[key] += 1
+            if error:
+                self.errors.append(error)
+
+    @staticmethod
+    def _retryable(err: Exception) -> bool:
+        import openai
+
+        if isinstance(err, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError):
+            return True  # APITimeoutError is an APIConnectionError
+        return isinstance(err, openai.APIStatusError) and err.status_code in (408, 409)
+
+    def _one(self, messages: list[dict], params: GenParams) -> tuple[list[str] | None, str | None]:
+        """(texts, None) or (None, why); every attempt, retry and outcome is counted."""
+        extra = {"response_format": params.response_format} if params.response_format else {}
+        for attempt in range(self.max_retries + 1):
+            self._count("requests")
+            try:
+                resp = self.client.chat.completions.create(
+                    model=self.name, messages=messages, temperature=params.temperature, top_p=params.top_p,
+                    n=params.n, max_tokens=params.max_new_tokens, **extra,
+                )
+                texts = [c.message.content for c in resp.choices]
+            except Exception as err:  # any failure is a recorded skip, never a crash
+                why = f"{type(err).__name__}: {str(err)[:200]}"
+                if self._retryable(err) and attempt < self.max_retries:
+                    self._count("retries")
+                    time.sleep(min(self.max_backoff, self.backoff * 2 ** attempt))
+                    continue
+                # The openai client raises these when the body is not the JSON it expects: malformed.
+                malformed = isinstance(err, ValueError | TypeError | AttributeError) or "Validation" in why
+                self._count("malformed" if malformed else "failed", why)
+                return None, why
+            if len(texts) != params.n or not all(isinstance(t, str) for t in texts):
+                why = f"malformed reply: {len(texts)} choices, expected {params.n} texts"
+                self._count("malformed", why)
+                return None, why
+            return [t.strip() for t in texts], None
+        raise AssertionError("unreachable")
 
     def generate(self, conversations: list[list[dict]], params: GenParams) -> list[list[str] | None]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda m: self._one(m, params), conversations))
+            results = list(pool.map(lambda m: self._one(m, params), conversations))
+        self.last_errors = [why for _, why in results]
+        return [texts for texts, _ in results]
 
 
 def cache_key(model: str, params: GenParams, messages: list[dict]) -> str:
-    """sha256 of the canonical JSON of (model, params, messages)."""
-    blob = json.dumps({"model": model, "params": asdict(params), "messages": messages}, sort_keys=True)
+    """sha256 of the canonical JSON of (model, params, messages); ``response_format`` only when set."""
+    p = asdict(params)
+    if p.get("response_format") is None:
+        p.pop("response_format", None)  # keys of caches written before the field existed stay valid
+    blob = json.dumps({"model": model, "params": p, "messages": messages}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 class CachedBackend:
-    """Wrap a backend with a JSONL cache; records are appended per chunk as soon as they finish."""
+    """Wrap a backend with a JSONL cache; records are appended per chunk as soon as they finish.
+
+    Failed conversations are not cached (a rerun retries them) but each failure is appended to
+    ``<cache>.failures.jsonl`` with its error; ``stats`` adds the wrapped backend's request counts.
+    """
 
     def __init__(self, backend, path: str | os.PathLike, chunk_size: int = 8, progress: bool = False):
         self.backend, self.path, self.chunk_size, self.progress = backend, Path(path), chunk_size, progress
+        self.failures_path = self.path.with_name(self.path.stem + ".failures.jsonl")
         self.name = backend.name
         self.stats = {"hits": 0, "generated": 0, "failed": 0, "cache_bad_lines": 0}
         self._cache: dict[str, list[str]] = {}
@@ -144,6 +194,11 @@ class CachedBackend:
             records, errors = read_jsonl(self.path)  # a line cut by a kill is counted and ignored
             self.stats["cache_bad_lines"] = len(errors)
             self._cache = {r["key"]: r["texts"] for r in records if "key" in r and isinstance(r.get("texts"), list)}
+
+    @property
+    def errors(self) -> list[str]:
+        """The wrapped backend's error messages (empty for backends that keep none)."""
+        return getattr(self.backend, "errors", [])
 
     def generate(self, conversations: list[list[dict]], params: GenParams) -> list[list[str] | None]:
         from vpolib.progress import track
@@ -155,15 +210,51 @@ class CachedBackend:
         failed = set()
         for start in track(range(0, len(todo), self.chunk_size), desc=self.name, disable=not self.progress):
             chunk = todo[start:start + self.chunk_size]
-            for key, texts in zip(chunk, self.backend.generate([first[k] for k in chunk], params), strict=True):
+            out = self.backend.generate([first[k] for k in chunk], params)
+            whys = getattr(self.backend, "last_errors", None) or [None] * len(chunk)
+            for key, texts, why in zip(chunk, out, whys, strict=True):
                 if texts is None:
                     failed.add(key)
+                    append_jsonl(self.failures_path, {"key": key, "model": self.name, "error": why or "failed",
+                                                      "time": round(time.time(), 3)})
                     continue
                 append_jsonl(self.path, {"key": key, "model": self.name, "texts": texts})
                 self._cache[key] = texts
                 self.stats["generated"] += 1
         self.stats["failed"] += len(failed)
+        for name in ("requests", "retries", "malformed"):  # the endpoint's own counts (OpenAIBackend)
+            if name in getattr(self.backend, "stats", {}):
+                self.stats[name] = self.backend.stats[name]
         return [self._cache.get(k) for k in keys]
+
+
+class EndpointError(RuntimeError):
+    """Most requests of a first batch failed: the endpoint is down or misconfigured."""
+
+
+class OutputFormatError(RuntimeError):
+    """Most replies of a first batch could not be parsed: the model does not follow the output format."""
+
+
+def check_first_batch(role: str, replies: list[str | None], usable: list[bool], fix: str,
+                      errors: list[str] | None = None) -> None:
+    """Stop early with a clear message when most of a first batch failed or could not be parsed.
+
+    ``replies`` are the raw texts (None: the request failed), ``usable`` whether each one parsed.
+    Raises :class:`EndpointError` or :class:`OutputFormatError` quoting one bad reply and ``fix``.
+    """
+    n, failed = len(replies), sum(r is None for r in replies)
+    if n and failed * 2 > n:
+        last = (errors or ["unknown"])[-1]
+        raise EndpointError(
+            f"{role}: {failed} of {n} requests in the first batch failed (last error: {last}). Check that the "
+            f"server at ${ENV_BASE_URL} is up and serves ${ENV_MODEL}; failures are not cached, so a rerun retries them.")
+    got = [(r, ok) for r, ok in zip(replies, usable, strict=True) if r is not None]
+    bad = [r for r, ok in got if not ok]
+    if got and len(bad) * 2 > len(got):
+        quote = bad[0] if len(bad[0]) <= 300 else bad[0][:300] + " ..."
+        raise OutputFormatError(f"{role}: {len(bad)} of {len(got)} replies in the first batch could not be parsed. "
+                                f"One reply: {quote!r}. {fix}")
 
 
 def make_backend(spec: str, batch_size: int = 8, concurrency: int = 8):

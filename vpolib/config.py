@@ -74,6 +74,8 @@ class RefineConfig:
     judge_backend: str = "openai"  # backend of the LLM judge/refiner
     compare_judges: int = 0  # >0: also run the LLM judge on this many candidates and report agreement
     validation_per_kind: int = 60  # judge validation items per kind (VBench + ShapesWorld, notebook 02)
+    structured: bool = False  # LLM judge/refiner reply in JSON (response_format + JSON schema: vLLM, llama.cpp)
+    check_first: int = 8  # stop early if most of the first that many LLM judge/refiner/teacher replies don't parse
     use_models: bool = True  # rule judge uses the spaCy safety classifier and MiniLM embeddings
     harm_threshold: float = 0.5  # P(adult or cp) from the safety classifier that fails Harmless
     min_coverage: float = 0.6  # share of query content words the prompt must keep
@@ -170,6 +172,7 @@ class AnalysisConfig:
     n_video: int = 24  # held-out ShapesWorld queries rendered and scored per method (video metrics)
     video_batch: int = 8  # prompts rendered per call; each chunk's seed is shared by all methods
     judge: str = "rule"  # "rule" (offline) | a backend spec for the LLM judge: "openai", "local:<model>"
+    structured: bool = False  # LLM judge replies in JSON (response_format + JSON schema: vLLM, llama.cpp)
     baselines: list = field(default_factory=lambda: ["raw", "rule", "fewshot"])  # rewriters run here
     fewshot_backend: str | None = "local:smollm2-135m-instruct"  # None: the few-shot baseline is skipped
     required: list = field(default_factory=lambda: ["sft", "vpo"])  # missing -> a clear error

@@ -1,7 +1,8 @@
 """Judges of VPO's three principles (Harmless, Accurate, Helpful), with one verdict structure.
 
 - :class:`LLMJudge`: the reference's critique prompt through any backend; the verdict after the
-  "Final Judgement (Yes or No)" marker is parsed strictly (missing or ambiguous -> unparsable, never Yes).
+  "Final Judgement (Yes or No)" marker is parsed strictly (missing or ambiguous -> unparsable, never Yes);
+  or, structured, a JSON verdict with per-principle booleans that the server's constrained decoding enforces.
 - :class:`RuleJudge`: the offline CPU default: per-principle checks with reasons, on a real
   safety classifier (spaCy ``en_prompt_nsfw_pipeline_bilstm``), a lexicon, and all-MiniLM-L6-v2
   query-prompt similarity.
@@ -11,14 +12,23 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vpolib.backends import GenParams
+from vpolib.backends import GenParams, check_first_batch
 from vpolib.safety_lexicon import harmful_terms
-from vpolib.templates import PRINCIPLES, critique_messages
+from vpolib.templates import (
+    CRITIQUE_SCHEMA,
+    PRINCIPLES,
+    SCHEMA_PRINCIPLES,
+    VERDICT_MARKER,
+    critique_json_messages,
+    critique_messages,
+    response_format,
+)
 
 UNSAFE_LABELS = ("adult", "cp")  # classifier labels that break Harmless ("underage_safe" is safe)
 # Words a prompt need not repeat: function words, sound and format requests (critique rule 4).
@@ -173,22 +183,73 @@ class RuleJudge:
         return Verdict(passed=all(principles.values()), principles=principles, reasons=reasons, details=details)
 
 
-class LLMJudge:
-    """The critique template through a backend (greedy); keeps the conversation for the LLM refiner."""
+def parse_json_verdict(reply: str | None) -> tuple[bool | None, dict[str, bool | None]]:
+    """A structured-mode reply (``templates.CRITIQUE_SCHEMA``) -> (Yes/No or None, per-principle booleans)."""
+    unknown = dict.fromkeys(PRINCIPLES)
+    try:
+        obj = json.loads(reply[reply.index("{"):reply.rindex("}") + 1]) if reply else None
+    except ValueError:
+        return None, unknown
+    if not isinstance(obj, dict):
+        return None, unknown
+    final = str(obj.get("final_judgement", "")).strip().lower()
+    principles = {SCHEMA_PRINCIPLES[k]: v if isinstance(v := obj.get(k), bool) else None for k in SCHEMA_PRINCIPLES}
+    return {"yes": True, "no": False}.get(final), principles
 
-    def __init__(self, backend, max_new_tokens: int = 512):
-        self.backend, self.name = backend, f"llm:{backend.name}"
-        self.params = GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=max_new_tokens)
+
+JUDGE_FIX = ("The judge model does not follow the critique format (a '{marker}: Yes/No' line). Use a stronger "
+             "model, structured verdicts (`--set {section}.structured=true`: the server constrains the reply "
+             "to a JSON schema; vLLM and the llama.cpp server do), or the offline judge (`--set {section}.judge=rule`).")
+JUDGE_FIX_STRUCTURED = ("Structured verdicts are on but the replies are not the JSON asked for: the endpoint may ignore "
+                        "`response_format` (the local transformers backend does), or max_new_tokens cut the JSON. Serve "
+                        "the model with vLLM or the llama.cpp server, or use the offline judge (`--set {section}.judge=rule`).")
+
+
+class LLMJudge:
+    """The critique template through a backend (greedy); keeps the conversation for the LLM refiner.
+
+    ``structured``: ask for JSON (``templates.CRITIQUE_SCHEMA``, enforced by the server through
+    ``response_format``) with per-principle booleans instead of the reference's free-form reply.
+    ``check_first``: the first that many items are judged as one batch and, if most replies failed
+    or did not parse, :func:`~vpolib.backends.check_first_batch` stops the run with a clear message
+    naming ``section``'s config keys (0: no check).
+    """
+
+    def __init__(self, backend, max_new_tokens: int = 512, structured: bool = False, check_first: int = 8,
+                 section: str = "refine"):
+        self.backend, self.name = backend, f"llm:{backend.name}" + (":structured" if structured else "")
+        self.structured, self.check_first, self.section = structured, check_first, section
+        fmt = response_format("critique", CRITIQUE_SCHEMA) if structured else None
+        self.params = GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=max_new_tokens, response_format=fmt)
+        self.checked = check_first <= 0
 
     def judge(self, items: list[dict]) -> list[Verdict]:
-        convs = [critique_messages(it["query"], it["prompt"] or "") for it in items]
+        if self.checked or not items:
+            return self._judge(items)
+        head = self._judge(items[:self.check_first])
+        fix = (JUDGE_FIX_STRUCTURED if self.structured else JUDGE_FIX).format(marker=VERDICT_MARKER, section=self.section)
+        check_first_batch(f"LLM judge {self.backend.name}", [v.raw for v in head],
+                          [v.passed is not None for v in head], fix, getattr(self.backend, "errors", None))
+        self.checked = True
+        return head + self._judge(items[self.check_first:])
+
+    def _judge(self, items: list[dict]) -> list[Verdict]:
+        if not items:
+            return []
+        build = critique_json_messages if self.structured else critique_messages
+        convs = [build(it["query"], it["prompt"] or "") for it in items]
         out = []
         for conv, texts in zip(convs, self.backend.generate(convs, self.params), strict=True):
             reply = texts[0] if texts else None
-            passed = parse_verdict(reply)
+            if self.structured:
+                passed, principles = parse_json_verdict(reply)
+            else:
+                passed, principles = parse_verdict(reply), dict.fromkeys(PRINCIPLES)
             reason = "llm:failed" if reply is None else {None: "llm:unparsable", False: "llm:no"}.get(passed)
-            out.append(Verdict(passed=passed, principles=dict.fromkeys(PRINCIPLES), reasons=[reason] if reason else [],
-                               details={"critique": conv}, raw=reply))
+            reasons = [reason] if reason else []
+            reasons += [f"{p}:llm" for p, ok in principles.items() if ok is False]  # structured: which principle
+            out.append(Verdict(passed=passed, principles=principles, reasons=reasons,
+                               details={"critique": conv, "structured": self.structured}, raw=reply))
         return out
 
 
@@ -258,11 +319,12 @@ def canonical_word(word: str, world: bool = True) -> str | None:
 
 
 
-def build_judge(cfg, kind: str | None = None, cache_dir=None):
+def build_judge(cfg, kind: str | None = None, cache_dir=None, section: str = "refine"):
     """THE judge of a run, built one way for every stage (02, 03, 04, 05, 06) from ``cfg.refine``.
 
     ``kind``: "rule" (offline), "llm" (``refine.judge_backend``) or a backend spec ("openai",
-    "local:<model>"); default ``refine.judge``. LLM replies are cached in ``cache_dir/judge.jsonl``.
+    "local:<model>"); default ``refine.judge``. LLM replies are cached in ``cache_dir/judge.jsonl``;
+    ``section`` ("refine" or "analysis") says whose ``structured`` setting applies and names it in errors.
     """
     rcfg = cfg.refine
     kind = kind or rcfg.judge
@@ -279,7 +341,8 @@ def build_judge(cfg, kind: str | None = None, cache_dir=None):
     backend = make_backend(rcfg.judge_backend if kind == "llm" else kind, rcfg.batch_size, rcfg.concurrency)
     if cache_dir is not None:
         backend = CachedBackend(backend, Path(cache_dir) / "judge.jsonl")
-    return LLMJudge(backend)
+    return LLMJudge(backend, structured=getattr(cfg, section).structured, check_first=rcfg.check_first,
+                    section=section)
 
 
 @functools.cache

@@ -8,22 +8,27 @@ original) pairs form the text-level preference pairs.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from pathlib import Path
 
-from vpolib.backends import GenParams
+from vpolib.backends import GenParams, check_first_batch
 from vpolib.io import append_jsonl, done_keys, read_jsonl
 from vpolib.judge import INTRO, Verdict, canonical_word, required_text
 from vpolib.safety_lexicon import harmful_terms
 from vpolib.templates import (
     PRINCIPLES,
     REFINE_END,
+    REFINE_SCHEMA,
     REFINE_START,
     VERDICT_MARKER,
     critique_messages,
     few_shot_messages,
     optimize_messages,
+    refine_json_messages,
     refine_messages,
+    response_format,
 )
 
 _INTRO_LEAD = re.compile(INTRO.pattern + r"[\s,:]*(?:with|by|on|showing)?[\s,:]*", re.IGNORECASE)
@@ -45,6 +50,29 @@ def parse_refined(reply: str | None) -> tuple[str | None, str]:
     return text, "ok"
 
 
+def parse_refined_json(reply: str | None) -> tuple[str | None, str]:
+    """Structured mode: ``refined_prompt`` of a ``templates.REFINE_SCHEMA`` reply, or (None, why); same
+    rules as :func:`parse_refined` (empty or multi-line results are rejected)."""
+    try:
+        obj = json.loads(reply[reply.index("{"):reply.rindex("}") + 1]) if reply else None
+    except ValueError:
+        return None, "not_json"
+    text = obj.get("refined_prompt") if isinstance(obj, dict) else None
+    if not isinstance(text, str):
+        return None, "not_json"
+    text = text.strip()
+    if not text:
+        return None, "empty"
+    return (None, "multiline") if "\n" in text else (text, "ok")
+
+
+REFINER_FIX = ("The refiner model does not follow the refine format ({what}). Use a stronger model, structured "
+               "output (`--set refine.structured=true`: the server constrains the reply to a JSON schema; vLLM and the "
+               "llama.cpp server do), or the offline refiner (`--set refine.refiner=rule`).")
+TEACHER_FIX = ("The teacher model returned no usable prompt. Use a stronger model (`refine.teacher_backend`) or drop "
+               "the LLM teacher (`refine.teachers` without \"llm\").")
+
+
 def critique_reply(verdict: Verdict) -> str:
     """A judge reply in the critique's format, for verdicts that came without one (the rule judge)."""
     if verdict.raw:
@@ -56,16 +84,39 @@ def critique_reply(verdict: Verdict) -> str:
 
 
 class LLMRefiner:
-    """The reference's refine follow-up (after the critique conversation) through any backend."""
+    """The reference's refine follow-up (after the critique conversation) through any backend.
 
-    def __init__(self, backend, params: GenParams | None = None):
-        self.backend, self.name = backend, f"llm:{backend.name}"
-        self.params = params or GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=512)
+    ``structured``: ask for JSON (``templates.REFINE_SCHEMA``, enforced by the server through
+    ``response_format``). ``check_first``: if most of the first that many replies failed or did not
+    parse, :func:`~vpolib.backends.check_first_batch` stops the run with a clear message (0: no check).
+    """
+
+    def __init__(self, backend, params: GenParams | None = None, structured: bool = False, check_first: int = 8):
+        self.backend, self.name = backend, f"llm:{backend.name}" + (":structured" if structured else "")
+        self.structured, self.check_first, self.checked = structured, check_first, check_first <= 0
+        params = params or GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=512)
+        fmt = response_format("refine", REFINE_SCHEMA) if structured else None
+        self.params = dataclasses.replace(params, response_format=fmt)
 
     def refine(self, items: list[dict], verdicts: list[Verdict]) -> list[tuple[str | None, str]]:
-        convs = [refine_messages(v.details.get("critique") or critique_messages(it["query"], it["prompt"] or ""),
-                                 critique_reply(v)) for it, v in zip(items, verdicts, strict=True)]
-        return [parse_refined(t[0]) if t else (None, "failed") for t in self.backend.generate(convs, self.params)]
+        if self.checked or not items:
+            return self._refine(items, verdicts)
+        k = self.check_first
+        head, replies = self._refine(items[:k], verdicts[:k], keep_replies=True)
+        what = "a JSON object with refined_prompt" if self.structured else f"one line between {REFINE_START} and {REFINE_END}"
+        check_first_batch(f"LLM refiner {self.backend.name}", replies, [r[1] == "ok" for r in head],
+                          REFINER_FIX.format(what=what), getattr(self.backend, "errors", None))
+        self.checked = True
+        return head + self._refine(items[k:], verdicts[k:])
+
+    def _refine(self, items, verdicts, keep_replies=False):
+        build = refine_json_messages if self.structured else refine_messages
+        parse = parse_refined_json if self.structured else parse_refined
+        convs = [build(v.details.get("critique") or critique_messages(it["query"], it["prompt"] or ""),
+                       critique_reply(v)) for it, v in zip(items, verdicts, strict=True)]
+        replies = [t[0] if t else None for t in self.backend.generate(convs, self.params)] if convs else []
+        out = [parse(r) if r is not None else (None, "failed") for r in replies]
+        return (out, replies) if keep_replies else out
 
 
 def _drop(text: str, phrase: str, article: bool = False) -> str:
@@ -194,11 +245,22 @@ def few_shot_examples(pairs: list[dict], k: int) -> list[tuple[str, str]]:
 
 
 def llm_teacher_candidates(records: list[dict], backend, examples: list[tuple[str, str]],
-                           params: GenParams) -> tuple[list[dict], int]:
-    """Few-shot teacher prompts (n per query) through any backend; returns (candidates, failed queries)."""
+                           params: GenParams, check_first: int = 8) -> tuple[list[dict], int]:
+    """Few-shot teacher prompts (n per query) through any backend; returns (candidates, failed queries).
+
+    The first ``check_first`` queries go first: if most of them failed or came back empty, the run
+    stops with a clear message (:func:`~vpolib.backends.check_first_batch`; 0: no check).
+    """
     convs = [few_shot_messages(r["query"], examples) for r in records]
+    k = check_first if check_first > 0 else 0
+    outs = backend.generate(convs[:k], params) if k else []
+    if k and outs:
+        check_first_batch(f"LLM teacher {backend.name}", [t[0] if t else None for t in outs],
+                          [t is None or any(x.strip() for x in t) for t in outs], TEACHER_FIX,
+                          getattr(backend, "errors", None))
+    outs += backend.generate(convs[k:], params) if convs[k:] else []
     out, failed = [], 0
-    for rec, texts in zip(records, backend.generate(convs, params), strict=True):
+    for rec, texts in zip(records, outs, strict=True):
         if texts is None:
             failed += 1
             continue
@@ -270,6 +332,18 @@ def build_outputs(rows: list[dict], instruction: str = "paper") -> tuple[list[di
                           "chosen": [{"role": "assistant", "content": r["refined"]}],
                           "rejected": [{"role": "assistant", "content": r["prompt"]}], "source": "text"})
     return sft, pairs
+
+
+def require_sft(sft: list[dict], summary: dict) -> None:
+    """Stop with the reason when no candidate reached the SFT set, instead of writing an empty sft.jsonl."""
+    if sft:
+        return
+    top = ", ".join(f"{k} ({v})" for k, v in list(summary.get("reasons", {}).items())[:4]) or "none"
+    raise RuntimeError(
+        f"02_refine: no SFT example. {summary['n_candidates']} candidates: {summary['n_pass']} passed the judge, "
+        f"{summary['n_refined']} passed after refinement, {summary['n_refine_failed']} failed refinement, "
+        f"{summary['n_unparsable']} verdicts unparsable. Top reasons: {top}. With an LLM judge try "
+        "`--set refine.structured=true` or a stronger model; with none, check the teachers (`refine.teachers`).")
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -109,3 +109,57 @@ def few_shot_messages(query: str, examples: list[tuple[str, str]], system: str |
 def plain_user(query: str) -> list[dict]:
     """A bare user turn (for the CogVideoX-style rewriter, whose instruction is the system prompt)."""
     return [{"role": "user", "content": query.strip()}]
+
+
+# Structured mode (``refine.structured``): the same critique and refine turns, but the reply is a JSON
+# object whose shape the server enforces (``response_format`` with a JSON schema: constrained decoding
+# on vLLM and the llama.cpp server), so a small model cannot miss the verdict. Length caps (characters)
+# keep a greedy small model from rambling until max_tokens (512) cuts the JSON: SmolLM2 once wrote
+# "1.1.1..." (a token per character) and ran out of tokens before a 600-character cap.
+CRITIQUE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "verification": {"type": "string", "maxLength": 400},  # step-by-step verification
+        "harmless": {"type": "boolean"},
+        "aligned": {"type": "boolean"},
+        "helpful": {"type": "boolean"},
+        "final_judgement": {"type": "string", "enum": ["Yes", "No"]},
+    },
+    "required": ["verification", "harmless", "aligned", "helpful", "final_judgement"],
+    "additionalProperties": False,
+}
+REFINE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "reflection": {"type": "string", "maxLength": 300},
+        "refined_prompt": {"type": "string", "minLength": 1, "maxLength": 1000},
+    },
+    "required": ["reflection", "refined_prompt"],
+    "additionalProperties": False,
+}
+SCHEMA_PRINCIPLES = {"harmless": "harmless", "aligned": "accurate", "helpful": "helpful"}  # JSON key -> PRINCIPLES
+
+CRITIQUE_JSON = CRITIQUE.split(" in the following format:")[0] + """ as a JSON object:
+{{"verification": "<step-by-step verification>", "harmless": true or false, "aligned": true or false, \
+"helpful": true or false, "final_judgement": "Yes" or "No"}}"""
+
+REFINE_JSON = """Based on your judgement, refine the video prompt while ensuring the video prompt is harmless and contains all the information in the query.
+
+Output a JSON object:
+{"reflection": "<how to refine the prompt>", "refined_prompt": "<the refined video prompt, one paragraph>"}"""
+
+
+def response_format(name: str, schema: dict) -> dict:
+    """The OpenAI-compatible ``response_format`` that makes the server decode JSON matching ``schema``."""
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+def critique_json_messages(query: str, prompt: str) -> list[dict]:
+    """The judge's chat input in structured mode (same rules, JSON answer)."""
+    content = CRITIQUE_JSON.format(query=defang(query.strip()), prompt=defang(prompt.strip()))
+    return [{"role": "system", "content": CRITIQUE_SYSTEM}, {"role": "user", "content": content}]
+
+
+def refine_json_messages(critique: list[dict], critique_reply: str) -> list[dict]:
+    """The critique conversation continued with the judge's reply and the JSON refine request."""
+    return critique + [{"role": "assistant", "content": critique_reply}, {"role": "user", "content": REFINE_JSON}]
