@@ -47,7 +47,7 @@ def test_rule_refiner_repairs_each_failure_kind():
         (rec("Zebras graze on a savanna."), verdict("accurate:missing_content", missing=["red", "fox", "log"]),
          "Zebras graze on a savanna, with red fox jumping over a log."),  # woven in, not glued in front
         (rec("A fox."), verdict("helpful:too_short"),
-         "A red fox jumping over a log, shown in one continuous shot with clear light and smooth motion."),
+         "A fox, shown in one continuous shot with clear light and smooth motion."),  # extended, not replaced
         (rec("A red fox, blurry, jumps over a log.", query="a red fox jumping over a log -neg blurry",
              content="a red fox jumping over a log"),
          verdict("accurate:neg_present", neg_present=["blurry"]), "A red fox, jumps over a log."),

@@ -147,6 +147,24 @@ def _missing_spans(content: str, missing: set[str], world: bool = False) -> list
     return [phrase] if phrase else []
 
 
+def _world_phrases(content: str, missing: set[str]) -> list[str]:
+    """For a ShapesWorld query: its objects that hold a missing word, restated in the world's caption words
+    ("scarlet blok going right" -> "a red square that moves from the left to the right")."""
+    from vpolib.shapesworld.reward import parse_objects
+    from vpolib.shapesworld.world import CAPTION_MOTION
+
+    canonical = " ".join(w for w in (canonical_word(x.lower()) for x in re.findall(r"[A-Za-z']+", content)) if w)
+    wanted = {canonical_word(w) or w for w in missing}
+    objects, _ = parse_objects(canonical)
+    out = []
+    for o in objects:
+        if wanted & {v for v in o.values() if v}:
+            name = " ".join(v for v in (o["size"], o["colour"], o["shape"] or "shape") if v)
+            out.append(f"a {name}" + (f" that {CAPTION_MOTION[o['motion']]}"
+                                      if o["motion"] else ""))
+    return out
+
+
 def weave(text: str, phrases: list[str]) -> str:
     """Add ``phrases`` to the prompt's first sentence as a clause ("..., with a red square."), in its style."""
     if not phrases:
@@ -184,17 +202,17 @@ class RuleRefiner:
         for phrase in banned:
             content = _drop(content, phrase)
         world = item.get("source") == "shapes"
-        missing = set(verdict.details.get("missing", []))
-        if reasons & {"accurate:low_similarity"} and not missing:  # nothing named: every content word may help
-            missing = {w.lower() for w in re.findall(r"[A-Za-z']+", content)}
+        missing = set(verdict.details.get("missing", []))  # a low similarity alone names nothing to add
         text = _tidy(text)
+        if missing:
+            phrases = _world_phrases(content, missing) if world else _missing_spans(content, missing)
+            text = weave(text, phrases) if text else " and ".join(phrases)
         if "helpful:empty" in reasons or "helpful:too_short" in reasons or not text:
-            everything = {w.lower() for w in re.findall(r"[A-Za-z']+", content)}
-            subject = " ".join(_missing_spans(content, everything, world))
-            if subject:
-                text = f"{subject[:1].upper()}{subject[1:]}, shown in one continuous shot with clear light and smooth motion."
-        elif missing:
-            text = weave(text, _missing_spans(content, missing, world))
+            if not text:  # nothing left of the prompt: start from the query's own words
+                text = " ".join(_missing_spans(content, {w.lower() for w in re.findall(r"[A-Za-z']+", content)},
+                                                world))
+            if text:  # extend, keeping every word the prompt had
+                text = f"{text.rstrip(' .')}, shown in one continuous shot with clear light and smooth motion."
         words = _tidy(text).split()
         if len(words) > self.max_words:
             text = " ".join(words[: self.max_words]).rsplit(".", 1)[0] + "."
