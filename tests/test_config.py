@@ -54,3 +54,9 @@ def test_apply_overrides_does_not_mutate():
     raw = {"data": {"limit": 1}}
     out = apply_overrides(raw, {"data.limit": 2})
     assert raw["data"]["limit"] == 1 and out["data"]["limit"] == 2
+
+
+def test_full_profile_uses_the_papers_instruction():
+    from vpolib.config import load_config
+
+    assert load_config("full").instruction == "paper" and load_config("cpu").instruction == "short"

@@ -23,6 +23,9 @@ PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 TRAIN_INFO = "train_info.json"
 # dpo.pairs / dpo.ablations -> which pair sources a DPO model trains on (the paper's ablation rows).
 PAIR_SETS = {"both": {"text", "video"}, "text": {"text"}, "video": {"video"}}
+# ... and the file of stage 04 each reads: an ablation trains on ALL pairs of its kind (one per query), not on
+# what the text-first merge left of them.
+PAIR_FILES = {"both": "pairs.jsonl", "text": "text_pairs.jsonl", "video": "video_pairs.jsonl"}
 
 
 # ---------------------------------------------------------------- data
