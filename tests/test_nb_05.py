@@ -6,7 +6,7 @@ import pytest
 
 from vpolib.config import load_config
 from vpolib.io import read_jsonl
-from vpolib.optimizer import PAIR_SETS, load_optimizer
+from vpolib.optimizer import PAIR_FILES, PAIR_SETS, load_optimizer
 
 pytestmark = pytest.mark.notebook
 
@@ -17,10 +17,13 @@ def test_05_dpo(smoke_stage):
     assert m["beta"] == dpo.trainer["beta"]
     pairs, _ = read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")
     assert m["pairs"]["records"] == len(pairs)
+    # VPO trains on the merged pairs; an ablation on all pairs of its kind (04 writes each kind apart)
+    sources = {name: read_jsonl(run_dir / "04_feedback" / PAIR_FILES[name])[0]
+               for name in m["variants"] if (run_dir / "04_feedback" / PAIR_FILES[name]).exists()}
     trained = set(m["variants"]) | set(m["skipped_variants"])
     assert trained == {dpo.pairs, *dpo.ablations} and dpo.pairs in m["variants"]
     for name, v in m["variants"].items():
-        usable = sum(p.get("source") in PAIR_SETS[name] for p in pairs)
+        usable = sum(p.get("source") in PAIR_SETS[name] for p in sources[name])
         assert 0 < v["train_pairs"] <= min(dpo.max_pairs, usable)
         assert v["steps"] == dpo.trainer["max_steps"]
         assert all(math.isfinite(x) for x in v["loss"])
