@@ -46,12 +46,16 @@ def verdicts(res: dict) -> list[str]:
     holds = len(chain) == 4 and all(a < b for a, b in zip(rewards, rewards[1:], strict=False))
     out.append(f"- Video reward ordering raw < few-shot < SFT < VPO: **{'holds' if holds else 'does not hold'}** "
                f"({', '.join(f'{m} {r:.3f}' for m, r in zip(chain, rewards, strict=True))}).")
-    for name, row in (("VPO over SFT", vpo_sft), ("SFT over raw", sft_raw)):
+    text_vpo_sft = by(res["text"]["win_rates"], "baseline").get("sft")
+    text_sft_raw = next(iter(res["text"].get("sft_over_raw") or []), None)
+    for name, row in (("video win rate of VPO over SFT", vpo_sft), ("video win rate of SFT over raw", sft_raw),
+                      ("text-score win rate of VPO over SFT", text_vpo_sft),
+                      ("text-score win rate of SFT over raw", text_sft_raw)):
         if row:
-            sure = row["lo"] > 0.5
-            out.append(f"- Paired video win rate of {name}: {row['win_rate']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]: "
-                       f"the CI's lower bound is **{'above' if sure else 'not above'} 0.5**"
-                       f"{'' if sure else ' (no difference shown)'}.")
+            verdict = ("the CI lies **above 0.5**" if row["lo"] > 0.5 else
+                       "the CI lies **below 0.5** (worse)" if row["hi"] < 0.5 else
+                       "the CI **includes 0.5** (no difference shown)")
+            out.append(f"- Paired {name}: {row['win_rate']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]: {verdict}.")
     if all(m in text_h for m in ("raw", "sft", "vpo")):
         u = {m: text_h[m]["unsafe"] for m in ("raw", "sft", "vpo")}
         order = u["vpo"] < u["sft"] < u["raw"]
