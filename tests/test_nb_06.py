@@ -76,7 +76,8 @@ def test_06_alone_on_hand_made_inputs(tmp_path):
     overrides = {"feedback.backend": "cogvideox", "feedback.cogvideox_model": "tiny"}
     assert run("smoke", "06", "06", tmp_path, overrides, progress=False) == 0
     m = json.loads((tmp_path / "06_analysis" / "metrics.json").read_text())
-    assert m["judge"]["judged"] == 3 * 4 and m["video"]["rendered"] == 5  # raw, rule, sft, vpo (+ caption)
+    # raw, rule, sft, vpo on the text side; on video also the ShapesWorld teacher (fewshot) and the caption
+    assert m["judge"]["judged"] == 3 * 4 and m["video"]["rendered"] == 6
     assert_static_browser(tmp_path / "06_analysis" / "06_analysis.ipynb")
     (tmp_path / "05_dpo" / "heldout_prompts.jsonl").unlink()
     assert run("smoke", "06", "06", tmp_path, overrides, progress=False) == 1
