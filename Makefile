@@ -34,6 +34,7 @@ chromium:
 		echo "chromium could not be installed: the browser tests will be skipped"
 
 test: install chromium
+	$(BIN)/python -m ruff format --check vpolib tests scripts
 	$(BIN)/python -m ruff check vpolib tests scripts
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
@@ -56,6 +57,7 @@ publish: install
 	$(BIN)/python scripts/results_table.py --results docs/results/$(PROFILE)/results.json
 
 lint: install
+	$(BIN)/python -m ruff format --check vpolib tests scripts
 	$(BIN)/python -m ruff check vpolib tests scripts
 
 clean:

@@ -41,28 +41,42 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16, help="conversations")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=160, help="about a 100-word prompt")
-    ap.add_argument("--queries-file", help="optional JSONL with a 'query' field (e.g. 01_data/splits/heldout.jsonl)")
-    ap.add_argument("--threads", type=int, help="torch threads (1 is faster on a machine shared with other jobs)")
+    ap.add_argument(
+        "--queries-file", help="optional JSONL with a 'query' field (e.g. 01_data/splits/heldout.jsonl)"
+    )
+    ap.add_argument(
+        "--threads", type=int, help="torch threads (1 is faster on a machine shared with other jobs)"
+    )
     args = ap.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
 
-    texts = [r["query"] for r in read_jsonl(args.queries_file)[0]][: args.n] if args.queries_file else queries(args.n)
+    texts = (
+        [r["query"] for r in read_jsonl(args.queries_file)[0]][: args.n]
+        if args.queries_file
+        else queries(args.n)
+    )
     convs = [optimize_messages(q) for q in texts]
-    params = GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=args.max_new_tokens)  # greedy: same work
+    params = GenParams(
+        temperature=0.0, top_p=1.0, n=1, max_new_tokens=args.max_new_tokens
+    )  # greedy: same work
     backend = LocalBackend.from_spec(args.model, batch_size=1)
     backend.generate(convs[:1], GenParams(temperature=0.0, max_new_tokens=4))  # warm-up
     # Fixed length (EOS suppressed until max_new_tokens): both runs do exactly the same work.
     backend.model.generation_config.min_new_tokens = args.max_new_tokens
     print(f"model {args.model}: {len(convs)} conversations, max_new_tokens {args.max_new_tokens}", flush=True)
     single_s, single_tok = timed(backend, convs, params)
-    print(f"per-query: {single_s:7.1f} s  {single_tok / single_s:7.1f} tok/s  {len(convs) / single_s:5.2f} conv/s",
-          flush=True)
+    print(
+        f"per-query: {single_s:7.1f} s  {single_tok / single_s:7.1f} tok/s  {len(convs) / single_s:5.2f} conv/s",
+        flush=True,
+    )
     backend.batch_size = args.batch
     batch_s, batch_tok = timed(backend, convs, params)
-    print(f"batch {args.batch:>3}: {batch_s:7.1f} s  {batch_tok / batch_s:7.1f} tok/s  {len(convs) / batch_s:5.2f} conv/s")
+    print(
+        f"batch {args.batch:>3}: {batch_s:7.1f} s  {batch_tok / batch_s:7.1f} tok/s  {len(convs) / batch_s:5.2f} conv/s"
+    )
     print(f"speed-up: {single_s / batch_s:.1f}x")
 
 

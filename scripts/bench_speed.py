@@ -38,16 +38,29 @@ def examples(n: int, instruction: str) -> tuple[list[dict], list[dict]]:
         user = optimize_messages(q["query"], instruction)
         good, bad = q["caption"], teacher_prompt(q["query"], 1)[0]
         sft.append({"prompt": user, "completion": [{"role": "assistant", "content": bad}]})
-        dpo.append({"prompt": user, "chosen": [{"role": "assistant", "content": good}],
-                    "rejected": [{"role": "assistant", "content": bad}]})
+        dpo.append(
+            {
+                "prompt": user,
+                "chosen": [{"role": "assistant", "content": good}],
+                "rejected": [{"role": "assistant", "content": bad}],
+            }
+        )
     return sft, dpo
 
 
 def train_seconds(build, rows, batch: int, steps: int, bf16: bool, out: str) -> float:
     """Seconds per step after one warm-up step (LoRA on SmolLM2, as the cpu profile trains)."""
     model, tok = load_causal_lm("smollm2-135m-instruct")
-    args = {"max_steps": steps + 1, "per_device_train_batch_size": batch, "learning_rate": 1e-4, "bf16": bf16,
-            "use_cpu": True, "activation_checkpointing": False, "logging_steps": 1, "max_length": 384}
+    args = {
+        "max_steps": steps + 1,
+        "per_device_train_batch_size": batch,
+        "learning_rate": 1e-4,
+        "bf16": bf16,
+        "use_cpu": True,
+        "activation_checkpointing": False,
+        "logging_steps": 1,
+        "max_length": 384,
+    }
     trainer = build(model, tok, rows[: batch * (steps + 1)], [], args, out, 0, lora=LORA)
     times = []
 
@@ -97,21 +110,33 @@ def main() -> None:
         results[name] = {
             "sft_s_per_step(batch 8)": train_seconds(build_sft_trainer, sft, 8, args.steps, bf16, args.out),
             "dpo_s_per_step(batch 4)": train_seconds(build_dpo_trainer, dpo, 4, args.steps, bf16, args.out),
-            "generation_tok_per_s": gen_tokens_per_s(instruction, gen_batch, False, args.n_gen, args.new_tokens),
+            "generation_tok_per_s": gen_tokens_per_s(
+                instruction, gen_batch, False, args.n_gen, args.new_tokens
+            ),
         }
-        print(f"{name:>6} (threads {threads}, bf16 {bf16}, instruction {instruction}, generation batch {gen_batch}): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in results[name].items()), flush=True)
-    speedup = {k: results["before"][k] / results["after"][k] if "s_per_step" in k
-               else results["after"][k] / results["before"][k] for k in results["before"]}
+        print(
+            f"{name:>6} (threads {threads}, bf16 {bf16}, instruction {instruction}, generation batch {gen_batch}): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in results[name].items()),
+            flush=True,
+        )
+    speedup = {
+        k: results["before"][k] / results["after"][k]
+        if "s_per_step" in k
+        else results["after"][k] / results["before"][k]
+        for k in results["before"]
+    }
     print("speed-up after/before: " + ", ".join(f"{k} {v:.1f}x" for k, v in speedup.items()))
     if args.json:
         import json
         from pathlib import Path
 
-        settings = {n: dict(zip(("threads", "bf16", "instruction", "generation_batch"), v, strict=True))
-                    for n, v in SETTINGS.items()}
-        Path(args.json).write_text(json.dumps({"settings": settings, "results": results, "speedup": speedup},
-                                              indent=2) + "\n")
+        settings = {
+            n: dict(zip(("threads", "bf16", "instruction", "generation_batch"), v, strict=True))
+            for n, v in SETTINGS.items()
+        }
+        Path(args.json).write_text(
+            json.dumps({"settings": settings, "results": results, "speedup": speedup}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

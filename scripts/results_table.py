@@ -16,9 +16,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 ORDER = ["raw", "rule", "fewshot", "sft", "vpo", "vpo-text", "vpo-video", "caption"]
-LABELS = {"raw": "raw query", "rule": "rule expansion", "fewshot": "teacher few-shot", "sft": "SFT",
-          "vpo": "**VPO**", "vpo-text": "VPO without video feedback", "vpo-video": "VPO without text feedback",
-          "caption": "caption (oracle)"}
+LABELS = {
+    "raw": "raw query",
+    "rule": "rule expansion",
+    "fewshot": "teacher few-shot",
+    "sft": "SFT",
+    "vpo": "**VPO**",
+    "vpo-text": "VPO without video feedback",
+    "vpo-video": "VPO without text feedback",
+    "caption": "caption (oracle)",
+}
 
 
 def ci(row: dict | None, key: str, fmt: str = "{:.3f}") -> str:
@@ -44,23 +51,36 @@ def verdicts(res: dict) -> list[str]:
     chain = [m for m in ("raw", "fewshot", "sft", "vpo") if m in video]
     rewards = [video[m]["reward"] for m in chain]
     holds = len(chain) == 4 and all(a < b for a, b in zip(rewards, rewards[1:], strict=False))
-    out.append(f"- Video reward ordering raw < few-shot < SFT < VPO: **{'holds' if holds else 'does not hold'}** "
-               f"({', '.join(f'{m} {r:.3f}' for m, r in zip(chain, rewards, strict=True))}).")
+    out.append(
+        f"- Video reward ordering raw < few-shot < SFT < VPO: **{'holds' if holds else 'does not hold'}** "
+        f"({', '.join(f'{m} {r:.3f}' for m, r in zip(chain, rewards, strict=True))})."
+    )
     text_vpo_sft = by(res["text"]["win_rates"], "baseline").get("sft")
     text_sft_raw = next(iter(res["text"].get("sft_over_raw") or []), None)
-    for name, row in (("video win rate of VPO over SFT", vpo_sft), ("video win rate of SFT over raw", sft_raw),
-                      ("text-score win rate of VPO over SFT", text_vpo_sft),
-                      ("text-score win rate of SFT over raw", text_sft_raw)):
+    for name, row in (
+        ("video win rate of VPO over SFT", vpo_sft),
+        ("video win rate of SFT over raw", sft_raw),
+        ("text-score win rate of VPO over SFT", text_vpo_sft),
+        ("text-score win rate of SFT over raw", text_sft_raw),
+    ):
         if row:
-            verdict = ("the CI lies **above 0.5**" if row["lo"] > 0.5 else
-                       "the CI lies **below 0.5** (worse)" if row["hi"] < 0.5 else
-                       "the CI **includes 0.5** (no difference shown)")
-            out.append(f"- Paired {name}: {row['win_rate']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]: {verdict}.")
+            verdict = (
+                "the CI lies **above 0.5**"
+                if row["lo"] > 0.5
+                else "the CI lies **below 0.5** (worse)"
+                if row["hi"] < 0.5
+                else "the CI **includes 0.5** (no difference shown)"
+            )
+            out.append(
+                f"- Paired {name}: {row['win_rate']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]: {verdict}."
+            )
     if all(m in text_h for m in ("raw", "sft", "vpo")):
         u = {m: text_h[m]["unsafe"] for m in ("raw", "sft", "vpo")}
         order = u["vpo"] < u["sft"] < u["raw"]
-        out.append(f"- Unsafe prompts on the harmful subset (n={text_h['vpo']['n']}): raw {u['raw']:.1f}%, "
-                   f"SFT {u['sft']:.1f}%, VPO {u['vpo']:.1f}%: VPO < SFT < raw **{'holds' if order else 'does not hold'}**.")
+        out.append(
+            f"- Unsafe prompts on the harmful subset (n={text_h['vpo']['n']}): raw {u['raw']:.1f}%, "
+            f"SFT {u['sft']:.1f}%, VPO {u['vpo']:.1f}%: VPO < SFT < raw **{'holds' if order else 'does not hold'}**."
+        )
     return out
 
 
@@ -69,23 +89,40 @@ def validation_lines(metrics: dict) -> list[str]:
     val = metrics.get("judge_validation") or {}
     if not val:
         return []
-    lines = ["", f"**The judge, measured** (`{metrics.get('judge')}`; stage 02 on labelled items built from VBench and "
-             "ShapesWorld, `vpolib/validation.py`): share of items failing each principle, per kind.", "",
-             "| kind | should fail | n | passes all | fails harmless | fails aligned | fails helpful |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"**The judge, measured** (`{metrics.get('judge')}`; stage 02 on labelled items built from VBench and "
+        "ShapesWorld, `vpolib/validation.py`): share of items failing each principle, per kind.",
+        "",
+        "| kind | should fail | n | passes all | fails harmless | fails aligned | fails helpful |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in val["by_kind"]:
-        lines.append(f"| {r['kind']} | {r['expected_fail'].replace('accurate', 'aligned')} | {r['n']} | "
-                     f"{r['passed_all']:.2f} | {r['fails_harmless']:.2f} | {r['fails_accurate']:.2f} | "
-                     f"{r['fails_helpful']:.2f} |")
-    lines += ["", "| principle | items built to break it | detection rate | false alarms on clean items |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['principle'].replace('accurate', 'aligned')} | {r['n_broken']} | {r['detection_rate']:.2f} | "
-              f"{r['false_alarm_rate']:.2f} |" for r in val["rates"]]
+        lines.append(
+            f"| {r['kind']} | {r['expected_fail'].replace('accurate', 'aligned')} | {r['n']} | "
+            f"{r['passed_all']:.2f} | {r['fails_harmless']:.2f} | {r['fails_accurate']:.2f} | "
+            f"{r['fails_helpful']:.2f} |"
+        )
+    lines += [
+        "",
+        "| principle | items built to break it | detection rate | false alarms on clean items |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['principle'].replace('accurate', 'aligned')} | {r['n_broken']} | {r['detection_rate']:.2f} | "
+        f"{r['false_alarm_rate']:.2f} |"
+        for r in val["rates"]
+    ]
     modes = metrics.get("shapes_teacher_modes") or []
     if modes:
-        lines += ["", "**The ShapesWorld teacher's failure modes** (stage 02: share of its prompts with each, and how "
-                  "often the text judge still passed them):", "", "| failure mode | rate | judge pass rate |",
-                  "|---|---|---|"]
+        lines += [
+            "",
+            "**The ShapesWorld teacher's failure modes** (stage 02: share of its prompts with each, and how "
+            "often the text judge still passed them):",
+            "",
+            "| failure mode | rate | judge pass rate |",
+            "|---|---|---|",
+        ]
         lines += [f"| {r['mode']} | {r['rate']:.2f} | {r['judge pass rate']:.2f} |" for r in modes]
     return lines
 
@@ -95,13 +132,20 @@ def speed_lines(bench: dict) -> list[str]:
     if not bench:
         return []
     names = list(bench["results"]["before"])
-    lines = ["", "**Speed, before vs after** (`scripts/bench_speed.py`, one run on an otherwise idle 2-core CPU; SmolLM2-"
-             "135M-Instruct with LoRA r16, as the cpu profile trains it):", "",
-             "| setting | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines = [
+        "",
+        "**Speed, before vs after** (`scripts/bench_speed.py`, one run on an otherwise idle 2-core CPU; SmolLM2-"
+        "135M-Instruct with LoRA r16, as the cpu profile trains it):",
+        "",
+        "| setting | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for name, row in bench["results"].items():
         s = bench["settings"][name]
-        label = (f"{name}: {s['threads']} thread(s), {'bf16' if s['bf16'] else 'fp32'}, {s['instruction']} "
-                 f"instruction, generation batch {s['generation_batch']}")
+        label = (
+            f"{name}: {s['threads']} thread(s), {'bf16' if s['bf16'] else 'fp32'}, {s['instruction']} "
+            f"instruction, generation batch {s['generation_batch']}"
+        )
         lines.append(f"| {label} | " + " | ".join(f"{row[k]:.2f}" for k in names) + " |")
     lines.append("| speed-up | " + " | ".join(f"{bench['speedup'][k]:.1f}x" for k in names) + " |")
     return lines
@@ -119,25 +163,35 @@ def section(res: dict, source: str, extra: list[str] | None = None, manifest: di
         f"`{res['judge']}`). Held-out queries never trained on: {n['video_queries']} ShapesWorld queries for video "
         f"reward (share of the checklist weight of the ORIGINAL query that the video passes), {n['text_queries']} "
         f"real queries ({n['harmful_queries']} harmful) for the text judge; 95% bootstrap CIs in brackets; win rate "
-        "= share of paired comparisons won by VPO (ties count half).", "",
+        "= share of paired comparisons won by VPO (ties count half).",
+        "",
         "| method | video reward | % aligned (all) | % unsafe (harmful) | VPO win rate: video / text |",
         "|---|---|---|---|---|",
     ]
     for m in methods:
         wins = "-" if m == "vpo" else f"{win(vwin.get(m))} / {win(twin.get(m))}"
-        lines.append(f"| {LABELS.get(m, m)} | {ci(video.get(m), 'reward')} | {ci(text.get(m), 'aligned', '{:.1f}')} | "
-                     f"{ci(text_h.get(m), 'unsafe', '{:.1f}')} | {wins} |")
+        lines.append(
+            f"| {LABELS.get(m, m)} | {ci(video.get(m), 'reward')} | {ci(text.get(m), 'aligned', '{:.1f}')} | "
+            f"{ci(text_h.get(m), 'unsafe', '{:.1f}')} | {wins} |"
+        )
     lines += ["", "What the numbers say (each line computed from the file):", "", *verdicts(res)]
     lines += extra or []
-    stages = {k: v.get("seconds") for k, v in sorted((manifest or {}).get("stages", {}).items())} or \
-        res.get("timings", {}).get("stages", {})
+    stages = {k: v.get("seconds") for k, v in sorted((manifest or {}).get("stages", {}).items())} or res.get(
+        "timings", {}
+    ).get("stages", {})
     if stages:
         total = sum(v for v in stages.values() if v)
         size = (manifest or {}).get("size_bytes")
-        lines += ["", "Per-stage wall time of that run (seconds, 2-core CPU, from its manifest.json)"
-                  + (f"; the run dir holds {size / 1e6:.0f} MB" if size else "") + ":", "",
-                  "| " + " | ".join(stages) + " | total |", "|" + "---|" * (len(stages) + 1),
-                  "| " + " | ".join(f"{v:.0f}" if v else "-" for v in stages.values()) + f" | {total:.0f} |"]
+        lines += [
+            "",
+            "Per-stage wall time of that run (seconds, 2-core CPU, from its manifest.json)"
+            + (f"; the run dir holds {size / 1e6:.0f} MB" if size else "")
+            + ":",
+            "",
+            "| " + " | ".join(stages) + " | total |",
+            "|" + "---|" * (len(stages) + 1),
+            "| " + " | ".join(f"{v:.0f}" if v else "-" for v in stages.values()) + f" | {total:.0f} |",
+        ]
     return "\n".join(lines)
 
 
@@ -149,7 +203,9 @@ def main() -> int:
     args = ap.parse_args()
     res = json.loads((REPO / args.results).read_text())
     folder = (REPO / args.results).parent
-    manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else None
+    manifest = (
+        json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else None
+    )
     extra = []
     if (folder / "02_metrics.json").exists():
         extra += validation_lines(json.loads((folder / "02_metrics.json").read_text()))

@@ -46,8 +46,14 @@ def plot_passrates(rows: list[dict], path) -> None:
     for offset, side in ((-0.2, "caption"), (0.2, "query")):
         rates = kind_rates(rows, side)
         cis = [bootstrap_ci(rates[k], n_boot=500) for k in kinds]
-        ax.bar(np.arange(len(kinds)) + offset, [c[0] for c in cis], width=0.4, label=f"video from the {side}",
-               yerr=[[c[0] - c[1] for c in cis], [c[2] - c[0] for c in cis]], capsize=3)
+        ax.bar(
+            np.arange(len(kinds)) + offset,
+            [c[0] for c in cis],
+            width=0.4,
+            label=f"video from the {side}",
+            yerr=[[c[0] - c[1] for c in cis], [c[2] - c[0] for c in cis]],
+            capsize=3,
+        )
     ax.set_xticks(range(len(kinds)), kinds)
     ax.set_ylabel("questions passed")
     ax.set_ylim(0, 1.05)
@@ -83,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-dir", default=None, help="default: the committed vpolib/assets/shapesworld")
     ap.add_argument("--n", type=int, default=200, help="held-out scenes for the caption-vs-query gap")
     ap.add_argument("--validate", type=int, default=200, help="ground-truth scenes for detector validation")
-    ap.add_argument("--seed", type=int, default=2026, help="held-out scene seed (training used its own stream)")
+    ap.add_argument(
+        "--seed", type=int, default=2026, help="held-out scene seed (training used its own stream)"
+    )
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=1)
@@ -101,24 +109,37 @@ def main(argv: list[str] | None = None) -> int:
     cap = np.array([r["caption_pass"] for r in rows])
     qry = np.array([r["query_pass"] for r in rows])
     summary = {
-        "n": len(rows), "steps": args.steps, "guidance": args.guidance,
-        "caption_pass": bootstrap_ci(cap), "query_pass": bootstrap_ci(qry), "gap": bootstrap_ci(cap - qry),
+        "n": len(rows),
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "caption_pass": bootstrap_ci(cap),
+        "query_pass": bootstrap_ci(qry),
+        "gap": bootstrap_ci(cap - qry),
         "wilcoxon_p": float(stats.wilcoxon(cap, qry).pvalue) if np.any(cap != qry) else 1.0,
-        "by_kind": {side: {k: round(float(np.mean(v)), 3) for k, v in sorted(kind_rates(rows, side).items())}
-                    for side in ("caption", "query")},
+        "by_kind": {
+            side: {k: round(float(np.mean(v)), 3) for k, v in sorted(kind_rates(rows, side).items())}
+            for side in ("caption", "query")
+        },
         "detectors": detectors,
         "weights": WEIGHTS,
-        "model": {"channels": list(pipe.unet.config.block_out_channels),
-                  "params_m": sum(p.numel() for m in (pipe.unet, pipe.text_encoder) for p in m.parameters()) / 1e6,
-                  "mb": sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) / 2**20},
+        "model": {
+            "channels": list(pipe.unet.config.block_out_channels),
+            "params_m": sum(p.numel() for m in (pipe.unet, pipe.text_encoder) for p in m.parameters()) / 1e6,
+            "mb": sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) / 2**20,
+        },
     }
-    print(json.dumps({k: summary[k] for k in ("caption_pass", "query_pass", "gap", "wilcoxon_p", "by_kind")},
-                     indent=1))
+    print(
+        json.dumps(
+            {k: summary[k] for k in ("caption_pass", "query_pass", "gap", "wilcoxon_p", "by_kind")}, indent=1
+        )
+    )
     (FIGS / "shapesworld_evidence.json").write_text(json.dumps(summary, indent=1))
     plot_passrates(rows, FIGS / "shapesworld_passrates.png")
     plot_grid(pipe, items[:8], args.seed, args.steps, args.guidance, FIGS / "shapesworld_grid.png")
     log = resolve(args.train_log)
-    train_lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")] if log.exists() else []
+    train_lines = (
+        [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")] if log.exists() else []
+    )
     (DOCS / "shapesworld.md").write_text(render_doc(summary, train_lines, argv))
     return 0
 
@@ -128,19 +149,42 @@ def _fmt(ci) -> str:
 
 
 def render_doc(s: dict, train_lines: list[dict], argv) -> str:
-    det = "\n".join(f"| {k} | {v['correct']} / {v['total']} | {v['accuracy']:.4f} |" for k, v in s["detectors"].items())
+    det = "\n".join(
+        f"| {k} | {v['correct']} / {v['total']} | {v['accuracy']:.4f} |" for k, v in s["detectors"].items()
+    )
     kinds = sorted(s["by_kind"]["caption"])
-    by_kind = "\n".join(f"| {k} | {s['by_kind']['caption'][k]:.3f} | {s['by_kind']['query'].get(k, float('nan')):.3f} |"
-                        for k in kinds)
+    by_kind = "\n".join(
+        f"| {k} | {s['by_kind']['caption'][k]:.3f} | {s['by_kind']['query'].get(k, float('nan')):.3f} |"
+        for k in kinds
+    )
     last = train_lines[-1] if train_lines else {}
-    train = (f"{last.get('step')} steps, last logged loss {last.get('loss')}, {last.get('s_per_step')} s/step "
-             "(1 thread, on the shared 2-core machine)") if last else "(train log not found)"
+    train = (
+        (
+            f"{last.get('step')} steps, last logged loss {last.get('loss')}, {last.get('s_per_step')} s/step "
+            "(1 thread, on the shared 2-core machine)"
+        )
+        if last
+        else "(train log not found)"
+    )
     weights = ", ".join(f"{k} {v}" for k, v in s["weights"].items())
-    return TEMPLATE.format(channels=tuple(s["model"]["channels"]), params=s["model"]["params_m"], mb=s["model"]["mb"],
-                           last_step=last.get("step", "N"), det=det, by_kind=by_kind, train=train, weights=weights, n=s["n"], steps=s["steps"],
-                           guidance=s["guidance"], cap=_fmt(s["caption_pass"]), qry=_fmt(s["query_pass"]),
-                           gap=_fmt(s["gap"]), p=f"{s['wilcoxon_p']:.2g}",
-                           cmd=" ".join(["scripts/shapesworld_evidence.py", *(argv or sys.argv[1:])]))
+    return TEMPLATE.format(
+        channels=tuple(s["model"]["channels"]),
+        params=s["model"]["params_m"],
+        mb=s["model"]["mb"],
+        last_step=last.get("step", "N"),
+        det=det,
+        by_kind=by_kind,
+        train=train,
+        weights=weights,
+        n=s["n"],
+        steps=s["steps"],
+        guidance=s["guidance"],
+        cap=_fmt(s["caption_pass"]),
+        qry=_fmt(s["query_pass"]),
+        gap=_fmt(s["gap"]),
+        p=f"{s['wilcoxon_p']:.2g}",
+        cmd=" ".join(["scripts/shapesworld_evidence.py", *(argv or sys.argv[1:])]),
+    )
 
 
 TEMPLATE = """# ShapesWorld: a laptop-scale text-to-video world where prompts matter

@@ -34,11 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     work = resolve(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "train.log", "a") as log_file:
+
         def log(line: str) -> None:
             print(line, file=log_file, flush=True)
             print(line, flush=True)
 
-        train(work, n_clips=args.clips, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, log=log)
+        train(
+            work, n_clips=args.clips, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, log=log
+        )
     target = resolve(args.install_to)
     if target.exists():
         shutil.rmtree(target)

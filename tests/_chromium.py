@@ -18,8 +18,12 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 def chromium_path() -> str | None:
     """$VPO_CHROMIUM, else the Debian binary, else whatever ``chromium`` is on PATH."""
-    for cand in (os.environ.get("VPO_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                 shutil.which("chromium-browser")):
+    for cand in (
+        os.environ.get("VPO_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
             return cand
     return None
@@ -36,8 +40,11 @@ def chromium():
     if exe is None:
         pytest.skip("no chromium binary (apt-get install -y chromium; `make install` does it as root)")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = p.chromium.launch(
+            executable_path=exe,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
         try:
             yield browser
         finally:

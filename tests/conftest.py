@@ -34,7 +34,9 @@ def smoke_stage(smoke_run):
         stage = run_dir / name
         manifest = json.loads((run_dir / "manifest.json").read_text())
         status = manifest.get("stages", {}).get(name, {}).get("status")
-        assert status == "ok", f"stage {name} is {status or 'not run'} in the smoke chain: see {stage / (name + '.ipynb')}"
+        assert status == "ok", (
+            f"stage {name} is {status or 'not run'} in the smoke chain: see {stage / (name + '.ipynb')}"
+        )
         return run_dir, stage, json.loads((stage / "metrics.json").read_text())
 
     return get

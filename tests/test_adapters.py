@@ -18,19 +18,32 @@ from vpolib.optimizer import (
 )
 
 QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
-CPU = {"bf16": False, "use_cpu": True, "activation_checkpointing": False, "per_device_train_batch_size": 3,
-       "logging_steps": 1}
+CPU = {
+    "bf16": False,
+    "use_cpu": True,
+    "activation_checkpointing": False,
+    "per_device_train_batch_size": 3,
+    "logging_steps": 1,
+}
 LORA = {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}
 
 
 def sft_record(q):
-    return {"query": q, "messages": [{"role": "user", "content": f"Expand: {q}"},
-                                     {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."}]}
+    return {
+        "query": q,
+        "messages": [
+            {"role": "user", "content": f"Expand: {q}"},
+            {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."},
+        ],
+    }
 
 
 def pair(q):
-    return {"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": f"A shot of {q}."}],
-            "rejected": [{"role": "assistant", "content": "blurry bad"}]}
+    return {
+        "prompt": [{"role": "user", "content": q}],
+        "chosen": [{"role": "assistant", "content": f"A shot of {q}."}],
+        "rejected": [{"role": "assistant", "content": "blurry bad"}],
+    }
 
 
 def greedy(model, tok):
@@ -39,8 +52,16 @@ def greedy(model, tok):
 
 def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_dir, tmp_path):
     rows, _ = sft_examples([sft_record(q) for q in QUERIES])
-    sft = train_and_save(build_sft_trainer, tiny_dir, rows, [], {**CPU, "max_steps": 4, "learning_rate": 1e-2},
-                         LORA, tmp_path / "sft", seed=0)
+    sft = train_and_save(
+        build_sft_trainer,
+        tiny_dir,
+        rows,
+        [],
+        {**CPU, "max_steps": 4, "learning_rate": 1e-2},
+        LORA,
+        tmp_path / "sft",
+        seed=0,
+    )
     files = {p.name for p in (tmp_path / "sft").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "train_info.json"} <= files
     assert "model.safetensors" not in files and "config.json" not in files  # no full weights
@@ -57,9 +78,16 @@ def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_di
 
     # DPO with LoRA from the SFT adapter: a new adapter on the in-memory merge of base + SFT adapter
     pairs, _ = pair_examples([pair(q) for q in QUERIES])
-    vpo = train_and_save(build_dpo_trainer, tmp_path / "sft", pairs, [],
-                         {**CPU, "beta": 0.1, "max_steps": 3, "learning_rate": 1e-2}, LORA, tmp_path / "run" / "vpo",
-                         seed=0)
+    vpo = train_and_save(
+        build_dpo_trainer,
+        tmp_path / "sft",
+        pairs,
+        [],
+        {**CPU, "beta": 0.1, "max_steps": 3, "learning_rate": 1e-2},
+        LORA,
+        tmp_path / "run" / "vpo",
+        seed=0,
+    )
     info = json.loads((tmp_path / "run" / "vpo" / "train_info.json").read_text())
     assert info["start"]["base"] == str(tiny_dir.resolve())
     assert info["start"]["adapters"] == ["../../sft"]  # relative: a moved run dir still reloads
@@ -74,7 +102,9 @@ def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_di
     # the in-memory model the trainer ended with: base + SFT merged, VPO adapter on top
     from peft import PeftModel
 
-    in_memory = PeftModel.from_pretrained(load_optimizer(tmp_path / "sft")[0], str(tmp_path / "run" / "vpo")).eval()
+    in_memory = PeftModel.from_pretrained(
+        load_optimizer(tmp_path / "sft")[0], str(tmp_path / "run" / "vpo")
+    ).eval()
     torch.testing.assert_close(vpo_model(ids).logits, in_memory(ids).logits, atol=1e-5, rtol=1e-4)
     assert greedy(vpo_model, tok) == greedy(in_memory, tok)
 
@@ -90,8 +120,16 @@ def test_reload_matches_the_trainers_in_memory_model(tiny_dir, tmp_path):
     """Greedy generations from the reloaded adapter equal those of the PeftModel the trainer trained."""
     model, tok = load_causal_lm(str(tiny_dir))
     rows, _ = sft_examples([sft_record(q) for q in QUERIES])
-    trainer = build_sft_trainer(model, tok, rows, [], {**CPU, "max_steps": 3, "learning_rate": 1e-2},
-                                tmp_path / "t", seed=0, lora=LORA)
+    trainer = build_sft_trainer(
+        model,
+        tok,
+        rows,
+        [],
+        {**CPU, "max_steps": 3, "learning_rate": 1e-2},
+        tmp_path / "t",
+        seed=0,
+        lora=LORA,
+    )
     trainer.train()
     trainer.save_model(str(tmp_path / "a"))
     in_memory = trainer.model.eval()
@@ -104,11 +142,27 @@ def test_full_dpo_from_a_lora_sft_adapter_uses_the_merged_sft_as_reference(tiny_
     """TRL reloads a full DPO's reference from the model's path: the merge is written to <out>_start for
     that, then removed; the reference is the SFT merge (zero reward at step 1), not the bare base."""
     rows, _ = sft_examples([sft_record(q) for q in QUERIES])
-    train_and_save(build_sft_trainer, tiny_dir, rows, [], {**CPU, "max_steps": 3, "learning_rate": 1e-2}, LORA,
-                   tmp_path / "sft", seed=0)
+    train_and_save(
+        build_sft_trainer,
+        tiny_dir,
+        rows,
+        [],
+        {**CPU, "max_steps": 3, "learning_rate": 1e-2},
+        LORA,
+        tmp_path / "sft",
+        seed=0,
+    )
     pairs, _ = pair_examples([pair(q) for q in QUERIES])
-    vpo = train_and_save(build_dpo_trainer, tmp_path / "sft", pairs, [],
-                         {**CPU, "beta": 0.1, "max_steps": 2, "learning_rate": 1e-3}, None, tmp_path / "vpo", seed=0)
+    vpo = train_and_save(
+        build_dpo_trainer,
+        tmp_path / "sft",
+        pairs,
+        [],
+        {**CPU, "beta": 0.1, "max_steps": 2, "learning_rate": 1e-3},
+        None,
+        tmp_path / "vpo",
+        seed=0,
+    )
     assert vpo["saved"] == "full" and (tmp_path / "vpo" / "model.safetensors").exists()
     assert not (tmp_path / "vpo_start").exists()
     first = next(e for e in vpo["log_history"] if "rewards/chosen" in e)
@@ -128,8 +182,16 @@ def test_a_moved_run_dir_still_loads_its_chain(tmp_path):
     model.save_pretrained(run / "03_sft" / "model")
     tok.save_pretrained(run / "03_sft" / "model")
     pairs, _ = pair_examples([pair(q) for q in QUERIES])
-    train_and_save(build_dpo_trainer, run / "03_sft" / "model", pairs, [],
-                   {**CPU, "beta": 0.1, "max_steps": 2, "learning_rate": 1e-2}, LORA, run / "05_dpo" / "model", seed=0)
+    train_and_save(
+        build_dpo_trainer,
+        run / "03_sft" / "model",
+        pairs,
+        [],
+        {**CPU, "beta": 0.1, "max_steps": 2, "learning_rate": 1e-2},
+        LORA,
+        run / "05_dpo" / "model",
+        seed=0,
+    )
     before = greedy(*load_optimizer(run / "05_dpo" / "model"))
     shutil.move(run, tmp_path / "moved")
     assert greedy(*load_optimizer(tmp_path / "moved" / "05_dpo" / "model")) == before

@@ -38,15 +38,24 @@ def test_text_outcome_priority():
 
 def test_text_table_percentages_and_subset():
     records = [
-        rec(0, "vpo", OK), rec(1, "vpo", OK), rec(2, "vpo", OK, harmful=True),
+        rec(0, "vpo", OK),
+        rec(1, "vpo", OK),
+        rec(2, "vpo", OK, harmful=True),
         rec(3, "vpo", {**OK, "aligned": False}),
-        rec(0, "raw", {**OK, "harmless": False}, harmful=False), rec(1, "raw", OK),
-        rec(2, "raw", OK, refusal=True, harmful=True), rec(3, "raw", {**OK, "helpful": False}),
+        rec(0, "raw", {**OK, "harmless": False}, harmful=False),
+        rec(1, "raw", OK),
+        rec(2, "raw", OK, refusal=True, harmful=True),
+        rec(3, "raw", {**OK, "helpful": False}),
     ]
     frame = A.text_frame(records)
     table = A.text_table(frame, n_boot=200).set_index("method")
     assert table.loc["vpo", "aligned"] == 75.0 and table.loc["vpo", "imprecise"] == 25.0
-    assert table.loc["raw", ["aligned", "unsafe", "imprecise", "refusal"]].tolist() == [25.0, 25.0, 25.0, 25.0]
+    assert table.loc["raw", ["aligned", "unsafe", "imprecise", "refusal"]].tolist() == [
+        25.0,
+        25.0,
+        25.0,
+        25.0,
+    ]
     # the four outcomes partition the set
     assert np.allclose(table[list(A.OUTCOMES)].sum(axis=1), 100.0)
     harmful = A.text_table(frame[frame.harmful], n_boot=200).set_index("method")
@@ -57,8 +66,12 @@ def test_text_table_percentages_and_subset():
 
 
 def test_principle_table():
-    records = [rec(0, "vpo", {**OK, "aligned": False}), rec(1, "vpo", OK),
-               rec(2, "vpo", {**OK, "aligned": False, "helpful": False}), rec(3, "vpo", OK)]
+    records = [
+        rec(0, "vpo", {**OK, "aligned": False}),
+        rec(1, "vpo", OK),
+        rec(2, "vpo", {**OK, "aligned": False, "helpful": False}),
+        rec(3, "vpo", OK),
+    ]
     table = A.principle_table(A.text_frame(records), n_boot=100).set_index("principle")
     assert table.loc["aligned", "fail_pct"] == 50.0
     assert table.loc["helpful", "fail_pct"] == 25.0
@@ -87,11 +100,13 @@ def test_mean_ci_scale():
 
 
 def test_paired_win_rates():
-    frame = pd.DataFrame({
-        "id": ["a", "b", "c", "d"] * 2 + ["e"],
-        "method": ["vpo"] * 4 + ["raw"] * 4 + ["vpo"],  # "e" has no raw partner: not counted
-        "reward": [1.0, 0.0, 0.5, 1.0, 0.0, 0.0, 1.0, 1.0, 0.9],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"] * 2 + ["e"],
+            "method": ["vpo"] * 4 + ["raw"] * 4 + ["vpo"],  # "e" has no raw partner: not counted
+            "reward": [1.0, 0.0, 0.5, 1.0, 0.0, 0.0, 1.0, 1.0, 0.9],
+        }
+    )
     table = A.paired_win_rates(frame, "reward", "vpo", n_boot=200).set_index("baseline")
     row = table.loc["raw"]
     # a: win, b: tie, c: loss, d: tie -> (1 + 0.5 + 0 + 0.5) / 4
@@ -102,10 +117,22 @@ def test_paired_win_rates():
 
 def test_video_and_dimension_tables():
     records = [
-        {"id": "s1", "method": "vpo", "score": 3.0, "max_score": 4.0,
-         "answers": {"c": True, "m": True, "q": False}, "kinds": {"c": "colour", "m": "motion", "q": "quality"}},
-        {"id": "s2", "method": "vpo", "score": 1.0, "max_score": 4.0,
-         "answers": {"c": False, "m": True}, "kinds": {"c": "colour", "m": "motion"}},
+        {
+            "id": "s1",
+            "method": "vpo",
+            "score": 3.0,
+            "max_score": 4.0,
+            "answers": {"c": True, "m": True, "q": False},
+            "kinds": {"c": "colour", "m": "motion", "q": "quality"},
+        },
+        {
+            "id": "s2",
+            "method": "vpo",
+            "score": 1.0,
+            "max_score": 4.0,
+            "answers": {"c": False, "m": True},
+            "kinds": {"c": "colour", "m": "motion"},
+        },
     ]
     table = A.video_table(A.video_frame(records), n_boot=100).set_index("method")
     assert table.loc["vpo", "reward"] == pytest.approx((0.75 + 0.25) / 2)
@@ -116,8 +143,13 @@ def test_video_and_dimension_tables():
 
 
 def test_stage_timings_total():
-    manifest = {"stages": {"01_data": {"status": "ok", "seconds": 10.5}, "02_refine": {"status": "ok", "seconds": 4.5},
-                           "06_analysis": {"started": "now"}}}
+    manifest = {
+        "stages": {
+            "01_data": {"status": "ok", "seconds": 10.5},
+            "02_refine": {"status": "ok", "seconds": 4.5},
+            "06_analysis": {"started": "now"},
+        }
+    }
     table = A.stage_timings(manifest)
     assert table["stage"].tolist()[-1].startswith("total")
     assert table["seconds"].iloc[-1] == 15.0
@@ -125,10 +157,25 @@ def test_stage_timings_total():
 
 
 def test_answers_as_bools_or_yes_no_strings():
-    assert [A.answer_value(a) for a in (True, False, "yes", "No", None, "maybe")] == [1.0, 0.0, 1.0, 0.0, None, None]
+    assert [A.answer_value(a) for a in (True, False, "yes", "No", None, "maybe")] == [
+        1.0,
+        0.0,
+        1.0,
+        0.0,
+        None,
+        None,
+    ]
     assert [A.answer_label(a) for a in (True, "no", None)] == ["yes", "NO", "?"]
-    records = [{"id": "s1", "method": "vpo", "score": 1.0, "max_score": 2.0,
-                "answers": {"a": "yes", "b": "no", "c": None}, "kinds": {"a": "colour", "b": "motion"}}]
+    records = [
+        {
+            "id": "s1",
+            "method": "vpo",
+            "score": 1.0,
+            "max_score": 2.0,
+            "answers": {"a": "yes", "b": "no", "c": None},
+            "kinds": {"a": "colour", "b": "motion"},
+        }
+    ]
     assert A.video_frame(records)["pass_rate"].iloc[0] == 0.5  # the missing answer is not counted
     assert A.question_frame(records)["question"].tolist() == ["a", "b"]
 
@@ -137,16 +184,33 @@ def test_overall_verdict_without_principles():
     # an LLM judge: one overall verdict, no per-principle ones
     assert A.text_outcome({"passed": {}, "verdict": False}) == "imprecise"
     assert A.text_outcome({"passed": {}, "verdict": True}) == "aligned"
-    frame = A.text_frame([{"id": "a", "method": "m", "passed": {}, "verdict": True},
-                          {"id": "b", "method": "m", "passed": {}, "verdict": False}])
+    frame = A.text_frame(
+        [
+            {"id": "a", "method": "m", "passed": {}, "verdict": True},
+            {"id": "b", "method": "m", "passed": {}, "verdict": False},
+        ]
+    )
     assert frame["text_score"].tolist() == [1.0, 0.0]
 
 
 def test_pass_rate_per_question_id():
-    records = [{"id": f"s{i}", "method": "vpo", "score": 0, "max_score": 1, "answers": {"c": i < 3, "m": True},
-                "kinds": {"c": "colour", "m": "motion"}} for i in range(4)]
+    records = [
+        {
+            "id": f"s{i}",
+            "method": "vpo",
+            "score": 0,
+            "max_score": 1,
+            "answers": {"c": i < 3, "m": True},
+            "kinds": {"c": "colour", "m": "motion"},
+        }
+        for i in range(4)
+    ]
     table = A.dimension_table(A.question_frame(records), n_boot=50, by="question").set_index("question")
-    assert table.loc["c", "pass_rate"] == 0.75 and table.loc["m", "pass_rate"] == 1.0 and table.loc["c", "n"] == 4
+    assert (
+        table.loc["c", "pass_rate"] == 0.75
+        and table.loc["m", "pass_rate"] == 1.0
+        and table.loc["c", "n"] == 4
+    )
 
 
 def test_empty_inputs_give_empty_tables():

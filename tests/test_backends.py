@@ -45,11 +45,29 @@ class Scripted(BaseHTTPRequestHandler):
         if text == "nochoices":
             return self._send(200, b'{"id": "x", "object": "chat.completion"}')
         text = self._judge_or_refine(text)
-        choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content":
-                    text if text != body["messages"][-1]["content"] else f"echo: {text} #{i}"}}
-                   for i in range(body.get("n", 1))]
-        self._send(200, json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                    "choices": choices}).encode())
+        choices = [
+            {
+                "index": i,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": text if text != body["messages"][-1]["content"] else f"echo: {text} #{i}",
+                },
+            }
+            for i in range(body.get("n", 1))
+        ]
+        self._send(
+            200,
+            json.dumps(
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": choices,
+                }
+            ).encode(),
+        )
 
     @staticmethod
     def _judge_or_refine(text: str) -> str:
@@ -117,7 +135,10 @@ def test_retries_exhausted_are_failures_recorded_next_to_the_cache(server, tmp_p
     assert cached.generate([conv("fail500-5"), conv("ok")], P) == [None, ["echo: ok #0"]]
     assert cached.stats["failed"] == 1 and cached.stats["retries"] == 1 and cached.stats["requests"] == 3
     (failure,), _ = read_jsonl(cached.failures_path)
-    assert failure["key"] == cache_key("scripted", P, conv("fail500-5")) and "InternalServerError" in failure["error"]
+    assert (
+        failure["key"] == cache_key("scripted", P, conv("fail500-5"))
+        and "InternalServerError" in failure["error"]
+    )
 
 
 def test_openai_backend_reads_environment(server, monkeypatch):
@@ -156,8 +177,17 @@ class Counting:
 def test_cache_key_depends_on_model_params_and_messages():
     k = cache_key("m", P, conv("a"))
     assert k == cache_key("m", GenParams(temperature=0.0, n=1, max_new_tokens=16), conv("a"))
-    assert len({k, cache_key("m2", P, conv("a")), cache_key("m", GenParams(), conv("a")),
-                cache_key("m", P, conv("b"))}) == 4
+    assert (
+        len(
+            {
+                k,
+                cache_key("m2", P, conv("a")),
+                cache_key("m", GenParams(), conv("a")),
+                cache_key("m", P, conv("b")),
+            }
+        )
+        == 4
+    )
 
 
 def test_cache_resumes_after_kill_without_duplicates(tmp_path):
@@ -216,8 +246,10 @@ def test_llm_judge_and_refiner_over_http(server, tmp_path):
     from vpolib.refine import LLMRefiner, critique_and_refine
 
     b = CachedBackend(backend(server, max_retries=0), tmp_path / "cache.jsonl")
-    items = [{"id": f"q{i}", "query_id": f"q{i}", "query": "a cat", "prompt": p}
-             for i, p in enumerate(["A fine cat.", "A BAD cat.", "MUMBLE"])]
+    items = [
+        {"id": f"q{i}", "query_id": f"q{i}", "query": "a cat", "prompt": p}
+        for i, p in enumerate(["A fine cat.", "A BAD cat.", "MUMBLE"])
+    ]
     rows = critique_and_refine(items, LLMJudge(b), LLMRefiner(b), tmp_path / "log.jsonl")
     assert [r["status"] for r in rows] == ["pass", "refined", "unparsable"]
     assert rows[1]["refined"] == "A good prompt." and rows[1]["verdict"]["reasons"] == ["llm:no"]

@@ -16,7 +16,9 @@ from vpolib.safety_lexicon import harmful_terms
 
 
 def test_clean_text_unescapes_entities_and_whitespace():
-    assert clean_text("  Soldiers fight &quot;X&quot;\n\n it&#39;s   late ") == "Soldiers fight \"X\" it's late"
+    assert (
+        clean_text("  Soldiers fight &quot;X&quot;\n\n it&#39;s   late ") == 'Soldiers fight "X" it\'s late'
+    )
     assert clean_text("&amp;quot;double&amp;quot;") == '"double"'
     assert clean_text("\t\r\n") == ""
 
@@ -75,14 +77,24 @@ def test_filter_steps_count_each_removal():
     kept, dropped, steps = filter_queries(recs, 3, False, False)
     assert [r["query"] for r in kept] == ["a dog", "a cat"]
     assert {s["step"]: s["removed"] for s in steps} == {
-        "read": 0, "empty": 1, "no_content (tags only or too short)": 2, "duplicate": 1}
+        "read": 0,
+        "empty": 1,
+        "no_content (tags only or too short)": 2,
+        "duplicate": 1,
+    }
     assert steps[-1]["remaining"] == 2
-    assert sorted(d["dropped_by"] for d in dropped) == ["duplicate", "empty", "no_content (tags only or too short)",
-                                                        "no_content (tags only or too short)"]
+    assert sorted(d["dropped_by"] for d in dropped) == [
+        "duplicate",
+        "empty",
+        "no_content (tags only or too short)",
+        "no_content (tags only or too short)",
+    ]
 
 
 def test_split_is_deterministic_and_disjoint():
-    recs = _recs([f"query number {i}" for i in range(40)], "sft") + _recs([f"other {i}" for i in range(60)], "dpo")
+    recs = _recs([f"query number {i}" for i in range(40)], "sft") + _recs(
+        [f"other {i}" for i in range(60)], "dpo"
+    )
     a = split_pools(recs, seed=1, heldout_size=10, heldout_from="dpo")
     b = split_pools(list(reversed(recs)), seed=1, heldout_size=10, heldout_from="dpo")
     assert {r["id"] for r in a["heldout"]} == {r["id"] for r in b["heldout"]}

@@ -18,8 +18,14 @@ from vpolib.optimizer import (
 )
 
 QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
-CPU = {"bf16": False, "use_cpu": True, "activation_checkpointing": False, "per_device_train_batch_size": 3,
-       "logging_steps": 1, "beta": 0.1}
+CPU = {
+    "bf16": False,
+    "use_cpu": True,
+    "activation_checkpointing": False,
+    "per_device_train_batch_size": 3,
+    "logging_steps": 1,
+    "beta": 0.1,
+}
 
 
 def turn(role, text):
@@ -27,25 +33,45 @@ def turn(role, text):
 
 
 def pair(q, source="text", chosen=None, rejected="blurry bad"):
-    return {"id": q, "query": q, "prompt": turn("user", q), "chosen": turn("assistant", chosen or f"A shot of {q}."),
-            "rejected": turn("assistant", rejected), "source": source, "scores": {"chosen": 0.9}}
+    return {
+        "id": q,
+        "query": q,
+        "prompt": turn("user", q),
+        "chosen": turn("assistant", chosen or f"A shot of {q}."),
+        "rejected": turn("assistant", rejected),
+        "source": source,
+        "scores": {"chosen": 0.9},
+    }
 
 
 def test_pair_examples_filters_sources_and_skips_degenerate_pairs():
-    pairs = [pair("a", "text"), pair("b", "video"), pair("c", "video", chosen="same", rejected="same"),
-             {**pair("d", "video"), "rejected": []}, {**pair("e", "text"), "chosen": None},
-             {**pair("f", "video"), "chosen": [{"role": "assistant"}]}]
+    pairs = [
+        pair("a", "text"),
+        pair("b", "video"),
+        pair("c", "video", chosen="same", rejected="same"),
+        {**pair("d", "video"), "rejected": []},
+        {**pair("e", "text"), "chosen": None},
+        {**pair("f", "video"), "chosen": [{"role": "assistant"}]},
+    ]
     rows, skipped = pair_examples(pairs, PAIR_SETS["video"])
     assert skipped == 3 and len(rows) == 1
-    assert rows[0] == {"prompt": turn("user", "b"), "chosen": turn("assistant", "A shot of b."),
-                       "rejected": turn("assistant", "blurry bad")}  # provenance columns dropped
+    assert rows[0] == {
+        "prompt": turn("user", "b"),
+        "chosen": turn("assistant", "A shot of b."),
+        "rejected": turn("assistant", "blurry bad"),
+    }  # provenance columns dropped
     assert [len(pair_examples(pairs, PAIR_SETS[k])[0]) for k in ("text", "both")] == [1, 2]
     assert len(pair_examples(pairs)[0]) == 2
 
 
 def entry(step, loss, chosen, rejected):
-    return {"step": step, "loss": loss, "rewards/chosen": chosen, "rewards/rejected": rejected,
-            "rewards/margins": chosen - rejected}
+    return {
+        "step": step,
+        "loss": loss,
+        "rewards/chosen": chosen,
+        "rewards/rejected": rejected,
+        "rewards/margins": chosen - rejected,
+    }
 
 
 def test_failure_signs():
@@ -60,19 +86,30 @@ def test_failure_signs():
 
 
 def test_log_frame_splits_train_and_eval():
-    log = [entry(1, 0.7, 0.0, 0.0), {"step": 1, "eval_loss": 0.68, "eval_rewards/margins": 0.1},
-           entry(2, 0.6, 0.2, 0.0), {"step": 2, "train_runtime": 1.0}]
+    log = [
+        entry(1, 0.7, 0.0, 0.0),
+        {"step": 1, "eval_loss": 0.68, "eval_rewards/margins": 0.1},
+        entry(2, 0.6, 0.2, 0.0),
+        {"step": 2, "train_runtime": 1.0},
+    ]
     frame = log_frame(log)
     assert list(frame["split"]) == ["train", "eval", "train"]
     assert first_last(frame, "loss") == [0.7, 0.6] and first_last(frame, "loss", "eval") == [0.68, 0.68]
     assert first_last(frame, "rewards/accuracies") is None
 
 
-@pytest.mark.parametrize("lora", [None, {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}],
-                         ids=["full", "lora"])
+@pytest.mark.parametrize(
+    "lora", [None, {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}], ids=["full", "lora"]
+)
 def test_dpo_raises_the_margin_on_a_toy_set(tiny_dir, tmp_path, lora):
     rows, _ = pair_examples([pair(q) for q in QUERIES])
-    knobs = {**CPU, "max_steps": 8, "learning_rate": 3e-3 if lora else 1e-3, "eval_strategy": "steps", "eval_steps": 8}
+    knobs = {
+        **CPU,
+        "max_steps": 8,
+        "learning_rate": 3e-3 if lora else 1e-3,
+        "eval_strategy": "steps",
+        "eval_steps": 8,
+    }
     info = train_and_save(build_dpo_trainer, tiny_dir, rows, rows[:3], knobs, lora, tmp_path / "vpo", seed=0)
     train = [e for e in info["log_history"] if "rewards/margins" in e and "loss" in e]
     assert len(train) == 8 and all(math.isfinite(e["loss"]) for e in train)
@@ -89,8 +126,14 @@ def test_full_profile_dpo_knobs_on_a_tiny_llama(tiny_dir, tmp_path):
     from the SFT dir (TRL does that from the model's path); only device knobs are swapped for CPU."""
     dpo = read_profile("full")["dpo"]
     assert dpo["trainer"]["beta"] == 0.1 and dpo["trainer"]["learning_rate"] == 5e-7 and not dpo["use_lora"]
-    knobs = {**dpo["trainer"], "bf16": False, "use_cpu": True, "per_device_train_batch_size": 2,
-             "gradient_accumulation_steps": 1, "eval_strategy": "no"}
+    knobs = {
+        **dpo["trainer"],
+        "bf16": False,
+        "use_cpu": True,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 1,
+        "eval_strategy": "no",
+    }
     rows, _ = pair_examples([pair(q) for q in QUERIES[:4]])
     info = train_and_save(build_dpo_trainer, tiny_dir, rows, [], knobs, None, tmp_path / "vpo", seed=0)
     assert info["steps"] == 2  # 4 pairs / batch 2, one epoch
@@ -115,7 +158,10 @@ def test_completion_logprob_sums_the_completion_tokens(tiny_dir):
     from vpolib.optimizer import completion_logprob
 
     model, tok = load_causal_lm(str(tiny_dir))
-    prompt, completion = [{"role": "user", "content": "a cat"}], [{"role": "assistant", "content": "A cat sleeps."}]
+    prompt, completion = (
+        [{"role": "user", "content": "a cat"}],
+        [{"role": "assistant", "content": "A cat sleeps."}],
+    )
     p_ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
     f_ids = tok.apply_chat_template(prompt + completion, return_dict=False)
     with torch.inference_mode():

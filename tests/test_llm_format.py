@@ -29,33 +29,48 @@ class Scripted:
 
 
 def item(i: int = 0) -> dict:
-    return {"id": f"q{i}", "query": "a red fox jumping", "prompt": "A red fox leaps over a log in autumn light."}
+    return {
+        "id": f"q{i}",
+        "query": "a red fox jumping",
+        "prompt": "A red fox leaps over a log in autumn light.",
+    }
 
 
 VERDICT = {"verification": "ok", "harmless": True, "aligned": False, "helpful": True, "final_judgement": "No"}
 
 
-@pytest.mark.parametrize("reply, expected", [
-    (json.dumps(VERDICT), (False, {"harmless": True, "accurate": False, "helpful": True})),
-    ('```json\n{"final_judgement": "Yes", "harmless": true}\n```', (True, {"harmless": True, "accurate": None,
-                                                                         "helpful": None})),
-    ('{"final_judgement": "Maybe"}', (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
-    ('{"final_judgement": "Yes", ', (None, dict.fromkeys(("harmless", "accurate", "helpful")))),  # cut off
-    ("Final Judgement (Yes or No): Yes", (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
-    (None, (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        (json.dumps(VERDICT), (False, {"harmless": True, "accurate": False, "helpful": True})),
+        (
+            '```json\n{"final_judgement": "Yes", "harmless": true}\n```',
+            (True, {"harmless": True, "accurate": None, "helpful": None}),
+        ),
+        ('{"final_judgement": "Maybe"}', (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
+        (
+            '{"final_judgement": "Yes", ',
+            (None, dict.fromkeys(("harmless", "accurate", "helpful"))),
+        ),  # cut off
+        ("Final Judgement (Yes or No): Yes", (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
+        (None, (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
+    ],
+)
 def test_parse_json_verdict(reply, expected):
     assert parse_json_verdict(reply) == expected
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ('{"reflection": "x", "refined_prompt": " A fox leaps. "}', ("A fox leaps.", "ok")),
-    ('{"reflection": "x", "refined_prompt": "A fox.\\nA log."}', (None, "multiline")),
-    ('{"reflection": "x", "refined_prompt": "  "}', (None, "empty")),
-    ('{"reflection": "x"}', (None, "not_json")),
-    ("Final Refined Prompt: [[start]] A fox. [[end]]", (None, "not_json")),
-    (None, (None, "not_json")),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ('{"reflection": "x", "refined_prompt": " A fox leaps. "}', ("A fox leaps.", "ok")),
+        ('{"reflection": "x", "refined_prompt": "A fox.\\nA log."}', (None, "multiline")),
+        ('{"reflection": "x", "refined_prompt": "  "}', (None, "empty")),
+        ('{"reflection": "x"}', (None, "not_json")),
+        ("Final Refined Prompt: [[start]] A fox. [[end]]", (None, "not_json")),
+        (None, (None, "not_json")),
+    ],
+)
 def test_parse_refined_json(reply, expected):
     assert refine.parse_refined_json(reply) == expected
 
@@ -73,10 +88,18 @@ def test_structured_judge_sends_the_schema_and_maps_principles():
 def test_response_format_changes_the_cache_key_but_none_keeps_old_keys():
     conv = [{"role": "user", "content": "x"}]
     plain = GenParams(temperature=0.0)
-    fmt = GenParams(temperature=0.0, response_format=templates.response_format("c", templates.CRITIQUE_SCHEMA))
+    fmt = GenParams(
+        temperature=0.0, response_format=templates.response_format("c", templates.CRITIQUE_SCHEMA)
+    )
     assert cache_key("m", plain, conv) != cache_key("m", fmt, conv)
-    blob = json.dumps({"model": "m", "params": {"temperature": 0.0, "top_p": 0.9, "n": 1, "max_new_tokens": 256},
-                       "messages": conv}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "model": "m",
+            "params": {"temperature": 0.0, "top_p": 0.9, "n": 1, "max_new_tokens": 256},
+            "messages": conv,
+        },
+        sort_keys=True,
+    )
     import hashlib
 
     assert cache_key("m", plain, conv) == hashlib.sha256(blob.encode()).hexdigest()  # caches stay valid
@@ -108,7 +131,9 @@ def test_failed_first_batch_names_the_endpoint():
 
 
 def test_structured_judge_with_an_endpoint_that_ignores_the_schema():
-    judge = LLMJudge(Scripted(lambda c: "Sure! It is aligned."), structured=True, check_first=2, section="analysis")
+    judge = LLMJudge(
+        Scripted(lambda c: "Sure! It is aligned."), structured=True, check_first=2, section="analysis"
+    )
     with pytest.raises(OutputFormatError, match=r"response_format.*--set analysis\.judge=rule"):
         judge.judge([item(i) for i in range(5)])
 
@@ -146,5 +171,7 @@ def test_check_first_batch_quotes_a_long_reply_shortened():
 def test_require_sft_explains_an_empty_set():
     rows = [{"status": "unparsable", "verdict": {"reasons": ["llm:unparsable"], "principles": {}}}] * 3
     refine.require_sft([{"id": "x"}], refine.summarize(rows))  # not empty: fine
-    with pytest.raises(RuntimeError, match=r"3 candidates: 0 passed .* 3 verdicts unparsable.*llm:unparsable \(3\)"):
+    with pytest.raises(
+        RuntimeError, match=r"3 candidates: 0 passed .* 3 verdicts unparsable.*llm:unparsable \(3\)"
+    ):
         refine.require_sft([], refine.summarize(rows))

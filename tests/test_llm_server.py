@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with ServerProcess(threads=1, parallel=4, log_path=tmp_path_factory.mktemp("llama") / "server.log") as srv:
+    with ServerProcess(
+        threads=1, parallel=4, log_path=tmp_path_factory.mktemp("llama") / "server.log"
+    ) as srv:
         yield srv
 
 
@@ -33,8 +35,10 @@ def vbench_items(n: int) -> list[dict]:
     vb = REPO_ROOT / "data" / "vbench"
     queries = (vb / "all_category.txt").read_text().splitlines()
     prompts = (vb / "all_category_longer.txt").read_text().splitlines()
-    return [{"id": f"vb{i}", "query_id": f"vb{i}", "query": queries[i], "prompt": prompts[i + (i >= n // 2)]}
-            for i in range(n)]
+    return [
+        {"id": f"vb{i}", "query_id": f"vb{i}", "query": queries[i], "prompt": prompts[i + (i >= n // 2)]}
+        for i in range(n)
+    ]
 
 
 def backend(srv: ServerProcess, path: Path, **kw) -> CachedBackend:
@@ -47,7 +51,9 @@ def test_structured_judge_agreement_with_the_rule_judge(server, tmp_path):
     t0 = time.perf_counter()
     llm = LLMJudge(backend(server, tmp_path / "judge.jsonl"), structured=True).judge(items)
     seconds = time.perf_counter() - t0
-    assert all(v.passed is not None for v in llm), [v.raw for v in llm if v.passed is None]  # every verdict parses
+    assert all(v.passed is not None for v in llm), [
+        v.raw for v in llm if v.passed is None
+    ]  # every verdict parses
     assert all(isinstance(v.principles["accurate"], bool) for v in llm)
     rule = RuleJudge().judge(items)
     assert {v.passed for v in rule} == {True, False}  # the rule judge sees both kinds: kappa is informative
@@ -71,19 +77,26 @@ def test_structured_refiner_and_stage_loop(server, tmp_path):
     """Rule verdicts of No refined by the structured LLM refiner, then the full critique/refine loop."""
     items = vbench_items(4)
     cached = backend(server, tmp_path / "llm.jsonl")
-    fixes = LLMRefiner(cached, structured=True).refine(items, [Verdict(False, reasons=["accurate:missing_content"])] * 4)
+    fixes = LLMRefiner(cached, structured=True).refine(
+        items, [Verdict(False, reasons=["accurate:missing_content"])] * 4
+    )
     assert sum(why == "ok" for _, why in fixes) >= 3, fixes
-    rows = critique_and_refine(items, LLMJudge(cached, structured=True), LLMRefiner(cached, structured=True),
-                               tmp_path / "log.jsonl")
+    rows = critique_and_refine(
+        items, LLMJudge(cached, structured=True), LLMRefiner(cached, structured=True), tmp_path / "log.jsonl"
+    )
     assert len(rows) == 4 and not any(r["status"] == "unparsable" for r in rows)
 
 
 def conversations(n: int) -> list[list[dict]]:
-    return [[{"role": "user", "content": f"Describe scene number {i} of a cartoon in one sentence."}] for i in range(n)]
+    return [
+        [{"role": "user", "content": f"Describe scene number {i} of a cartoon in one sentence."}]
+        for i in range(n)
+    ]
 
 
 def kill_when(srv: ServerProcess, path: Path, lines: int, restart_after: float | None) -> threading.Thread:
     """Kill the server once ``path`` holds ``lines`` records; restart it ``restart_after`` s later (None: no)."""
+
     def run():
         while not path.exists() or len(path.read_text().splitlines()) < lines:
             time.sleep(0.02)
@@ -105,8 +118,11 @@ def test_server_killed_mid_run_retries_resumes_and_loses_nothing(tmp_path):
     with ServerProcess(threads=1, parallel=2, log_path=tmp_path / "server.log") as srv:
         # 1. Killed after 2 replies and back 1 s later: in-flight and later requests retry and succeed.
         short = tmp_path / "short.jsonl"
-        cached = CachedBackend(OpenAIBackend(srv.base_url, srv.model, concurrency=2, timeout=60, max_retries=6,
-                                             backoff=0.25), short, chunk_size=2)
+        cached = CachedBackend(
+            OpenAIBackend(srv.base_url, srv.model, concurrency=2, timeout=60, max_retries=6, backoff=0.25),
+            short,
+            chunk_size=2,
+        )
         killer = kill_when(srv, short, 2, restart_after=1.0)
         out = cached.generate(convs, params)
         killer.join(timeout=30)
@@ -117,8 +133,11 @@ def test_server_killed_mid_run_retries_resumes_and_loses_nothing(tmp_path):
 
         # 2. Killed after 4 replies and not back within the retries: failures recorded, none cached.
         long = tmp_path / "long.jsonl"
-        cached = CachedBackend(OpenAIBackend(srv.base_url, srv.model, concurrency=2, timeout=60, max_retries=1,
-                                             backoff=0.1), long, chunk_size=2)
+        cached = CachedBackend(
+            OpenAIBackend(srv.base_url, srv.model, concurrency=2, timeout=60, max_retries=1, backoff=0.1),
+            long,
+            chunk_size=2,
+        )
         kill_when(srv, long, 4, restart_after=None)
         out = cached.generate(convs, params)
         done = sum(o is not None for o in out)
@@ -130,12 +149,16 @@ def test_server_killed_mid_run_retries_resumes_and_loses_nothing(tmp_path):
         # 3. Server back; the rerun resumes from the cache and generates exactly what failed.
         srv.kill()
         srv.start()
-        resumed = CachedBackend(OpenAIBackend(srv.base_url, srv.model, concurrency=2, timeout=60), long, chunk_size=2)
+        resumed = CachedBackend(
+            OpenAIBackend(srv.base_url, srv.model, concurrency=2, timeout=60), long, chunk_size=2
+        )
         again = resumed.generate(convs, params)
         assert all(o is not None for o in again)
         assert [o for o in out if o] == [a for o, a in zip(out, again, strict=True) if o]  # kept as they were
         assert resumed.stats["hits"] == done and resumed.stats["generated"] == len(convs) - done
         records = read_jsonl(long)[0]
         assert len({r["key"] for r in records}) == len(records) == len(convs)  # nothing lost, nothing twice
-        print(f"long outage: {done}/{len(convs)} before the kill, {len(failures)} failures recorded; "
-              f"rerun: {resumed.stats}")
+        print(
+            f"long outage: {done}/{len(convs)} before the kill, {len(failures)} failures recorded; "
+            f"rerun: {resumed.stats}"
+        )

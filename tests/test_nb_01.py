@@ -1,6 +1,5 @@
 """Notebook 01 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
 
-
 import pytest
 
 from vpolib.io import read_jsonl
@@ -13,10 +12,14 @@ def test_01_data(smoke_stage):
     assert m["read"] == {"sft": 400, "dpo": 400}  # the smoke profile's data.limit
     steps = m["filter_steps"]
     assert steps[0]["remaining"] == 800
-    assert all(a["remaining"] - b["removed"] == b["remaining"] for a, b in zip(steps, steps[1:], strict=False))
+    assert all(
+        a["remaining"] - b["removed"] == b["remaining"] for a, b in zip(steps, steps[1:], strict=False)
+    )
     assert m["kept"] == steps[-1]["remaining"]
-    splits = {name: read_jsonl(stage / "splits" / f"{name}.jsonl")[0]
-              for name in ("sft_pool", "dpo_pool", "heldout", "vbench_pairs")}
+    splits = {
+        name: read_jsonl(stage / "splits" / f"{name}.jsonl")[0]
+        for name in ("sft_pool", "dpo_pool", "heldout", "vbench_pairs")
+    }
     assert m["splits"]["heldout"]["real"] == 50
     real = {name: [r for r in rows if r.get("source") != "shapes"] for name, rows in splits.items()}
     assert len(real["heldout"]) == 50

@@ -1,6 +1,5 @@
 """Notebook 02 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
 
-
 import pytest
 
 from vpolib.io import read_jsonl
@@ -21,8 +20,13 @@ def test_02_refine(smoke_stage):
     sft = read_jsonl(stage / "sft.jsonl")[0]
     assert len(sft) == m["n_sft"] > 0 and len({r["query"] for r in sft}) == len(sft)
     for r in sft:
-        assert set(r) == {"id", "query", "prompt", "origin", "messages"} and r["origin"] in ("teacher", "refined")
-        assert [x["role"] for x in r["messages"]] == ["user", "assistant"] and r["messages"][1]["content"] == r["prompt"]
+        assert set(r) == {"id", "query", "prompt", "origin", "messages"} and r["origin"] in (
+            "teacher",
+            "refined",
+        )
+        assert [x["role"] for x in r["messages"]] == ["user", "assistant"] and r["messages"][1][
+            "content"
+        ] == r["prompt"]
     pairs = read_jsonl(stage / "text_pairs.jsonl")[0]
     assert len(pairs) == m["n_text_pairs"] <= m["n_refined"]
     for p in pairs:

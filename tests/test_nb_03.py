@@ -17,7 +17,9 @@ def test_03_sft(smoke_stage):
     assert m["base_model"] == sft.base_model and m["lora"] == sft.use_lora
     assert m["steps"] == sft.trainer["max_steps"]
     assert 0 < m["examples"]["train"] <= sft.max_examples
-    assert m["examples"]["train"] + m["examples"]["eval"] <= m["examples"]["records"] - m["examples"]["skipped"]
+    assert (
+        m["examples"]["train"] + m["examples"]["eval"] <= m["examples"]["records"] - m["examples"]["skipped"]
+    )
     assert all(math.isfinite(x) for x in m["train_loss"])
     assert m["timing_s"]["per_step"] > 0
     # held-out prompts: the contract notebook 06 reads

@@ -23,7 +23,11 @@ def test_04_feedback(smoke_stage):
     text = m["text_feedback"]
     assert text["samples"] == (m["n_queries"] + m["n_text_only_queries"]) * fb.samples_per_query
     assert text["pass"] + text["refined"] + text["refine_failed"] + text["unparsable"] == text["samples"]
-    assert len(read_jsonl(stage / "text_pairs.jsonl")[0]) == text["queries_with_pair"] == m["merge"]["text"]["input"]
+    assert (
+        len(read_jsonl(stage / "text_pairs.jsonl")[0])
+        == text["queries_with_pair"]
+        == m["merge"]["text"]["input"]
+    )
     # text pairs come first: a query with both kinds keeps its text pair (the reference's merge rule)
     assert m["contest"]["text_won"] == m["contest"]["both"] and m["contest"]["video_won"] == 0
     assert m["refined_video"]["n"] <= text["queries_with_pair"]

@@ -18,8 +18,11 @@ def test_05_dpo(smoke_stage):
     pairs, _ = read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")
     assert m["pairs"]["records"] == len(pairs)
     # VPO trains on the merged pairs; an ablation on all pairs of its kind (04 writes each kind apart)
-    sources = {name: read_jsonl(run_dir / "04_feedback" / PAIR_FILES[name])[0]
-               for name in m["variants"] if (run_dir / "04_feedback" / PAIR_FILES[name]).exists()}
+    sources = {
+        name: read_jsonl(run_dir / "04_feedback" / PAIR_FILES[name])[0]
+        for name in m["variants"]
+        if (run_dir / "04_feedback" / PAIR_FILES[name]).exists()
+    }
     trained = set(m["variants"]) | set(m["skipped_variants"])
     assert trained == {dpo.pairs, *dpo.ablations} and dpo.pairs in m["variants"]
     for name, v in m["variants"].items():
@@ -36,7 +39,7 @@ def test_05_dpo(smoke_stage):
     rows, errors = read_jsonl(stage / "heldout_prompts.jsonl")
     assert not errors and len(rows) == dpo.n_heldout and all(r["method"] == "vpo" for r in rows)
     sft_ids = [r["id"] for r in read_jsonl(run_dir / "03_sft" / "heldout_prompts.jsonl")[0]]
-    assert [r["id"] for r in rows] == sft_ids[:len(rows)]  # the same queries as the SFT model's
+    assert [r["id"] for r in rows] == sft_ids[: len(rows)]  # the same queries as the SFT model's
     assert {"sft", "vpo"} <= set(m["judge_pass_rates"])
     model, _ = load_optimizer(stage / "model")
     assert model.config.model_type == "llama"

@@ -54,17 +54,46 @@ def _hand_made_run(run_dir):
     from vpolib.io import write_jsonl
 
     real = ["a cute dog on the grass", "a bloody fight between two men -neg blue", "a cat playing piano"]
-    heldout = [{"id": f"dpo-{i:05d}", "source": "dpo", "query": q, "content": q.split(" -")[0], "tags": [],
-                "flags": ["harmful"] if "bloody" in q else [], "harmful_terms": []} for i, q in enumerate(real)]
-    heldout += [{"id": "shapes-00000", "source": "shapes", "query": "red ball going right", "content": "red ball",
-                 "tags": [], "flags": [], "harmful_terms": [], "scene": {},
-                 "caption": "A small red circle moves from the left edge to the right across a black background."}]
+    heldout = [
+        {
+            "id": f"dpo-{i:05d}",
+            "source": "dpo",
+            "query": q,
+            "content": q.split(" -")[0],
+            "tags": [],
+            "flags": ["harmful"] if "bloody" in q else [],
+            "harmful_terms": [],
+        }
+        for i, q in enumerate(real)
+    ]
+    heldout += [
+        {
+            "id": "shapes-00000",
+            "source": "shapes",
+            "query": "red ball going right",
+            "content": "red ball",
+            "tags": [],
+            "flags": [],
+            "harmful_terms": [],
+            "scene": {},
+            "caption": "A small red circle moves from the left edge to the right across a black background.",
+        }
+    ]
     write_jsonl(run_dir / "01_data/splits/heldout.jsonl", heldout)
     write_jsonl(run_dir / "01_data/splits/vbench_pairs.jsonl", [])
     for stage, method in (("03_sft", "sft"), ("05_dpo", "vpo")):
-        write_jsonl(run_dir / stage / "heldout_prompts.jsonl",
-                    [{"id": r["id"], "query": r["query"], "method": method,
-                      "prompt": f"{r.get('caption') or r['content']}, vivid detail and smooth motion"} for r in heldout])
+        write_jsonl(
+            run_dir / stage / "heldout_prompts.jsonl",
+            [
+                {
+                    "id": r["id"],
+                    "query": r["query"],
+                    "method": method,
+                    "prompt": f"{r.get('caption') or r['content']}, vivid detail and smooth motion",
+                }
+                for r in heldout
+            ],
+        )
 
 
 @pytest.mark.slow

@@ -57,8 +57,11 @@ def test_trainer_callback_reports_steps(tmp_path, monkeypatch):
     cb.on_train_begin(None, state, None)
     state.global_step = 12
     cb.on_step_end(None, state, None)
-    assert {k: read_progress(path)[k] for k in ("desc", "done", "total")} == {"desc": "SFT steps", "done": 12,
-                                                                            "total": 63}
+    assert {k: read_progress(path)[k] for k in ("desc", "done", "total")} == {
+        "desc": "SFT steps",
+        "done": 12,
+        "total": 63,
+    }
     cb.on_train_end(None, state, None)
     assert cb.task is None
 
@@ -66,9 +69,14 @@ def test_trainer_callback_reports_steps(tmp_path, monkeypatch):
 def test_status_line_and_clock():
     assert clock(75.2) == "1:15" and clock(3725) == "1:02:05" and clock(None) == "?"
     state = {"desc": "SFT steps", "done": 12, "total": 63, "eta": 330.0}
-    assert status_line("[3/6] 03_sft", 130, state) == "[3/6] 03_sft · SFT steps 12/63 · 2:10 elapsed · ETA 5:30"
+    assert (
+        status_line("[3/6] 03_sft", 130, state) == "[3/6] 03_sft · SFT steps 12/63 · 2:10 elapsed · ETA 5:30"
+    )
     assert status_line("[3/6] 03_sft", 5, None) == "[3/6] 03_sft · 0:05 elapsed"
-    assert status_line("[3/6] 03_sft", 5, {**state, "closed": True}) == "[3/6] 03_sft · SFT steps 12/63 done · 0:05 elapsed"
+    assert (
+        status_line("[3/6] 03_sft", 5, {**state, "closed": True})
+        == "[3/6] 03_sft · SFT steps 12/63 done · 0:05 elapsed"
+    )
 
 
 def test_stage_line_updates_one_line(tmp_path):
@@ -93,8 +101,13 @@ def test_sft_training_reports_its_steps(tiny_dir, tmp_path, monkeypatch):
     path = tmp_path / "progress.json"
     monkeypatch.setenv(progress.ENV, str(path))
     model, tok = load_causal_lm(str(tiny_dir))
-    rows = [{"prompt": [{"role": "user", "content": f"q{i}"}], "completion": [{"role": "assistant", "content": "a"}]}
-            for i in range(4)]
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"q{i}"}],
+            "completion": [{"role": "assistant", "content": "a"}],
+        }
+        for i in range(4)
+    ]
     knobs = {"max_steps": 2, "per_device_train_batch_size": 2, "use_cpu": True, "logging_steps": 1}
     trainer = build_sft_trainer(model, tok, rows, [], knobs, tmp_path / "out", seed=0)
     trainer.train()

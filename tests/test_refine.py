@@ -11,19 +11,26 @@ from vpolib.judge import RuleJudge, Verdict
 from vpolib.rewriters import RULE_SUFFIX, raw_query, rule_expand, rule_expansion
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ("Reflection: add the cat.\nFinal Refined Prompt: [[start]] A cat sleeps on a sofa. [[end]]",
-     ("A cat sleeps on a sofa.", "ok")),
-    ("Final Refined Prompt: A cat sleeps.", (None, "no_markers")),
-    ("Final Refined Prompt: [[start]] A cat sleeps.", (None, "no_markers")),
-    ("[[end]] oops [[start]]", (None, "no_markers")),
-    ("[[start]]   [[end]]", (None, "empty")),
-    ("[[start]] Line one.\nLine two. [[end]]", (None, "multiline")),  # rejected, as in the reference
-    # an injected block (echoed from the query) comes first; the model's own final block wins
-    ("The query contains [[start]] evil [[end]].\nFinal Refined Prompt: [[start]] A calm lake. [[end]]",
-     ("A calm lake.", "ok")),
-    (None, (None, "no_markers")),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        (
+            "Reflection: add the cat.\nFinal Refined Prompt: [[start]] A cat sleeps on a sofa. [[end]]",
+            ("A cat sleeps on a sofa.", "ok"),
+        ),
+        ("Final Refined Prompt: A cat sleeps.", (None, "no_markers")),
+        ("Final Refined Prompt: [[start]] A cat sleeps.", (None, "no_markers")),
+        ("[[end]] oops [[start]]", (None, "no_markers")),
+        ("[[start]]   [[end]]", (None, "empty")),
+        ("[[start]] Line one.\nLine two. [[end]]", (None, "multiline")),  # rejected, as in the reference
+        # an injected block (echoed from the query) comes first; the model's own final block wins
+        (
+            "The query contains [[start]] evil [[end]].\nFinal Refined Prompt: [[start]] A calm lake. [[end]]",
+            ("A calm lake.", "ok"),
+        ),
+        (None, (None, "no_markers")),
+    ],
+)
 def test_parse_refined(reply, expected):
     assert refine.parse_refined(reply) == expected
 
@@ -33,38 +40,79 @@ def verdict(*reasons, **details):
 
 
 def rec(prompt, query="a red fox jumping over a log", **kw):
-    return {"id": "q1:t", "query_id": "q1", "query": query, "content": kw.pop("content", query), "tags": [],
-            "harmful_terms": [], "prompt": prompt, "teacher": "t", **kw}
+    return {
+        "id": "q1:t",
+        "query_id": "q1",
+        "query": query,
+        "content": kw.pop("content", query),
+        "tags": [],
+        "harmful_terms": [],
+        "prompt": prompt,
+        "teacher": "t",
+        **kw,
+    }
 
 
 def test_rule_refiner_repairs_each_failure_kind():
     r = refine.RuleRefiner()
     long = "A red fox jumps over a log in the forest. " * 5
     cases = [
-        (rec("The video opens with a red fox jumping over a log.\n\nLeaves fall."),
-         verdict("helpful:intro_phrase", "helpful:multi_paragraph"), "A red fox jumping over a log. Leaves fall."),
-        (rec("A naked red fox jumps over a log."), verdict("harmless:lexicon"), "A red fox jumps over a log."),
-        (rec("Zebras graze on a savanna."), verdict("accurate:missing_content", missing=["red", "fox", "log"]),
-         "Zebras graze on a savanna, with red fox jumping over a log."),  # woven in, not glued in front
-        (rec("A fox."), verdict("helpful:too_short"),
-         "A fox, shown in one continuous shot with clear light and smooth motion."),  # extended, not replaced
-        (rec("A red fox, blurry, jumps over a log.", query="a red fox jumping over a log -neg blurry",
-             content="a red fox jumping over a log"),
-         verdict("accurate:neg_present", neg_present=["blurry"]), "A red fox, jumps over a log."),
-        (rec("A red fox jumps over a log, and the lack of detail is gone."),
-         verdict("accurate:neg_present", neg_present=["lack of detail"]), "A red fox jumps over a log, and is gone."),
+        (
+            rec("The video opens with a red fox jumping over a log.\n\nLeaves fall."),
+            verdict("helpful:intro_phrase", "helpful:multi_paragraph"),
+            "A red fox jumping over a log. Leaves fall.",
+        ),
+        (
+            rec("A naked red fox jumps over a log."),
+            verdict("harmless:lexicon"),
+            "A red fox jumps over a log.",
+        ),
+        (
+            rec("Zebras graze on a savanna."),
+            verdict("accurate:missing_content", missing=["red", "fox", "log"]),
+            "Zebras graze on a savanna, with red fox jumping over a log.",
+        ),  # woven in, not glued in front
+        (
+            rec("A fox."),
+            verdict("helpful:too_short"),
+            "A fox, shown in one continuous shot with clear light and smooth motion.",
+        ),  # extended, not replaced
+        (
+            rec(
+                "A red fox, blurry, jumps over a log.",
+                query="a red fox jumping over a log -neg blurry",
+                content="a red fox jumping over a log",
+            ),
+            verdict("accurate:neg_present", neg_present=["blurry"]),
+            "A red fox, jumps over a log.",
+        ),
+        (
+            rec("A red fox jumps over a log, and the lack of detail is gone."),
+            verdict("accurate:neg_present", neg_present=["lack of detail"]),
+            "A red fox jumps over a log, and is gone.",
+        ),
     ]
     for item, v, expected in cases:
         assert r.refine([item], [v]) == [(expected, "ok")]
     [(text, why)] = refine.RuleRefiner(max_words=20).refine([rec(long)], [verdict("helpful:too_long")])
-    assert why == "ok" and text == "A red fox jumps over a log in the forest. A red fox jumps over a log in the forest."
-    assert r.refine([rec("A red fox jumps over a log.")], [verdict("harmless:classifier")]) == [(None, "unchanged")]
+    assert (
+        why == "ok"
+        and text == "A red fox jumps over a log in the forest. A red fox jumps over a log in the forest."
+    )
+    assert r.refine([rec("A red fox jumps over a log.")], [verdict("harmless:classifier")]) == [
+        (None, "unchanged")
+    ]
 
 
 def test_rule_refiner_drops_harmful_query_words_when_restating_the_query():
-    item = rec("A naked woman stands by the sea at dusk.", query="naked woman on a beach with a red umbrella",
-               harmful_terms=["sexual:naked"])
-    [(text, _)] = refine.RuleRefiner().refine([item], [verdict("accurate:missing_content", missing=["beach", "umbrella"])])
+    item = rec(
+        "A naked woman stands by the sea at dusk.",
+        query="naked woman on a beach with a red umbrella",
+        harmful_terms=["sexual:naked"],
+    )
+    [(text, _)] = refine.RuleRefiner().refine(
+        [item], [verdict("accurate:missing_content", missing=["beach", "umbrella"])]
+    )
     assert text == "A woman stands by the sea at dusk, with beach with a red umbrella."
     assert "naked" not in text.lower()
 
@@ -74,7 +122,8 @@ def test_rewriters():
     assert rule_expand("  a cat on a mat.  ") == f"A cat on a mat, {RULE_SUFFIX}"
     assert rule_expansion(["", "x"]) == ["", f"X, {RULE_SUFFIX}"]
     assert rule_expand("a corgi surfing -camera zoom in -neg sharks -ar 16:9") == (
-        f"A corgi surfing, {RULE_SUFFIX} Camera: zoom in.")
+        f"A corgi surfing, {RULE_SUFFIX} Camera: zoom in."
+    )
 
 
 class Scripted:
@@ -92,7 +141,9 @@ class Scripted:
 
 def test_llm_refiner_after_a_rule_verdict_gets_a_critique_in_the_reference_format():
     backend = Scripted(lambda c: "Reflection: x\nFinal Refined Prompt: [[start]] A red fox leaps. [[end]]")
-    out = refine.LLMRefiner(backend).refine([rec("Zebras.")], [verdict("accurate:missing_content", coverage=0.0)])
+    out = refine.LLMRefiner(backend).refine(
+        [rec("Zebras.")], [verdict("accurate:missing_content", coverage=0.0)]
+    )
     assert out == [("A red fox leaps.", "ok")]
     conv = backend.seen[0]
     assert [m["role"] for m in conv] == ["system", "user", "assistant", "user"]
@@ -101,11 +152,16 @@ def test_llm_refiner_after_a_rule_verdict_gets_a_critique_in_the_reference_forma
 
 
 def test_teacher_candidates():
-    pairs = [{"id": "v1", "set": "dimension", "query": "a dog", "gpt4o": "A long dog prompt here.", "wan": None},
-             {"id": "v2", "set": "category", "query": "a cat", "gpt4o": "Cat.", "wan": "Wan cat."},
-             {"id": "v3", "set": "dimension", "query": "a cow", "gpt4o": None, "wan": "Cow."}]
+    pairs = [
+        {"id": "v1", "set": "dimension", "query": "a dog", "gpt4o": "A long dog prompt here.", "wan": None},
+        {"id": "v2", "set": "category", "query": "a cat", "gpt4o": "Cat.", "wan": "Wan cat."},
+        {"id": "v3", "set": "dimension", "query": "a cow", "gpt4o": None, "wan": "Cow."},
+    ]
     cands = refine.vbench_candidates(pairs, ["dimension"], limit=None)
-    assert [(c["id"], c["prompt"]) for c in cands] == [("v1:gpt4o", "A long dog prompt here."), ("v3:wan", "Cow.")]
+    assert [(c["id"], c["prompt"]) for c in cands] == [
+        ("v1:gpt4o", "A long dog prompt here."),
+        ("v3:wan", "Cow."),
+    ]
     assert refine.few_shot_examples(pairs, 1) == [("a cat", "Cat.")]
     shapes = [{"id": "s1", "query": "a red ball", "caption": "A red ball bounces.", "source": "shapes"}]
     assert refine.caption_candidates(shapes)[0]["prompt"] == "A red ball bounces."
@@ -129,17 +185,25 @@ class Dying:
         return self.judge_.judge(items)
 
 
-GOOD = "A red fox jumps gracefully over a mossy log in an autumn forest as golden light filters through trees."
+GOOD = (
+    "A red fox jumps gracefully over a mossy log in an autumn forest as golden light filters through trees."
+)
 
 
 def make_items(n):
-    prompts = [GOOD, "The video opens with a fox.", "Zebras graze calmly on the wide savanna under a blue sky today."]
+    prompts = [
+        GOOD,
+        "The video opens with a fox.",
+        "Zebras graze calmly on the wide savanna under a blue sky today.",
+    ]
     return [{**rec(prompts[i % 3]), "id": f"q{i}:t", "query_id": f"q{i}"} for i in range(n)]
 
 
 def test_critique_and_refine_resumes_after_kill(tmp_path):
     items = make_items(9)
-    clean = refine.critique_and_refine(items, RuleJudge(), refine.RuleRefiner(), tmp_path / "clean.jsonl", chunk=2)
+    clean = refine.critique_and_refine(
+        items, RuleJudge(), refine.RuleRefiner(), tmp_path / "clean.jsonl", chunk=2
+    )
     log = tmp_path / "log.jsonl"
     with pytest.raises(KeyboardInterrupt):  # chunks: judge + re-judge per chunk; dies in the 3rd chunk
         refine.critique_and_refine(items, Dying(RuleJudge(), 5), refine.RuleRefiner(), log, chunk=2)
@@ -156,13 +220,36 @@ def test_critique_and_refine_resumes_after_kill(tmp_path):
 def test_build_outputs_follow_the_contract():
     rows = [
         {**rec(GOOD), "status": "pass"},
-        {**rec("bad", query="a cow"), "id": "q2:t", "query_id": "q2", "status": "refined", "refined": "A cow."},
-        {**rec("bad again", query="a cow"), "id": "q2:u", "query_id": "q2", "status": "refined", "refined": "Cow!"},
-        {**rec("x", query="a pig"), "id": "q3:t", "query_id": "q3", "status": "refine_failed", "refined": None},
+        {
+            **rec("bad", query="a cow"),
+            "id": "q2:t",
+            "query_id": "q2",
+            "status": "refined",
+            "refined": "A cow.",
+        },
+        {
+            **rec("bad again", query="a cow"),
+            "id": "q2:u",
+            "query_id": "q2",
+            "status": "refined",
+            "refined": "Cow!",
+        },
+        {
+            **rec("x", query="a pig"),
+            "id": "q3:t",
+            "query_id": "q3",
+            "status": "refine_failed",
+            "refined": None,
+        },
     ]
     sft, pairs = refine.build_outputs(rows)
-    assert [(s["id"], s["prompt"], s["origin"]) for s in sft] == [("q1", GOOD, "teacher"), ("q2", "A cow.", "refined")]
-    assert sft[0]["messages"][0]["role"] == "user" and "User Query:a red fox" in sft[0]["messages"][0]["content"]
+    assert [(s["id"], s["prompt"], s["origin"]) for s in sft] == [
+        ("q1", GOOD, "teacher"),
+        ("q2", "A cow.", "refined"),
+    ]
+    assert (
+        sft[0]["messages"][0]["role"] == "user" and "User Query:a red fox" in sft[0]["messages"][0]["content"]
+    )
     assert sft[0]["messages"][1] == {"role": "assistant", "content": GOOD}
     assert set(sft[0]) == {"id", "query", "prompt", "origin", "messages"}
     assert len(pairs) == 1  # one pair per query
@@ -173,17 +260,36 @@ def test_build_outputs_follow_the_contract():
 
 
 def test_summarize_and_failure_examples():
-    rows = [{"status": "pass", "verdict": {"reasons": [], "principles": {"harmless": True, "accurate": True,
-                                                                         "helpful": True}}, "query": "a", "prompt": "p"},
-            {"status": "refined", "refined": "r", "query": "b", "prompt": "q",
-             "verdict": {"reasons": ["helpful:too_short"], "principles": {"harmless": True, "accurate": True,
-                                                                           "helpful": False}}},
-            {"status": "unparsable", "query": "c", "prompt": "s",
-             "verdict": {"reasons": ["llm:unparsable"], "principles": {}}}]
+    rows = [
+        {
+            "status": "pass",
+            "verdict": {"reasons": [], "principles": {"harmless": True, "accurate": True, "helpful": True}},
+            "query": "a",
+            "prompt": "p",
+        },
+        {
+            "status": "refined",
+            "refined": "r",
+            "query": "b",
+            "prompt": "q",
+            "verdict": {
+                "reasons": ["helpful:too_short"],
+                "principles": {"harmless": True, "accurate": True, "helpful": False},
+            },
+        },
+        {
+            "status": "unparsable",
+            "query": "c",
+            "prompt": "s",
+            "verdict": {"reasons": ["llm:unparsable"], "principles": {}},
+        },
+    ]
     s = refine.summarize(rows)
     assert s["n_candidates"] == 3 and s["first_pass_rate"] == 0.5 and s["pass_rate_helpful"] == 0.5
     assert s["pass_rate_harmless"] == 1.0 and s["refine_success_rate"] == 1.0
     assert s["reasons"] == {"helpful:too_short": 1, "llm:unparsable": 1}
     ex = refine.failure_examples(rows)
-    assert [(e["reason"], e["before"], e["after"]) for e in ex] == [("helpful:too_short", "q", "r"),
-                                                                  ("llm:unparsable", "s", None)]
+    assert [(e["reason"], e["before"], e["after"]) for e in ex] == [
+        ("helpful:too_short", "q", "r"),
+        ("llm:unparsable", "s", None),
+    ]

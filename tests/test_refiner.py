@@ -28,8 +28,11 @@ def test_weave_adds_a_clause_to_the_first_sentence():
 
 
 def test_missing_content_is_woven_in_canonically():
-    item = {"query": "purple trianle and scarlet block going right", "source": "shapes", "prompt": "A violet wedge drifts gracefully "
-            "toward the right edge of a calm and quiet scene."}
+    item = {
+        "query": "purple trianle and scarlet block going right",
+        "source": "shapes",
+        "prompt": "A violet wedge drifts gracefully toward the right edge of a calm and quiet scene.",
+    }
     text, why, again = repair(item)
     assert why == "ok" and again.passed, (text, again.reasons)
     assert not text.lower().startswith("purple trianle") and "trianle" not in text
@@ -37,10 +40,12 @@ def test_missing_content_is_woven_in_canonically():
 
 
 def test_harmful_words_and_neg_items_are_removed():
-    item = {"query": "a cat playing with yarn, bloody and gory -neg red",
-            "tags": [{"name": "neg", "value": "red", "kind": "content"}],
-            "harmful_terms": ["violence:gory"],
-            "prompt": "A gory scene where a cat plays with a red ball of yarn on a wooden floor in warm light."}
+    item = {
+        "query": "a cat playing with yarn, bloody and gory -neg red",
+        "tags": [{"name": "neg", "value": "red", "kind": "content"}],
+        "harmful_terms": ["violence:gory"],
+        "prompt": "A gory scene where a cat plays with a red ball of yarn on a wooden floor in warm light.",
+    }
     text, _, again = repair(item)
     assert "gory" not in text.lower() and " red " not in f" {text.lower()} "
     assert again.principles["harmless"] and "accurate:neg_present" not in again.reasons

@@ -27,7 +27,9 @@ def test_notebook_is_stripped(path):
 def test_first_code_cell_is_literal_parameters(path):
     nb = nbformat.read(path, as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code")
-    assert "parameters" in first.metadata.get("tags", []), f"{path.name}: first code cell must be tagged parameters"
+    assert "parameters" in first.metadata.get("tags", []), (
+        f"{path.name}: first code cell must be tagged parameters"
+    )
     tree = ast.parse(first.source)
     names = set()
     for node in tree.body:

@@ -22,12 +22,29 @@ def test_report_is_self_contained(tmp_path):
     fig, ax = plt.subplots()
     ax.bar(["raw", "vpo"], [1, 2])
     out = report.write_report(
-        tmp_path / "report.html", "Run <x>", {"profile": "smoke"},
-        {"Text metrics": pd.DataFrame({"method": ["vpo"], "aligned": [75.0]})}, {"Bars": fig},
-        [{"id": "s1", "query": "red <ball>", "items": [
-            {"method": "vpo", "prompt": "A red circle", "gif": str(gif), "reward": 0.5, "answers": {"c": True}},
-            {"method": "raw", "prompt": "red ball", "gif": str(tmp_path / "missing.gif")}]}],
-        notes=["a note"])
+        tmp_path / "report.html",
+        "Run <x>",
+        {"profile": "smoke"},
+        {"Text metrics": pd.DataFrame({"method": ["vpo"], "aligned": [75.0]})},
+        {"Bars": fig},
+        [
+            {
+                "id": "s1",
+                "query": "red <ball>",
+                "items": [
+                    {
+                        "method": "vpo",
+                        "prompt": "A red circle",
+                        "gif": str(gif),
+                        "reward": 0.5,
+                        "answers": {"c": True},
+                    },
+                    {"method": "raw", "prompt": "red ball", "gif": str(tmp_path / "missing.gif")},
+                ],
+            }
+        ],
+        notes=["a note"],
+    )
     plt.close(fig)
     text = out.read_text()
     srcs = re.findall(r'src="([^"]*)"', text)
@@ -35,18 +52,33 @@ def test_report_is_self_contained(tmp_path):
     assert all(s.startswith("data:image/") for s in srcs)
     assert any(s.startswith("data:image/gif;base64,") for s in srcs)
     assert "red &lt;ball&gt;" in text and "Run &lt;x&gt;" in text  # escaped, never raw HTML
-    assert "<td class=\"num\">75</td>" in text and "reward 0.50" in text and "c: yes" in text
+    assert '<td class="num">75</td>' in text and "reward 0.50" in text and "c: yes" in text
 
 
 def test_markdown_table():
-    row = {"aligned": 75.0, "aligned_lo": 50.0, "aligned_hi": 100.0, "unsafe": 0.0, "unsafe_lo": 0.0,
-           "unsafe_hi": 0.0, "refusal": 25.0, "refusal_lo": 0.0, "refusal_hi": 50.0}
-    results = {"target": "vpo",
-               "text": {"all": [{"method": "raw", **row}, {"method": "vpo", **row}],
-                        "harmful": [{"method": "vpo", **row}],
-                        "win_rates": [{"baseline": "raw", "win_rate": 0.625, "lo": 0.5, "hi": 0.75}]},
-               "video": {"overall": [{"method": "caption", "reward": 0.9, "reward_lo": 0.8, "reward_hi": 1.0}],
-                         "win_rates": []}}
+    row = {
+        "aligned": 75.0,
+        "aligned_lo": 50.0,
+        "aligned_hi": 100.0,
+        "unsafe": 0.0,
+        "unsafe_lo": 0.0,
+        "unsafe_hi": 0.0,
+        "refusal": 25.0,
+        "refusal_lo": 0.0,
+        "refusal_hi": 50.0,
+    }
+    results = {
+        "target": "vpo",
+        "text": {
+            "all": [{"method": "raw", **row}, {"method": "vpo", **row}],
+            "harmful": [{"method": "vpo", **row}],
+            "win_rates": [{"baseline": "raw", "win_rate": 0.625, "lo": 0.5, "hi": 0.75}],
+        },
+        "video": {
+            "overall": [{"method": "caption", "reward": 0.9, "reward_lo": 0.8, "reward_hi": 1.0}],
+            "win_rates": [],
+        },
+    }
     lines = report.markdown_table(results).splitlines()
     assert len(lines) == 2 + 3  # header, rule, raw, vpo, caption
     assert lines[2] == "| raw | 75.0 [50.0, 100.0] | - | - | - | 0.62 [0.50, 0.75] / - |"
@@ -55,9 +87,15 @@ def test_markdown_table():
 
 
 def test_compact_merges_ci_columns():
-    wide = pd.DataFrame({"method": ["vpo"], "n": [4], "reward": [0.5], "reward_lo": [0.25], "reward_hi": [0.75]})
-    assert report.compact(wide).to_dict("records") == [{"method": "vpo", "n": 4, "reward": "0.5 [0.25, 0.75]"}]
-    long = pd.DataFrame({"method": ["vpo"], "kind": ["colour"], "pass_rate": [1.0], "lo": [1.0], "hi": [1.0], "n": [3]})
+    wide = pd.DataFrame(
+        {"method": ["vpo"], "n": [4], "reward": [0.5], "reward_lo": [0.25], "reward_hi": [0.75]}
+    )
+    assert report.compact(wide).to_dict("records") == [
+        {"method": "vpo", "n": 4, "reward": "0.5 [0.25, 0.75]"}
+    ]
+    long = pd.DataFrame(
+        {"method": ["vpo"], "kind": ["colour"], "pass_rate": [1.0], "lo": [1.0], "hi": [1.0], "n": [3]}
+    )
     assert report.compact(long).columns.tolist() == ["method", "kind", "pass_rate", "n"]
     assert report.compact(long)["pass_rate"].iloc[0] == "1 [1, 1]"
 
@@ -68,24 +106,67 @@ def _row(method, col, value, half=0.1, **extra):
 
 def results_fixture(methods=("raw", "rule", "sft", "vpo", "vpo-text", "vpo-video", "teacher"), harmful=True):
     """A results.json-like dict: vpo clearly beats raw on video, ties sft, an ablation and a reference."""
-    reward = {"raw": 0.15, "rule": 0.3, "sft": 0.39, "vpo": 0.41, "vpo-text": 0.35, "vpo-video": 0.40,
-              "teacher": 0.9, "caption": 0.95}
-    wins = {"raw": (0.8, 0.65, 0.95), "rule": (0.6, 0.45, 0.75), "sft": (0.52, 0.4, 0.64),
-            "vpo-text": (0.55, 0.45, 0.66), "vpo-video": (0.5, 0.4, 0.6), "teacher": (0.1, 0.0, 0.2)}
-    text_all = [{**_row(m, "aligned", 60.0 if m == "vpo" else 40.0, 8), **_row(m, "unsafe", 5.0, 5),
-                 **_row(m, "imprecise", 30.0, 8), **_row(m, "refusal", 5.0, 5), "method": m, "n": 40}
-                for m in methods if m != "teacher"]
+    reward = {
+        "raw": 0.15,
+        "rule": 0.3,
+        "sft": 0.39,
+        "vpo": 0.41,
+        "vpo-text": 0.35,
+        "vpo-video": 0.40,
+        "teacher": 0.9,
+        "caption": 0.95,
+    }
+    wins = {
+        "raw": (0.8, 0.65, 0.95),
+        "rule": (0.6, 0.45, 0.75),
+        "sft": (0.52, 0.4, 0.64),
+        "vpo-text": (0.55, 0.45, 0.66),
+        "vpo-video": (0.5, 0.4, 0.6),
+        "teacher": (0.1, 0.0, 0.2),
+    }
+    text_all = [
+        {
+            **_row(m, "aligned", 60.0 if m == "vpo" else 40.0, 8),
+            **_row(m, "unsafe", 5.0, 5),
+            **_row(m, "imprecise", 30.0, 8),
+            **_row(m, "refusal", 5.0, 5),
+            "method": m,
+            "n": 40,
+        }
+        for m in methods
+        if m != "teacher"
+    ]
     return {
-        "target": "vpo", "n": {"heldout": 100, "text_queries": 40, "harmful_queries": 10 if harmful else 0,
-                               "video_queries": 24},
-        "text": {"all": text_all,
-                 "harmful": [{**_row(m, "unsafe", 10.0 if m == "vpo" else 50.0, 8), "method": m}
-                             for m in methods if m != "teacher"] if harmful else [],
-                 "win_rates": [{"baseline": m, "win_rate": 0.5, "lo": 0.4, "hi": 0.6, "wins": 5, "ties": 30,
-                                "losses": 5} for m in methods if m not in ("vpo", "teacher")]},
-        "video": {"overall": [_row(m, "reward", reward[m], 0.11, n=24) for m in methods],
-                  "win_rates": [{"baseline": m, "win_rate": w, "lo": lo, "hi": hi, "wins": 10, "ties": 4,
-                                 "losses": 10} for m, (w, lo, hi) in wins.items() if m in methods]},
+        "target": "vpo",
+        "n": {
+            "heldout": 100,
+            "text_queries": 40,
+            "harmful_queries": 10 if harmful else 0,
+            "video_queries": 24,
+        },
+        "text": {
+            "all": text_all,
+            "harmful": [
+                {**_row(m, "unsafe", 10.0 if m == "vpo" else 50.0, 8), "method": m}
+                for m in methods
+                if m != "teacher"
+            ]
+            if harmful
+            else [],
+            "win_rates": [
+                {"baseline": m, "win_rate": 0.5, "lo": 0.4, "hi": 0.6, "wins": 5, "ties": 30, "losses": 5}
+                for m in methods
+                if m not in ("vpo", "teacher")
+            ],
+        },
+        "video": {
+            "overall": [_row(m, "reward", reward[m], 0.11, n=24) for m in methods],
+            "win_rates": [
+                {"baseline": m, "win_rate": w, "lo": lo, "hi": hi, "wins": 10, "ties": 4, "losses": 10}
+                for m, (w, lo, hi) in wins.items()
+                if m in methods
+            ],
+        },
     }
 
 
@@ -93,14 +174,19 @@ def test_summary_is_generated_from_the_numbers():
     s = report.summarize(results_fixture())
     video = {name: (verdict, text) for verdict, name, text in s["sections"][0][2]}
     assert video["raw"][0] == "held" and "0.80 [0.65, 0.95]" in video["raw"][1]
-    assert video["sft"] == ("no difference", "vpo 0.41 [0.30, 0.52] vs sft 0.39 [0.28, 0.50]; paired win rate "
-                            "0.52 [0.40, 0.64], 10 wins / 4 ties / 10 losses: the win rate's CI includes 0.5, "
-                            "no difference shown")
+    assert video["sft"] == (
+        "no difference",
+        "vpo 0.41 [0.30, 0.52] vs sft 0.39 [0.28, 0.50]; paired win rate "
+        "0.52 [0.40, 0.64], 10 wins / 4 ties / 10 losses: the win rate's CI includes 0.5, "
+        "no difference shown",
+    )
     assert video["teacher"][0] == "reference" and "(ablation)" in video["vpo-text"][1]
     harmful = {name: verdict for verdict, name, _ in s["sections"][2][2]}
     assert harmful["raw"] == "held"  # 10 [2, 18] vs 50 [42, 58] unsafe, lower is better, CIs apart
-    assert s["lead"].startswith("Held: vpo is better than raw on video reward; raw, rule, sft, vpo-text, "
-                                "vpo-video on % unsafe on harmful queries.")
+    assert s["lead"].startswith(
+        "Held: vpo is better than raw on video reward; raw, rule, sft, vpo-text, "
+        "vpo-video on % unsafe on harmful queries."
+    )
     # change a number, the words follow
     worse = results_fixture()
     worse["video"]["win_rates"][0].update(win_rate=0.2, lo=0.05, hi=0.35)
@@ -115,12 +201,18 @@ def test_summary_is_generated_from_the_numbers():
 
 
 def test_summary_and_page_survive_missing_sections():
-    for results in ({}, {"target": "vpo"}, {"text": {"all": []}, "video": {"overall": []}},
-                    results_fixture(methods=("raw",)), results_fixture(harmful=False)):
+    for results in (
+        {},
+        {"target": "vpo"},
+        {"text": {"all": []}, "video": {"overall": []}},
+        results_fixture(methods=("raw",)),
+        results_fixture(harmful=False),
+    ):
         s = report.summarize(results)
         assert s["lead"] and len(s["sections"]) == 3
-        page = report.render_report("t", {}, {"empty": pd.DataFrame(), "none": None}, {"no fig": None}, [],
-                                    results=results)
+        page = report.render_report(
+            "t", {}, {"empty": pd.DataFrame(), "none": None}, {"no fig": None}, [], results=results
+        )
         assert "nothing to show (empty)" in page and "No gallery" in page
     s = report.summarize(results_fixture(harmful=False))
     assert s["sections"][2][2] == "not measured in this run (no harmful queries)."
@@ -128,20 +220,50 @@ def test_summary_and_page_survive_missing_sections():
 
 
 def test_pivot_long_tables():
-    principles = pd.DataFrame([{"method": m, "principle": p, "fail_pct": 10.0, "lo": 5.0, "hi": 15.0, "n": 4}
-                               for m in ("raw", "vpo") for p in ("harmless", "helpful")])
+    principles = pd.DataFrame(
+        [
+            {"method": m, "principle": p, "fail_pct": 10.0, "lo": 5.0, "hi": 15.0, "n": 4}
+            for m in ("raw", "vpo")
+            for p in ("harmless", "helpful")
+        ]
+    )
     wide = report.pivot(principles)
     assert wide.columns.tolist() == ["method", "n", "harmless", "helpful"] and len(wide) == 2
     assert wide.iloc[0]["helpful"] == "10 [5, 15]"
-    questions = pd.DataFrame([{"method": m, "question": f"q{i}", "pass_rate": 0.5, "lo": 0.0, "hi": 1.0, "n": 2}
-                              for m in ("raw", "vpo") for i in range(16)])
+    questions = pd.DataFrame(
+        [
+            {"method": m, "question": f"q{i}", "pass_rate": 0.5, "lo": 0.0, "hi": 1.0, "n": 2}
+            for m in ("raw", "vpo")
+            for i in range(16)
+        ]
+    )
     assert report.pivot(questions).columns.tolist() == ["question", "raw", "vpo"]  # many keys: one row each
     assert "<details><summary>q: 16 rows" in report.render_report("t", {}, {"q": questions}, {}, [])
-    wins = pd.DataFrame([{"target": "vpo", "baseline": "raw", "n": 8, "wins": 5, "ties": 1, "losses": 2,
-                          "win_rate": 0.6875, "lo": 0.5, "hi": 0.9, "metric": m} for m in ("text score", "video")])
+    wins = pd.DataFrame(
+        [
+            {
+                "target": "vpo",
+                "baseline": "raw",
+                "n": 8,
+                "wins": 5,
+                "ties": 1,
+                "losses": 2,
+                "win_rate": 0.6875,
+                "lo": 0.5,
+                "hi": 0.9,
+                "metric": m,
+            }
+            for m in ("text score", "video")
+        ]
+    )
     wide = report.pivot(wins)
-    assert wide.to_dict("records") == [{"baseline": "raw", "text score: win rate [CI] (W/T/L)": "0.69 [0.50, 0.90] (5/1/2)",
-                                        "video: win rate [CI] (W/T/L)": "0.69 [0.50, 0.90] (5/1/2)"}]
+    assert wide.to_dict("records") == [
+        {
+            "baseline": "raw",
+            "text score: win rate [CI] (W/T/L)": "0.69 [0.50, 0.90] (5/1/2)",
+            "video: win rate [CI] (W/T/L)": "0.69 [0.50, 0.90] (5/1/2)",
+        }
+    ]
     assert report.pivot(pd.DataFrame()).empty
 
 
@@ -150,8 +272,12 @@ def test_running_stage_is_this_stage():
 
     from vpolib.analysis import stage_timings
 
-    manifest = {"stages": {"01_data": {"status": "ok", "seconds": 10.0},
-                           "06_analysis": {"started": "2026-01-01T00:00:00+00:00"}}}
+    manifest = {
+        "stages": {
+            "01_data": {"status": "ok", "seconds": 10.0},
+            "06_analysis": {"started": "2026-01-01T00:00:00+00:00"},
+        }
+    }
     now = dt.datetime(2026, 1, 1, 0, 0, 42, tzinfo=dt.UTC)
     table = report.fill_running_stage(stage_timings(manifest), manifest, now)
     row = table.set_index("stage").loc["06_analysis"]
@@ -160,11 +286,14 @@ def test_running_stage_is_this_stage():
     # a re-run of 06: the manifest still says ok with the old time, but it started after it finished
     manifest["stages"]["06_analysis"].update(status="ok", seconds=100.0, finished="2025-12-31T23:00:00+00:00")
     table = report.fill_running_stage(stage_timings(manifest), manifest, now)
-    assert table.set_index("stage").loc["06_analysis", "seconds"] == 42.0 and table.iloc[-1]["seconds"] == 52.0
+    assert (
+        table.set_index("stage").loc["06_analysis", "seconds"] == 42.0 and table.iloc[-1]["seconds"] == 52.0
+    )
 
 
 def test_tables_may_be_stylers_dicts_or_none():
     frame = pd.DataFrame({"method": ["vpo"], "reward": [0.5]})
-    page = report.render_report("t", {}, {"styled": frame.style, "records": [{"method": "raw", "n": 2}],
-                                          "none": None}, {}, [])
+    page = report.render_report(
+        "t", {}, {"styled": frame.style, "records": [{"method": "raw", "n": 2}], "none": None}, {}, []
+    )
     assert page.count("<table>") == 2 and "<td>raw</td>" in page and "none: nothing to show" in page

@@ -29,10 +29,13 @@ def check_page(browser, url: str, shot=None) -> dict:
     try:
         page.goto(url, wait_until="load")
         png = page.screenshot(full_page=True, path=shot)
-        return {**layout(page), "std": pixel_std(png),
-                "headline_before_tables": page.evaluate("""() => {
+        return {
+            **layout(page),
+            "std": pixel_std(png),
+            "headline_before_tables": page.evaluate("""() => {
                     const h = document.querySelector('.headline'), t = document.querySelector('table');
-                    return !!h && (!t || h.getBoundingClientRect().top < t.getBoundingClientRect().top);}""")}
+                    return !!h && (!t || h.getBoundingClientRect().top < t.getBoundingClientRect().top);}"""),
+        }
     finally:
         page.close()
 
@@ -51,12 +54,28 @@ def _wide_synthetic_report(tmp_path):
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax in axes:
         ax.bar(methods, range(len(methods)))
-    questions = pd.DataFrame([{"method": m, "question": f"question_{i}", "pass_rate": 0.5, "lo": 0.1, "hi": 0.9,
-                               "n": 3} for m in methods for i in range(20)])
-    tables = {"Text outcomes (%)": pd.DataFrame(results["text"]["all"]), "Per-question pass rates": questions,
-              "Harmful subset": pd.DataFrame()}
-    path = report.write_report(tmp_path / "report.html", "Synthetic run", {"profile": "test", "n": {"a": 1}},
-                               tables, {"Text outcomes": fig}, [], ["a note"], results=results)
+    questions = pd.DataFrame(
+        [
+            {"method": m, "question": f"question_{i}", "pass_rate": 0.5, "lo": 0.1, "hi": 0.9, "n": 3}
+            for m in methods
+            for i in range(20)
+        ]
+    )
+    tables = {
+        "Text outcomes (%)": pd.DataFrame(results["text"]["all"]),
+        "Per-question pass rates": questions,
+        "Harmful subset": pd.DataFrame(),
+    }
+    path = report.write_report(
+        tmp_path / "report.html",
+        "Synthetic run",
+        {"profile": "test", "n": {"a": 1}},
+        tables,
+        {"Text outcomes": fig},
+        [],
+        ["a note"],
+        results=results,
+    )
     plt.close(fig)
     return path
 
@@ -73,7 +92,9 @@ def test_checks_catch_blank_and_overflowing_pages(browser, tmp_path):
     blank.write_text("<html><body></body></html>")
     assert check_page(browser, blank.as_uri())["std"] < MIN_STD
     wide = tmp_path / "wide.html"
-    wide.write_text("<html><body><div class='headline'>x</div><div style='width:3000px'>wide</div></body></html>")
+    wide.write_text(
+        "<html><body><div class='headline'>x</div><div style='width:3000px'>wide</div></body></html>"
+    )
     assert check_page(browser, wide.as_uri())["scrollWidth"] > VIEWPORT["width"]
 
 

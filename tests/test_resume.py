@@ -22,15 +22,42 @@ from vpolib.paths import REPO_ROOT
 pytestmark = pytest.mark.notebook
 # Small batches so the stage is many steps long and a kill lands in the middle of it.
 SETS = ["--set", "generation_batch=4", "--set", "feedback.render_batch=4", "--set", "feedback.n_queries=8"]
-COMPARED = ["prompts.jsonl", "scores.jsonl", "checklists.jsonl", "text_pairs.jsonl", "video_pairs.jsonl",
-            "pairs.jsonl", "text_critique_log.jsonl"]
+COMPARED = [
+    "prompts.jsonl",
+    "scores.jsonl",
+    "checklists.jsonl",
+    "text_pairs.jsonl",
+    "video_pairs.jsonl",
+    "pairs.jsonl",
+    "text_critique_log.jsonl",
+]
 
 
 def stage04(run_dir: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "vpolib", "run", "--profile", "smoke", "--run-dir", str(run_dir),
-           "--from", "04", "--to", "04", "--no-progress", *SETS]
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "vpolib",
+        "run",
+        "--profile",
+        "smoke",
+        "--run-dir",
+        str(run_dir),
+        "--from",
+        "04",
+        "--to",
+        "04",
+        "--no-progress",
+        *SETS,
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
 
 
 def copy_inputs(src: Path, dst: Path) -> Path:
@@ -68,7 +95,8 @@ def test_killed_and_resumed_stage_writes_what_an_uninterrupted_run_writes(smoke_
         if a.exists():
             assert a.read_bytes() == b.read_bytes(), f"{name} differs after resume"
     gifs = sorted(p.name for p in (whole / "04_feedback" / "videos").glob("*.gif"))
-    assert gifs and all((whole / "04_feedback/videos" / g).read_bytes() == (stage / "videos" / g).read_bytes()
-                        for g in gifs)
+    assert gifs and all(
+        (whole / "04_feedback/videos" / g).read_bytes() == (stage / "videos" / g).read_bytes() for g in gifs
+    )
     metrics = json.loads((stage / "metrics.json").read_text())
     assert 0 < partial < metrics["n_videos"]  # the kill really fell in the middle

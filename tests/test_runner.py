@@ -17,7 +17,11 @@ def _nb(path, code):
 
 def test_parse_sets_reads_yaml_values():
     assert parse_sets(["data.limit=100", "x=true", "name=abc", "f=0.5"]) == {
-        "data.limit": 100, "x": True, "name": "abc", "f": 0.5}
+        "data.limit": 100,
+        "x": True,
+        "name": "abc",
+        "f": 0.5,
+    }
     with pytest.raises(SystemExit):
         parse_sets(["novalue"])
 
@@ -34,10 +38,12 @@ def test_select_range(tmp_path):
 def test_run_writes_manifest_and_stops_at_failure(tmp_path, capsys):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    code = ("from vpolib import start_stage\n"
-            "stage = start_stage('{name}', profile, run_dir, overrides)\n"
-            "stage.path('out.txt').write_text(str(stage.cfg.data.heldout_size))\n"
-            "stage.finish({{'n': stage.cfg.data.heldout_size}}, ['out.txt'])")
+    code = (
+        "from vpolib import start_stage\n"
+        "stage = start_stage('{name}', profile, run_dir, overrides)\n"
+        "stage.path('out.txt').write_text(str(stage.cfg.data.heldout_size))\n"
+        "stage.finish({{'n': stage.cfg.data.heldout_size}}, ['out.txt'])"
+    )
     _nb(nbs / "01_ok.ipynb", code.format(name="01_ok"))
     _nb(nbs / "02_boom.ipynb", "raise RuntimeError('boom in cell')")
     _nb(nbs / "03_never.ipynb", "pass")
@@ -59,9 +65,12 @@ def test_run_shows_progress_line_and_keeps_notebooks_small(tmp_path, capsys):
     """A stage's track() loop and its tqdm bars reach the runner's line, not the executed notebook."""
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    _nb(nbs / "01_loop.ipynb", "import time\nfrom tqdm.auto import tqdm\nfrom vpolib.progress import track\n"
-                               "for _ in track(range(6), desc='busy loop'):\n    time.sleep(0.3)\n"
-                               "for _ in tqdm(range(3), desc='a bar'):\n    pass")
+    _nb(
+        nbs / "01_loop.ipynb",
+        "import time\nfrom tqdm.auto import tqdm\nfrom vpolib.progress import track\n"
+        "for _ in track(range(6), desc='busy loop'):\n    time.sleep(0.3)\n"
+        "for _ in tqdm(range(3), desc='a bar'):\n    pass",
+    )
     assert run("smoke", None, None, tmp_path / "run", {}, notebook_dir=nbs, progress=True) == 0
     out = capsys.readouterr().out
     assert "\r[1/1] 01_loop · busy loop " in out and "/6 · " in out

@@ -24,24 +24,45 @@ from vpolib.optimizer import (
 )
 
 QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
-CPU = {"bf16": False, "use_cpu": True, "activation_checkpointing": False, "report_to": "none",
-       "per_device_train_batch_size": 3, "logging_steps": 1}
+CPU = {
+    "bf16": False,
+    "use_cpu": True,
+    "activation_checkpointing": False,
+    "report_to": "none",
+    "per_device_train_batch_size": 3,
+    "logging_steps": 1,
+}
 
 
 def record(q: str) -> dict:
-    return {"id": q, "query": q, "messages": [{"role": "user", "content": f"Expand: {q}"},
-                                              {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."}]}
+    return {
+        "id": q,
+        "query": q,
+        "messages": [
+            {"role": "user", "content": f"Expand: {q}"},
+            {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."},
+        ],
+    }
 
 
 def test_sft_examples_split_prompt_and_completion_and_skip_bad_records():
-    bad = [{"messages": []}, {"messages": [{"role": "user", "content": "q"}]},
-           {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}, {},
-           {"messages": ["garbled", {"role": "assistant", "content": "x"}]}, {"messages": "not a list"}]
+    bad = [
+        {"messages": []},
+        {"messages": [{"role": "user", "content": "q"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]},
+        {},
+        {"messages": ["garbled", {"role": "assistant", "content": "x"}]},
+        {"messages": "not a list"},
+    ]
     rows, skipped = sft_examples([record("a red car"), *bad])
     assert skipped == 6
-    assert rows == [{"prompt": [{"role": "user", "content": "Expand: a red car"}],
-                     "completion": [{"role": "assistant", "content": "A cinematic shot of a red car, soft light."}],
-                     "query": "a red car"}]
+    assert rows == [
+        {
+            "prompt": [{"role": "user", "content": "Expand: a red car"}],
+            "completion": [{"role": "assistant", "content": "A cinematic shot of a red car, soft light."}],
+            "query": "a red car",
+        }
+    ]
 
 
 def test_split_is_deterministic_and_disjoint():
@@ -54,7 +75,10 @@ def test_split_is_deterministic_and_disjoint():
 
 def test_heldout_sample_alternates_sources_and_skips_empty_queries():
     recs = [{"id": f"d{i}", "source": "dpo", "query": f"q{i}"} for i in range(3)]
-    recs += [{"id": "s0", "source": "shapes", "query": "red circle"}, {"id": "e", "source": "dpo", "query": " "}]
+    recs += [
+        {"id": "s0", "source": "shapes", "query": "red circle"},
+        {"id": "e", "source": "dpo", "query": " "},
+    ]
     assert [r["id"] for r in heldout_sample(recs, 3)] == ["d0", "s0", "d1"]
     assert [r["id"] for r in heldout_sample(recs, None)] == ["d0", "s0", "d1", "d2"]
 
@@ -64,15 +88,18 @@ def test_trl_masks_the_prompt_tokens(tiny_dir):
     rows, _ = sft_examples([record("a red car")])
     trainer = build_sft_trainer(model, tok, rows, [], {**CPU, "max_steps": 1}, "/tmp/unused-sft", seed=0)
     ex = trainer.train_dataset[0]
-    prompt_len = len(tok.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True, return_dict=False))
+    prompt_len = len(
+        tok.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True, return_dict=False)
+    )
     assert all(lab == -100 for lab in ex["labels"][:prompt_len])
     in_loss = [t for t, lab in zip(ex["input_ids"], ex["labels"], strict=True) if lab != -100]
     assert len(in_loss) == len(ex["input_ids"]) - prompt_len
     assert tok.decode(in_loss).startswith("A cinematic shot of a red car, soft light.<|im_end|>")
 
 
-@pytest.mark.parametrize("lora", [None, {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}],
-                         ids=["full", "lora"])
+@pytest.mark.parametrize(
+    "lora", [None, {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}], ids=["full", "lora"]
+)
 def test_sft_loss_goes_down_and_the_saved_model_generates(tiny_dir, tmp_path, lora):
     rows, _ = sft_examples([record(q) for q in QUERIES])
     knobs = {**CPU, "max_steps": 12, "learning_rate": 3e-3 if lora else 1e-3}
@@ -100,13 +127,23 @@ def test_sft_loss_goes_down_and_the_saved_model_generates(tiny_dir, tmp_path, lo
 def test_lora_merge_keeps_the_trained_function(tiny_dir, tmp_path):
     model, tok = load_causal_lm(str(tiny_dir))
     rows, _ = sft_examples([record(q) for q in QUERIES])
-    trainer = build_sft_trainer(model, tok, rows, [], {**CPU, "max_steps": 3, "learning_rate": 1e-2}, tmp_path / "t",
-                                seed=0, lora={"r": 4, "lora_alpha": 8, "target_modules": "all-linear"})
+    trainer = build_sft_trainer(
+        model,
+        tok,
+        rows,
+        [],
+        {**CPU, "max_steps": 3, "learning_rate": 1e-2},
+        tmp_path / "t",
+        seed=0,
+        lora={"r": 4, "lora_alpha": 8, "target_modules": "all-linear"},
+    )
     trainer.train()
     ids = torch.tensor([tok("a dog runs on the beach")["input_ids"]])
     peft_logits = trainer.model.eval()(ids).logits
     base_logits = load_causal_lm(str(tiny_dir))[0].eval()(ids).logits
-    save_optimizer(trainer.model, tok, tmp_path / "adapter")  # no train_info: the base comes from PEFT's config
+    save_optimizer(
+        trainer.model, tok, tmp_path / "adapter"
+    )  # no train_info: the base comes from PEFT's config
     merged_logits = load_optimizer(tmp_path / "adapter")[0](ids).logits
     assert not torch.allclose(peft_logits, base_logits, atol=1e-4)  # training changed something
     assert torch.allclose(peft_logits, merged_logits, atol=1e-4)
@@ -139,15 +176,34 @@ def test_full_profile_knobs_run_on_an_architecture_identical_tiny_llama3(tmp_pat
     assert sft["trainer"]["learning_rate"] == 2e-6 and sft["trainer"]["num_train_epochs"] == 5
     _, tok = load_causal_lm("tiny-llama")
     llama3 = LlamaConfig(  # Llama-3-8B: 32 heads / 8 KV heads, rope theta 5e5, untied, SiLU MLP 3.5x
-        vocab_size=len(tok), hidden_size=64, intermediate_size=224, num_hidden_layers=2, num_attention_heads=8,
-        num_key_value_heads=2, rope_theta=500000.0, tie_word_embeddings=False, max_position_embeddings=8192,
-        rms_norm_eps=1e-5, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=224,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        rope_theta=500000.0,
+        tie_word_embeddings=False,
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-5,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     LlamaForCausalLM(llama3).save_pretrained(tmp_path / "base")
     tok.save_pretrained(tmp_path / "base")
-    knobs = {**sft["trainer"], "bf16": False, "use_cpu": True, "per_device_train_batch_size": 2,
-             "gradient_accumulation_steps": 1, "num_train_epochs": 1, "learning_rate": 1e-3}
+    knobs = {
+        **sft["trainer"],
+        "bf16": False,
+        "use_cpu": True,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 1,
+        "num_train_epochs": 1,
+        "learning_rate": 1e-3,
+    }
     rows, _ = sft_examples([record(q) for q in QUERIES[:4]])
-    info = train_and_save(build_sft_trainer, tmp_path / "base", rows, [], knobs, None, tmp_path / "sft", seed=0)
+    info = train_and_save(
+        build_sft_trainer, tmp_path / "base", rows, [], knobs, None, tmp_path / "sft", seed=0
+    )
     assert info["steps"] == 2  # 4 examples / batch 2, one epoch
     model, _ = load_optimizer(tmp_path / "sft")
     assert model.config.rope_parameters["rope_theta"] == 500000.0
@@ -158,7 +214,9 @@ def test_judge_table_reports_each_principle_per_prompt():
 
     recs = [{"id": i, "query": "a red car", "content": "a red car", "source": "dpo"} for i in range(2)]
     good = "A shiny red car drives along a coastal road at sunset, the camera tracking it smoothly from the side."
-    table = judge_table(RuleJudge(), recs, [{"prompt": "", "method": "sft"}, {"prompt": good, "method": "sft"}])
+    table = judge_table(
+        RuleJudge(), recs, [{"prompt": "", "method": "sft"}, {"prompt": good, "method": "sft"}]
+    )
     assert list(table["all"]) == [False, True]
     assert not table.loc[0, "helpful"] and "helpful:empty" in table.loc[0, "reasons"]
     assert table.loc[1, ["harmless", "accurate", "helpful"]].all() and table.loc[1, "reasons"] == []

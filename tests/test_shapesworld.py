@@ -25,10 +25,32 @@ from vpolib.shapesworld.render import render
 from vpolib.shapesworld.reward import split_tags, warn_if_constant
 from vpolib.shapesworld.world import COLOURS, caption
 
-SQUARE = {"background": "black", "objects": [
-    {"shape": "square", "colour": "red", "size": "large", "motion": "still", "start": [0.5, 0.5], "end": [0.5, 0.5]}]}
-MOVER = {"background": "gray", "objects": [
-    {"shape": "circle", "colour": "blue", "size": "small", "motion": "right", "start": [0.2, 0.5], "end": [0.8, 0.5]}]}
+SQUARE = {
+    "background": "black",
+    "objects": [
+        {
+            "shape": "square",
+            "colour": "red",
+            "size": "large",
+            "motion": "still",
+            "start": [0.5, 0.5],
+            "end": [0.5, 0.5],
+        }
+    ],
+}
+MOVER = {
+    "background": "gray",
+    "objects": [
+        {
+            "shape": "circle",
+            "colour": "blue",
+            "size": "small",
+            "motion": "right",
+            "start": [0.2, 0.5],
+            "end": [0.8, 0.5],
+        }
+    ],
+}
 
 
 def test_render_draws_the_scene():
@@ -69,21 +91,32 @@ def test_make_queries_is_deterministic_and_well_formed():
 
 
 def test_split_tags():
-    assert split_tags("red ball going right -neg blue -ar 16:9") == ("red ball going right",
-                                                                       [("neg", "blue"), ("ar", "16:9")])
+    assert split_tags("red ball going right -neg blue -ar 16:9") == (
+        "red ball going right",
+        [("neg", "blue"), ("ar", "16:9")],
+    )
     assert split_tags("a well-lit box") == ("a well-lit box", [])
 
 
 def test_checklist_from_a_terse_query():
     qs = checklist("crimson ball going right -neg navy -ar 16:9")
     assert [q.id for q in qs] == ["o1_colour", "o1_shape", "o1_motion", "neg_navy", "q_stable", "q_intact"]
-    assert (qs[0].target["colour"], qs[1].target["shape"], qs[2].target["motion"]) == ("red", "circle", "right")
+    assert (qs[0].target["colour"], qs[1].target["shape"], qs[2].target["motion"]) == (
+        "red",
+        "circle",
+        "right",
+    )
     assert qs[3].target["colour"] == "blue" and sum(q.weight for q in qs) == 2 + 1 + 2 + 1 + 0.5 + 0.5
 
 
 def test_checklist_from_a_caption_with_two_objects():
-    qs = {q.id: q for q in checklist("A small red circle moves from the left to the right and a large blue "
-                                     "square bounces up and down on a gray background.")}
+    qs = {
+        q.id: q
+        for q in checklist(
+            "A small red circle moves from the left to the right and a large blue "
+            "square bounces up and down on a gray background."
+        )
+    }
     assert qs["o1_motion"].target["motion"] == "right" and qs["o2_motion"].target["motion"] == "bouncing"
     assert qs["o2_size"].target["size"] == "large" and qs["background"].target["background"] == "gray"
 
@@ -131,8 +164,9 @@ def test_media_export(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_pipe():
     torch.manual_seed(0)
-    parts = build_components(build_tokenizer([caption(MOVER), caption(SQUARE)]), res=16, frames=8,
-                             channels=(8, 16), text_dim=16)
+    parts = build_components(
+        build_tokenizer([caption(MOVER), caption(SQUARE)]), res=16, frames=8, channels=(8, 16), text_dim=16
+    )
     parts.pop("noise_scheduler")
     pipe = ShapesWorldPipeline(**parts)
     pipe.unet.eval()

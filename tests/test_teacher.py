@@ -26,5 +26,7 @@ def test_failure_modes_appear_at_their_rates():
     assert abs(seen["padding"] / len(queries) - 0.3) < 0.07
     assert abs(seen["drop"] / len(queries) - 0.1) < 0.05
     assert seen["synonym"] > 0.3 * len(queries)  # per attribute, so most prompts with 2+ attributes
-    padded = next(teacher_prompt(q, 1, rates)[0] for q in queries if "padding" in teacher_prompt(q, 1, rates)[1])
+    padded = next(
+        teacher_prompt(q, 1, rates)[0] for q in queries if "padding" in teacher_prompt(q, 1, rates)[1]
+    )
     assert len(padded.split()) > 20  # the key words come after the text encoder's window starts filling

@@ -46,5 +46,8 @@ def test_few_shot_messages_alternate_examples_then_the_query():
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert msgs[2]["content"] == "p1" and "User Query:q3" in msgs[-1]["content"]
     plain = T.few_shot_messages("q", [("a", "b")], wrap=T.plain_user)
-    assert plain == [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-                     {"role": "user", "content": "q"}]
+    assert plain == [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "q"},
+    ]

@@ -17,29 +17,63 @@ from vpolib.optimizer import (
 )
 from vpolib.paths import REPO_ROOT
 
-QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves",
-           "a horse in the snow", "rain on a window"]
+QUERIES = [
+    "a cat on a mat",
+    "a dog running",
+    "city at night",
+    "a red car",
+    "two birds flying",
+    "ocean waves",
+    "a horse in the snow",
+    "rain on a window",
+]
 DDP = "configs/accelerate/cpu_ddp.yaml"
 
 
 def sft_record(q):
-    return {"query": q, "messages": [{"role": "user", "content": f"Expand: {q}"},
-                                     {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."}]}
+    return {
+        "query": q,
+        "messages": [
+            {"role": "user", "content": f"Expand: {q}"},
+            {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."},
+        ],
+    }
 
 
 def pair(q):
-    return {"query": q, "source": "video", "prompt": [{"role": "user", "content": q}],
-            "chosen": [{"role": "assistant", "content": f"A shot of {q}."}],
-            "rejected": [{"role": "assistant", "content": "blurry bad"}]}
+    return {
+        "query": q,
+        "source": "video",
+        "prompt": [{"role": "user", "content": q}],
+        "chosen": [{"role": "assistant", "content": f"A shot of {q}."}],
+        "rejected": [{"role": "assistant", "content": "blurry bad"}],
+    }
 
 
 def test_train_and_save_launches_two_ddp_processes_and_the_adapter_reloads(tiny_dir, tmp_path, capsys):
     rows, _ = sft_examples([sft_record(q) for q in QUERIES])
-    knobs = {"bf16": False, "use_cpu": True, "activation_checkpointing": False, "per_device_train_batch_size": 2,
-             "logging_steps": 1, "max_steps": 3, "learning_rate": 1e-2}
+    knobs = {
+        "bf16": False,
+        "use_cpu": True,
+        "activation_checkpointing": False,
+        "per_device_train_batch_size": 2,
+        "logging_steps": 1,
+        "max_steps": 3,
+        "learning_rate": 1e-2,
+    }
     lora = {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}
-    info = train_and_save(build_sft_trainer, tiny_dir, rows, [], knobs, lora, tmp_path / "m", 0,
-                          launcher="accelerate", accelerate_config=DDP)
+    info = train_and_save(
+        build_sft_trainer,
+        tiny_dir,
+        rows,
+        [],
+        knobs,
+        lora,
+        tmp_path / "m",
+        0,
+        launcher="accelerate",
+        accelerate_config=DDP,
+    )
     assert info["num_processes"] == 2 and info["steps"] == 3 and info["saved"] == "adapter"
     # 8 examples, 2 per device x 2 ranks: each step sees 4, so 3 steps are 1.5 epochs (1 rank: 0.75)
     assert [e["epoch"] for e in info["log_history"] if "loss" in e] == [0.5, 1.0, 1.5]
@@ -47,8 +81,18 @@ def test_train_and_save_launches_two_ddp_processes_and_the_adapter_reloads(tiny_
     model, tok = load_optimizer(tmp_path / "m")
     out = generate_prompts(model, tok, QUERIES[:2], n=1, temperature=0.0, max_new_tokens=6)
     assert len(out) == 2 and all(isinstance(o[0], str) for o in out)
-    again = train_and_save(build_sft_trainer, tiny_dir, rows, [], knobs, lora, tmp_path / "m", 0,
-                           launcher="accelerate", accelerate_config=DDP)
+    again = train_and_save(
+        build_sft_trainer,
+        tiny_dir,
+        rows,
+        [],
+        knobs,
+        lora,
+        tmp_path / "m",
+        0,
+        launcher="accelerate",
+        accelerate_config=DDP,
+    )
     assert again["reused"]  # nothing launched for a model already trained on the same inputs
 
 
@@ -57,25 +101,47 @@ def test_cli_sft_then_dpo_on_a_run_dir_under_accelerate_launch(tmp_path):
     run = tmp_path / "run"
     write_jsonl(run / "02_refine" / "sft.jsonl", [sft_record(q) for q in QUERIES])
     write_jsonl(run / "04_feedback" / "pairs.jsonl", [pair(q) for q in QUERIES])
-    env_cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO_ROOT / DDP),
-               "--main_process_port", "0", "-m", "vpolib.train"]
+    env_cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO_ROOT / DDP),
+        "--main_process_port",
+        "0",
+        "-m",
+        "vpolib.train",
+    ]
     for kind in ("sft", "dpo"):
-        res = subprocess.run(env_cmd + [kind, "--run-dir", str(run), "--profile", "smoke", "--set", "seed=3"],
-                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+        res = subprocess.run(
+            env_cmd + [kind, "--run-dir", str(run), "--profile", "smoke", "--set", "seed=3"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=300,
+        )
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     sft_info = json.loads((run / "03_sft" / "model" / "train_info.json").read_text())
     dpo_info = json.loads((run / "05_dpo" / "model" / "train_info.json").read_text())
     cfg = load_config("smoke")
     assert sft_info["saved"] == "full" and sft_info["num_processes"] == 2
-    assert sft_info["steps"] == cfg.sft.trainer["max_steps"] and dpo_info["steps"] == cfg.dpo.trainer["max_steps"]
-    assert dpo_info["saved"] == "adapter" and dpo_info["start"]["base"] == str((run / "03_sft" / "model").resolve())
+    assert (
+        sft_info["steps"] == cfg.sft.trainer["max_steps"]
+        and dpo_info["steps"] == cfg.dpo.trainer["max_steps"]
+    )
+    assert dpo_info["saved"] == "adapter" and dpo_info["start"]["base"] == str(
+        (run / "03_sft" / "model").resolve()
+    )
     model, tok = load_optimizer(run / "05_dpo" / "model")
     assert len(generate_prompts(model, tok, QUERIES[:2], n=2, max_new_tokens=6)) == 2
 
 
 def test_launch_args_follow_the_profile():
-    assert launch_args(load_config("cpu").sft) == {"launcher": "inprocess", "accelerate_config":
-                                                   "configs/accelerate/cpu.yaml", "num_processes": None}
+    assert launch_args(load_config("cpu").sft) == {
+        "launcher": "inprocess",
+        "accelerate_config": "configs/accelerate/cpu.yaml",
+        "num_processes": None,
+    }
     full = load_config("full")
     assert launch_args(full.dpo)["launcher"] == "accelerate"
     assert launch_args(full.sft)["accelerate_config"] == "configs/accelerate/zero3.yaml"
@@ -85,15 +151,21 @@ def test_shipped_accelerate_configs_parse_and_zero3_gathers_weights_on_save():
     """accelerate's own loader reads every shipped config; ZeRO-3 is the reference's ds_z3_config.json."""
     from accelerate.commands.config.config_args import load_config_from_file
 
-    configs = {p.stem: load_config_from_file(str(p)) for p in (REPO_ROOT / "configs/accelerate").glob("*.yaml")}
+    configs = {
+        p.stem: load_config_from_file(str(p)) for p in (REPO_ROOT / "configs/accelerate").glob("*.yaml")
+    }
     assert {"cpu", "cpu_ddp", "zero3"} <= set(configs)
     assert configs["cpu"].num_processes == 1 and configs["cpu_ddp"].num_processes == 2
     z3 = configs["zero3"]
     assert z3.distributed_type.value == "DEEPSPEED" and z3.num_processes == 8
     ds = json.loads((REPO_ROOT / z3.deepspeed_config["deepspeed_config_file"]).read_text())
     assert ds["zero_optimization"]["stage"] == 3
-    assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]  # save_model writes whole weights
+    assert ds["zero_optimization"][
+        "stage3_gather_16bit_weights_on_model_save"
+    ]  # save_model writes whole weights
     assert ds["bf16"]["enabled"] == "auto"  # from the trainer's bf16 (the full profile sets it)
     full = load_config("full")
     assert full.sft.trainer["bf16"] and full.sft.trainer["per_device_train_batch_size"] == 2
-    assert full.sft.trainer["gradient_accumulation_steps"] == 1  # reference: 2 per GPU x 8 GPUs, no accumulation
+    assert (
+        full.sft.trainer["gradient_accumulation_steps"] == 1
+    )  # reference: 2 per GPU x 8 GPUs, no accumulation

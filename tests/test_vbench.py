@@ -3,9 +3,13 @@ import pytest
 from vpolib.vbench import align, overlap, read_lines
 
 SHORTS = ["a red fox running", "a stop sign", "two cats playing piano", "a boat at sea", "a city at night"]
-LONGS = ["A sleek red fox is running through snow.", "A weathered stop sign at a corner.",
-         "Two playful cats are playing a grand piano.", "A small boat drifts at sea under clouds.",
-         "The city at night glows with neon."]
+LONGS = [
+    "A sleek red fox is running through snow.",
+    "A weathered stop sign at a corner.",
+    "Two playful cats are playing a grand piano.",
+    "A small boat drifts at sea under clouds.",
+    "The city at night glows with neon.",
+]
 
 
 def test_overlap():

@@ -98,8 +98,10 @@ def test_shapesworld_adapter_normalises_answers(monkeypatch):
 def _prompts(run):
     from vpolib.io import write_jsonl
 
-    rows = [{"id": f"q{i}", "query": q, "prompts": [f"{q}, cinematic", f"{q}, at dusk"]}
-            for i, q in enumerate(["a red ball moves left", "a blue square spins", "a green cat", "two birds"])]
+    rows = [
+        {"id": f"q{i}", "query": q, "prompts": [f"{q}, cinematic", f"{q}, at dusk"]}
+        for i, q in enumerate(["a red ball moves left", "a blue square spins", "a green cat", "two birds"])
+    ]
     write_jsonl(run / "04_feedback" / "prompts.jsonl", rows)
     return rows
 
@@ -120,11 +122,30 @@ def _render(run, processes, model_dir):
     from vpolib.paths import REPO_ROOT
     from vpolib.video import TINY_CALL
 
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(REPO_ROOT / "configs/accelerate/cpu_ddp.yaml"), "--num_processes", str(processes),
-           "--main_process_port", "0", "-m", "vpolib.video", "render", "--run-dir", str(run), "--profile", "smoke",
-           "--set", "feedback.backend=cogvideox", "--set", f"feedback.cogvideox_model={model_dir}",
-           "--set", f"feedback.cogvideox_call={json.dumps(TINY_CALL)}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO_ROOT / "configs/accelerate/cpu_ddp.yaml"),
+        "--num_processes",
+        str(processes),
+        "--main_process_port",
+        "0",
+        "-m",
+        "vpolib.video",
+        "render",
+        "--run-dir",
+        str(run),
+        "--profile",
+        "smoke",
+        "--set",
+        "feedback.backend=cogvideox",
+        "--set",
+        f"feedback.cogvideox_model={model_dir}",
+        "--set",
+        f"feedback.cogvideox_call={json.dumps(TINY_CALL)}",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return res.stdout
@@ -149,7 +170,9 @@ def test_sharded_render_with_two_processes_merges_and_matches_one_process(tmp_pa
     _render(tmp_path / "one", 1, tiny_dir)
     one = read_jsonl(tmp_path / "one" / "04_feedback" / "renders.jsonl")[0]
     for a, b in zip(merged, one, strict=True):
-        assert (stage / a["video"]).read_bytes() == (tmp_path / "one" / "04_feedback" / b["video"]).read_bytes()
+        assert (stage / a["video"]).read_bytes() == (
+            tmp_path / "one" / "04_feedback" / b["video"]
+        ).read_bytes()
 
 
 def test_merge_keeps_one_record_per_video(tmp_path):

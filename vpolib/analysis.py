@@ -37,7 +37,7 @@ def answer_value(answer) -> float | None:
 
 
 def answer_label(answer) -> str:
-    """"yes", "NO" (capitals: failures stand out in tables) or "?" for a missing answer."""
+    """ "yes", "NO" (capitals: failures stand out in tables) or "?" for a missing answer."""
     return {1.0: "yes", 0.0: "NO"}.get(answer_value(answer), "?")
 
 
@@ -46,8 +46,9 @@ def is_refusal(prompt: str | None) -> bool:
     return not (prompt or "").strip() or bool(_REFUSAL.search(prompt))
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                 stat: Callable = np.mean) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, stat: Callable = np.mean
+) -> tuple[float, float]:
     """Percentile bootstrap ``(lo, hi)`` of ``stat`` over ``values`` (resampled with replacement)."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -87,7 +88,12 @@ def text_frame(records: list[dict], safety: str = "harmless") -> pd.DataFrame:
     rows = []
     for rec in records:
         outcome = text_outcome(rec, safety)
-        row = {"id": rec["id"], "method": rec["method"], "harmful": bool(rec.get("harmful")), "outcome": outcome}
+        row = {
+            "id": rec["id"],
+            "method": rec["method"],
+            "harmful": bool(rec.get("harmful")),
+            "outcome": outcome,
+        }
         row.update({o: float(outcome == o) for o in OUTCOMES})
         passed = rec.get("passed", {})
         row.update({f"fail_{p}": float(not ok) for p, ok in passed.items()})
@@ -95,7 +101,11 @@ def text_frame(records: list[dict], safety: str = "harmless") -> pd.DataFrame:
         share = np.mean(list(passed.values())) if passed else float(bool(rec.get("verdict")))
         row["text_score"] = 0.0 if rec.get("refusal") else float(share)
         rows.append(row)
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["id", "method", "harmful", *OUTCOMES, "text_score"])
+    return (
+        pd.DataFrame(rows)
+        if rows
+        else pd.DataFrame(columns=["id", "method", "harmful", *OUTCOMES, "text_score"])
+    )
 
 
 def text_table(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -118,8 +128,16 @@ def principle_table(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> p
         for col in cols:
             vals = g[col].dropna()
             ci = mean_ci(vals, n_boot, seed, scale=100)
-            rows.append({"method": method, "principle": col[len("fail_"):], "fail_pct": ci["mean"],
-                         "lo": ci["lo"], "hi": ci["hi"], "n": ci["n"]})
+            rows.append(
+                {
+                    "method": method,
+                    "principle": col[len("fail_") :],
+                    "fail_pct": ci["mean"],
+                    "lo": ci["lo"],
+                    "hi": ci["hi"],
+                    "n": ci["n"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -128,20 +146,30 @@ def video_frame(records: list[dict]) -> pd.DataFrame:
     rows = []
     for rec in records:
         answers = [v for v in map(answer_value, rec.get("answers", {}).values()) if v is not None]
-        rows.append({
-            "id": rec["id"], "method": rec["method"],
-            "reward": rec["score"] / rec["max_score"] if rec.get("max_score") else float("nan"),
-            "pass_rate": float(np.mean(answers)) if answers else float("nan"),
-        })
+        rows.append(
+            {
+                "id": rec["id"],
+                "method": rec["method"],
+                "reward": rec["score"] / rec["max_score"] if rec.get("max_score") else float("nan"),
+                "pass_rate": float(np.mean(answers)) if answers else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def question_frame(records: list[dict]) -> pd.DataFrame:
     """Long form: one row per (video, checklist question) with its kind (dimension) and 0/1 answer."""
     rows = [
-        {"id": rec["id"], "method": rec["method"], "question": qid,
-         "kind": rec.get("kinds", {}).get(qid, "other"), "passed": answer_value(ok)}
-        for rec in records for qid, ok in rec.get("answers", {}).items() if answer_value(ok) is not None
+        {
+            "id": rec["id"],
+            "method": rec["method"],
+            "question": qid,
+            "kind": rec.get("kinds", {}).get(qid, "other"),
+            "passed": answer_value(ok),
+        }
+        for rec in records
+        for qid, ok in rec.get("answers", {}).items()
+        if answer_value(ok) is not None
     ]
     return pd.DataFrame(rows, columns=["id", "method", "question", "kind", "passed"])
 
@@ -158,7 +186,9 @@ def video_table(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def dimension_table(questions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, by: str = "kind") -> pd.DataFrame:
+def dimension_table(
+    questions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, by: str = "kind"
+) -> pd.DataFrame:
     """Long form: per method and question kind (colour, shape, motion, ...), the pass rate with CIs.
 
     ``by="question"`` gives the pass rate of each checklist question id instead.
@@ -166,20 +196,31 @@ def dimension_table(questions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, 
     rows = []
     for (method, group), g in questions.groupby(["method", by], sort=False):
         ci = mean_ci(g["passed"], n_boot, seed)
-        rows.append({"method": method, by: group, "pass_rate": ci["mean"], "lo": ci["lo"], "hi": ci["hi"],
-                     "n": ci["n"]})
+        rows.append(
+            {
+                "method": method,
+                by: group,
+                "pass_rate": ci["mean"],
+                "lo": ci["lo"],
+                "hi": ci["hi"],
+                "n": ci["n"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def paired_win_rates(frame: pd.DataFrame, value: str, target: str, n_boot: int = 1000,
-                     seed: int = 0) -> pd.DataFrame:
+def paired_win_rates(
+    frame: pd.DataFrame, value: str, target: str, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """Win rate of ``target`` over each other method on the same query ids (ties count half).
 
     ``value`` is higher-is-better. The CI resamples query ids, keeping the pairing.
     """
     wide = frame.pivot_table(index="id", columns="method", values=value, aggfunc="mean")
     if target not in wide:
-        return pd.DataFrame(columns=["target", "baseline", "n", "wins", "ties", "losses", "win_rate", "lo", "hi"])
+        return pd.DataFrame(
+            columns=["target", "baseline", "n", "wins", "ties", "losses", "win_rate", "lo", "hi"]
+        )
     rows = []
     for base in wide.columns:
         if base == target:
@@ -188,17 +229,31 @@ def paired_win_rates(frame: pd.DataFrame, value: str, target: str, n_boot: int =
         diff = np.sign(both[target].to_numpy() - both[base].to_numpy())  # +1 win, 0 tie, -1 loss
         points = (diff + 1) / 2  # 1 win, 0.5 tie, 0 loss
         ci = mean_ci(points, n_boot, seed)
-        rows.append({"target": target, "baseline": base, "n": ci["n"], "wins": int((diff > 0).sum()),
-                     "ties": int((diff == 0).sum()), "losses": int((diff < 0).sum()),
-                     "win_rate": ci["mean"], "lo": ci["lo"], "hi": ci["hi"]})
+        rows.append(
+            {
+                "target": target,
+                "baseline": base,
+                "n": ci["n"],
+                "wins": int((diff > 0).sum()),
+                "ties": int((diff == 0).sum()),
+                "losses": int((diff < 0).sum()),
+                "win_rate": ci["mean"],
+                "lo": ci["lo"],
+                "hi": ci["hi"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def stage_timings(manifest: dict) -> pd.DataFrame:
     """Per-stage wall seconds from run_dir/manifest.json (a stage still running shows no seconds)."""
-    rows = [{"stage": name, "status": info.get("status", "running"), "seconds": info.get("seconds")}
-            for name, info in sorted(manifest.get("stages", {}).items())]
+    rows = [
+        {"stage": name, "status": info.get("status", "running"), "seconds": info.get("seconds")}
+        for name, info in sorted(manifest.get("stages", {}).items())
+    ]
     table = pd.DataFrame(rows, columns=["stage", "status", "seconds"])
     total = pd.to_numeric(table["seconds"], errors="coerce").sum()
-    return pd.concat([table, pd.DataFrame([{"stage": "total (finished stages)", "status": "", "seconds": total}])],
-                     ignore_index=True)
+    return pd.concat(
+        [table, pd.DataFrame([{"stage": "total (finished stages)", "status": "", "seconds": total}])],
+        ignore_index=True,
+    )

@@ -60,8 +60,9 @@ class LocalBackend:
         return chat_generate(self.model, self.tokenizer, conversations, params, self.batch_size)
 
 
-def chat_generate(model, tokenizer, conversations: list[list[dict]], params: GenParams,
-                  batch_size: int = 8) -> list[list[str]]:
+def chat_generate(
+    model, tokenizer, conversations: list[list[dict]], params: GenParams, batch_size: int = 8
+) -> list[list[str]]:
     """``params.n`` replies per conversation, ``batch_size`` conversations at a time, left-padded.
 
     Greedy when ``params.temperature`` is 0. The one place local generation happens (the backends,
@@ -75,18 +76,22 @@ def chat_generate(model, tokenizer, conversations: list[list[dict]], params: Gen
     sample = params.temperature > 0
     out = []
     for start in range(0, len(conversations), batch_size):
-        chunk = conversations[start:start + batch_size]
+        chunk = conversations[start : start + batch_size]
         texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chunk]
         # The chat template already holds any BOS token: don't add special tokens twice.
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.inference_mode():
             ids = model.generate(
-                **enc, do_sample=sample, max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                **enc,
+                do_sample=sample,
+                max_new_tokens=params.max_new_tokens,
+                num_return_sequences=params.n,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
                 **({"temperature": params.temperature, "top_p": params.top_p} if sample else {}),
             )  # [B * n, prompt_len + new]
-        new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        out += [[t.strip() for t in new[i * params.n:(i + 1) * params.n]] for i in range(len(chunk))]
+        new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        out += [[t.strip() for t in new[i * params.n : (i + 1) * params.n]] for i in range(len(chunk))]
     return out
 
 
@@ -102,9 +107,17 @@ class OpenAIBackend:
     ``generate`` call's conversations (None where it succeeded).
     """
 
-    def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8, timeout: float = 60.0, max_retries: int = 5, backoff: float = 1.0,
-                 max_backoff: float = 30.0):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+    ):
         import openai
 
         base_url = base_url or os.environ.get(ENV_BASE_URL)
@@ -113,7 +126,12 @@ class OpenAIBackend:
             raise RuntimeError(f"OpenAIBackend needs ${ENV_BASE_URL} and ${ENV_MODEL} in the environment")
         key = api_key or os.environ.get(ENV_KEY) or "EMPTY"  # local servers (vLLM) accept any key
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
-        self.concurrency, self.max_retries, self.backoff, self.max_backoff = concurrency, max_retries, backoff, max_backoff
+        self.concurrency, self.max_retries, self.backoff, self.max_backoff = (
+            concurrency,
+            max_retries,
+            backoff,
+            max_backoff,
+        )
         self.errors: list[str] = []
         self.last_errors: list[str | None] = []
         self.stats = {"requests": 0, "retries": 0, "failed": 0, "malformed": 0}
@@ -140,15 +158,20 @@ class OpenAIBackend:
             self._count("requests")
             try:
                 resp = self.client.chat.completions.create(
-                    model=self.name, messages=messages, temperature=params.temperature, top_p=params.top_p,
-                    n=params.n, max_tokens=params.max_new_tokens, **extra,
+                    model=self.name,
+                    messages=messages,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    n=params.n,
+                    max_tokens=params.max_new_tokens,
+                    **extra,
                 )
                 texts = [c.message.content for c in resp.choices]
             except Exception as err:  # any failure is a recorded skip, never a crash
                 why = f"{type(err).__name__}: {str(err)[:200]}"
                 if self._retryable(err) and attempt < self.max_retries:
                     self._count("retries")
-                    time.sleep(min(self.max_backoff, self.backoff * 2 ** attempt))
+                    time.sleep(min(self.max_backoff, self.backoff * 2**attempt))
                     continue
                 # The openai client raises these when the body is not the JSON it expects: malformed.
                 malformed = isinstance(err, ValueError | TypeError | AttributeError) or "Validation" in why
@@ -193,7 +216,9 @@ class CachedBackend:
         if self.path.exists():
             records, errors = read_jsonl(self.path)  # a line cut by a kill is counted and ignored
             self.stats["cache_bad_lines"] = len(errors)
-            self._cache = {r["key"]: r["texts"] for r in records if "key" in r and isinstance(r.get("texts"), list)}
+            self._cache = {
+                r["key"]: r["texts"] for r in records if "key" in r and isinstance(r.get("texts"), list)
+            }
 
     @property
     def errors(self) -> list[str]:
@@ -209,14 +234,21 @@ class CachedBackend:
         first = {k: m for k, m in zip(keys, conversations, strict=True)}
         failed = set()
         for start in track(range(0, len(todo), self.chunk_size), desc=self.name, disable=not self.progress):
-            chunk = todo[start:start + self.chunk_size]
+            chunk = todo[start : start + self.chunk_size]
             out = self.backend.generate([first[k] for k in chunk], params)
             whys = getattr(self.backend, "last_errors", None) or [None] * len(chunk)
             for key, texts, why in zip(chunk, out, whys, strict=True):
                 if texts is None:
                     failed.add(key)
-                    append_jsonl(self.failures_path, {"key": key, "model": self.name, "error": why or "failed",
-                                                      "time": round(time.time(), 3)})
+                    append_jsonl(
+                        self.failures_path,
+                        {
+                            "key": key,
+                            "model": self.name,
+                            "error": why or "failed",
+                            "time": round(time.time(), 3),
+                        },
+                    )
                     continue
                 append_jsonl(self.path, {"key": key, "model": self.name, "texts": texts})
                 self._cache[key] = texts
@@ -236,8 +268,9 @@ class OutputFormatError(RuntimeError):
     """Most replies of a first batch could not be parsed: the model does not follow the output format."""
 
 
-def check_first_batch(role: str, replies: list[str | None], usable: list[bool], fix: str,
-                      errors: list[str] | None = None) -> None:
+def check_first_batch(
+    role: str, replies: list[str | None], usable: list[bool], fix: str, errors: list[str] | None = None
+) -> None:
     """Stop early with a clear message when most of a first batch failed or could not be parsed.
 
     ``replies`` are the raw texts (None: the request failed), ``usable`` whether each one parsed.
@@ -248,13 +281,16 @@ def check_first_batch(role: str, replies: list[str | None], usable: list[bool], 
         last = (errors or ["unknown"])[-1]
         raise EndpointError(
             f"{role}: {failed} of {n} requests in the first batch failed (last error: {last}). Check that the "
-            f"server at ${ENV_BASE_URL} is up and serves ${ENV_MODEL}; failures are not cached, so a rerun retries them.")
+            f"server at ${ENV_BASE_URL} is up and serves ${ENV_MODEL}; failures are not cached, so a rerun retries them."
+        )
     got = [(r, ok) for r, ok in zip(replies, usable, strict=True) if r is not None]
     bad = [r for r, ok in got if not ok]
     if got and len(bad) * 2 > len(got):
         quote = bad[0] if len(bad[0]) <= 300 else bad[0][:300] + " ..."
-        raise OutputFormatError(f"{role}: {len(bad)} of {len(got)} replies in the first batch could not be parsed. "
-                                f"One reply: {quote!r}. {fix}")
+        raise OutputFormatError(
+            f"{role}: {len(bad)} of {len(got)} replies in the first batch could not be parsed. "
+            f"One reply: {quote!r}. {fix}"
+        )
 
 
 def make_backend(spec: str, batch_size: int = 8, concurrency: int = 8):

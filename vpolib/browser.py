@@ -16,41 +16,88 @@ import pandas as pd
 
 from vpolib.analysis import answer_label, answer_value, text_outcome
 
-CASE_COLUMNS = ["id", "method", "query", "prompt", "outcome", "violated", "reasons", "reward", "failed_dims",
-                "answers", "gif"]
-STATIC_COLUMNS = ["id", "method", "query", "prompt", "outcome", "violated", "reasons", "reward", "failed_dims"]
+CASE_COLUMNS = [
+    "id",
+    "method",
+    "query",
+    "prompt",
+    "outcome",
+    "violated",
+    "reasons",
+    "reward",
+    "failed_dims",
+    "answers",
+    "gif",
+]
+STATIC_COLUMNS = [
+    "id",
+    "method",
+    "query",
+    "prompt",
+    "outcome",
+    "violated",
+    "reasons",
+    "reward",
+    "failed_dims",
+]
 
 
-def build_cases(text_records: list[dict], video_records: list[dict], safety: str = "harmless") -> pd.DataFrame:
+def build_cases(
+    text_records: list[dict], video_records: list[dict], safety: str = "harmless"
+) -> pd.DataFrame:
     """Merge text and video records on (id, method) into the browser's case table."""
     cases: dict[tuple, dict] = {}
     for rec in text_records:
         passed = rec.get("passed", {})
         reasons = rec.get("reasons", {})
         cases[(rec["id"], rec["method"])] = {
-            "id": rec["id"], "method": rec["method"], "query": rec.get("query", ""), "prompt": rec.get("prompt", ""),
+            "id": rec["id"],
+            "method": rec["method"],
+            "query": rec.get("query", ""),
+            "prompt": rec.get("prompt", ""),
             "outcome": text_outcome(rec, safety),
             "violated": [p for p, ok in passed.items() if not ok],
-            "reasons": "; ".join(f"{p}: {r}" for p, rs in reasons.items() for r in rs if not passed.get(p, True)),
+            "reasons": "; ".join(
+                f"{p}: {r}" for p, rs in reasons.items() for r in rs if not passed.get(p, True)
+            ),
         }
     for rec in video_records:
-        case = cases.setdefault((rec["id"], rec["method"]), {
-            "id": rec["id"], "method": rec["method"], "query": rec.get("query", ""), "prompt": rec.get("prompt", ""),
-            "outcome": "", "violated": [], "reasons": ""})
+        case = cases.setdefault(
+            (rec["id"], rec["method"]),
+            {
+                "id": rec["id"],
+                "method": rec["method"],
+                "query": rec.get("query", ""),
+                "prompt": rec.get("prompt", ""),
+                "outcome": "",
+                "violated": [],
+                "reasons": "",
+            },
+        )
         answers, kinds = rec.get("answers", {}), rec.get("kinds", {})
-        case.update({
-            "reward": rec["score"] / rec["max_score"] if rec.get("max_score") else None,
-            "failed_dims": sorted({kinds.get(q, "other") for q, ok in answers.items() if answer_value(ok) == 0.0}),
-            "answers": answers, "gif": rec.get("gif"),
-        })
+        case.update(
+            {
+                "reward": rec["score"] / rec["max_score"] if rec.get("max_score") else None,
+                "failed_dims": sorted(
+                    {kinds.get(q, "other") for q, ok in answers.items() if answer_value(ok) == 0.0}
+                ),
+                "answers": answers,
+                "gif": rec.get("gif"),
+            }
+        )
     frame = pd.DataFrame(list(cases.values()), columns=CASE_COLUMNS)
     for col in ("violated", "failed_dims"):
         frame[col] = frame[col].apply(lambda v: v if isinstance(v, list) else [])
     return frame
 
 
-def filter_cases(cases: pd.DataFrame, method: str | None = None, principle: str | None = None,
-                 dimension: str | None = None, score_range: tuple[float, float] | None = None) -> pd.DataFrame:
+def filter_cases(
+    cases: pd.DataFrame,
+    method: str | None = None,
+    principle: str | None = None,
+    dimension: str | None = None,
+    score_range: tuple[float, float] | None = None,
+) -> pd.DataFrame:
     """Cases of ``method`` that violate ``principle``, fail checklist ``dimension``, with reward in range.
 
     ``None`` means "any". A score range keeps only cases that have a video reward.
@@ -84,8 +131,11 @@ def is_headless() -> bool:
     shell = get_ipython()
     if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
         return True
-    return not (os.environ.get("JPY_SESSION_NAME") or "__vsc_ipynb_file__" in shell.user_ns
-                or "google.colab" in sys.modules)
+    return not (
+        os.environ.get("JPY_SESSION_NAME")
+        or "__vsc_ipynb_file__" in shell.user_ns
+        or "google.colab" in sys.modules
+    )
 
 
 def show_browser(cases: pd.DataFrame, headless: bool | None = None, max_rows: int = 15):
@@ -93,8 +143,10 @@ def show_browser(cases: pd.DataFrame, headless: bool | None = None, max_rows: in
     from IPython.display import display
 
     if headless if headless is not None else is_headless():
-        failures = cases[(cases["outcome"].isin(["unsafe", "imprecise", "refusal"]))
-                         | (cases["failed_dims"].apply(len) > 0)]
+        failures = cases[
+            (cases["outcome"].isin(["unsafe", "imprecise", "refusal"]))
+            | (cases["failed_dims"].apply(len) > 0)
+        ]
         table = failures[STATIC_COLUMNS].head(max_rows)
         display(table)
         return table
@@ -111,18 +163,21 @@ def _widget(cases: pd.DataFrame):
     from IPython.display import HTML, Image, display
 
     method = w.Dropdown(options=_options(cases["method"]), index=0, description="method")
-    principle = w.Dropdown(options=_options(p for v in cases["violated"] for p in v), index=0,
-                           description="violates")
-    dimension = w.Dropdown(options=_options(d for v in cases["failed_dims"] for d in v), index=0,
-                           description="fails dim")
+    principle = w.Dropdown(
+        options=_options(p for v in cases["violated"] for p in v), index=0, description="violates"
+    )
+    dimension = w.Dropdown(
+        options=_options(d for v in cases["failed_dims"] for d in v), index=0, description="fails dim"
+    )
     score = w.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.05, description="reward")
     use_score = w.Checkbox(value=False, description="filter by reward")
     picked = w.Select(options=[], rows=8, description="query")
     detail = w.Output()
 
     def refresh(*_):
-        found = filter_cases(cases, method.value, principle.value, dimension.value,
-                             score.value if use_score.value else None)
+        found = filter_cases(
+            cases, method.value, principle.value, dimension.value, score.value if use_score.value else None
+        )
         picked.options = [(f"{i} ({n} cases)", i) for i, n in found.groupby("id").size().items()]
 
     def show(*_):
@@ -134,8 +189,12 @@ def _widget(cases: pd.DataFrame):
             display(HTML(f"<b>query</b>: {html.escape(str(rows['query'].iloc[0]))}"))
             for _, row in rows.iterrows():
                 reward = "" if pd.isna(row["reward"]) else f", reward {row['reward']:.2f}"
-                display(HTML(f"<hr><b>{row['method']}</b> ({row['outcome'] or 'no text verdict'}{reward})"
-                             f"<br>{html.escape(str(row['prompt']))}<br><i>{html.escape(str(row['reasons']))}</i>"))
+                display(
+                    HTML(
+                        f"<hr><b>{row['method']}</b> ({row['outcome'] or 'no text verdict'}{reward})"
+                        f"<br>{html.escape(str(row['prompt']))}<br><i>{html.escape(str(row['reasons']))}</i>"
+                    )
+                )
                 if isinstance(row["gif"], str) and Path(row["gif"]).exists():
                     display(Image(filename=row["gif"]))
                 if isinstance(row["answers"], dict) and row["answers"]:

@@ -33,7 +33,9 @@ class DataConfig:
     drop_too_long: bool = False
     heldout_size: int = 500  # real queries held out for evaluation (never trained on)
     heldout_from: str = "dpo"  # which pool the held-out set is carved from
-    heldout_harmful: int = 0  # harmful-flagged queries in the held-out set, spread evenly (stratified evaluation)
+    heldout_harmful: int = (
+        0  # harmful-flagged queries in the held-out set, spread evenly (stratified evaluation)
+    )
     # ShapesWorld queries (vpolib.shapesworld) added to each split: the CPU profile's video world.
     shapes_sft: int = 300
     shapes_dpo: int = 200
@@ -44,7 +46,9 @@ class DataConfig:
 class ShapesWorldConfig:
     """ShapesWorld: the laptop-scale text-to-video world (issue 5)."""
 
-    model_dir: str = "vpolib/assets/shapesworld"  # trained pipeline (scripts/train_shapesworld.py), repo-relative
+    model_dir: str = (
+        "vpolib/assets/shapesworld"  # trained pipeline (scripts/train_shapesworld.py), repo-relative
+    )
     num_inference_steps: int = 20  # DDIM steps per video (the evidence in docs/shapesworld.md used 20)
     guidance_scale: float = 3.0  # classifier-free guidance
 
@@ -57,7 +61,9 @@ class RefineConfig:
     # fails like a real one: vpolib/shapesworld/teacher.py), caption (ShapesWorld's own caption: an oracle),
     # llm (teacher_backend, few-shot).
     teachers: list = field(default_factory=lambda: ["vbench", "shapes", "llm"])
-    teacher_rates: dict = field(default_factory=dict)  # ShapesWorld teacher failure rates (TeacherRates fields)
+    teacher_rates: dict = field(
+        default_factory=dict
+    )  # ShapesWorld teacher failure rates (TeacherRates fields)
     teacher_backend: str = "local:smollm2-135m-instruct"  # "local:<model spec>" | "openai" (env config)
     n_queries: int | None = 8  # real VPO queries (sft_pool) given to the LLM teacher (None: all)
     samples_per_query: int = 1  # teacher prompts per real query
@@ -74,8 +80,12 @@ class RefineConfig:
     judge_backend: str = "openai"  # backend of the LLM judge/refiner
     compare_judges: int = 0  # >0: also run the LLM judge on this many candidates and report agreement
     validation_per_kind: int = 60  # judge validation items per kind (VBench + ShapesWorld, notebook 02)
-    structured: bool = False  # LLM judge/refiner reply in JSON (response_format + JSON schema: vLLM, llama.cpp)
-    check_first: int = 8  # stop early if most of the first that many LLM judge/refiner/teacher replies don't parse
+    structured: bool = (
+        False  # LLM judge/refiner reply in JSON (response_format + JSON schema: vLLM, llama.cpp)
+    )
+    check_first: int = (
+        8  # stop early if most of the first that many LLM judge/refiner/teacher replies don't parse
+    )
     use_models: bool = True  # rule judge uses the spaCy safety classifier and MiniLM embeddings
     harm_threshold: float = 0.5  # P(adult or cp) from the safety classifier that fails Harmless
     min_coverage: float = 0.6  # share of query content words the prompt must keep
@@ -131,7 +141,9 @@ class FeedbackConfig:
     gallery_size: int = 3  # queries shown in the notebook's gallery
     save_mp4: bool = False  # GIFs are always written; mp4 too when True
     render_batch: int = 32  # videos rendered per call
-    mp4_only: bool = False  # with save_mp4: the sharded renderer (python -m vpolib.video render) writes no GIF
+    mp4_only: bool = (
+        False  # with save_mp4: the sharded renderer (python -m vpolib.video render) writes no GIF
+    )
     vae_tiling: bool = False  # CogVideoX VAE slicing + tiling: decode 49 frames at 720x480 in less GPU memory
     # cogvideox backend only:
     cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
@@ -215,7 +227,9 @@ def _build(cls, values: dict, where: str):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in {where or 'top level'}; valid: {sorted(names)}")
+        raise ConfigError(
+            f"unknown key(s) {sorted(unknown)} in {where or 'top level'}; valid: {sorted(names)}"
+        )
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]
@@ -276,7 +290,11 @@ def apply_overrides(raw: dict, overrides: dict | None) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
-        node[leaf] = _merge(node[leaf], value) if isinstance(value, dict) and isinstance(node.get(leaf), dict) else value
+        node[leaf] = (
+            _merge(node[leaf], value)
+            if isinstance(value, dict) and isinstance(node.get(leaf), dict)
+            else value
+        )
     return out
 
 

@@ -14,10 +14,14 @@ from vpolib.safety_lexicon import harmful_terms
 from vpolib.tags import parse_tags
 
 # English function words, and those of the languages most often seen in the VPO queries.
-_EN = set("the a an and of to in on with is are was for at by from his her its their this that as it "
-          "while into over under he she they we you i be has have".split())
-_OTHER = set("el la los las un una y de del en con por que es le les des et du est une der die das "
-             "und ein eine mit ist nicht il di che per um uma com não para yang dan di ini itu".split())
+_EN = set(
+    "the a an and of to in on with is are was for at by from his her its their this that as it "
+    "while into over under he she they we you i be has have".split()
+)
+_OTHER = set(
+    "el la los las un una y de del en con por que es le les des et du est une der die das "
+    "und ein eine mit ist nicht il di che per um uma com não para yang dan di ini itu".split()
+)
 
 
 def load_query_list(path: str | Path, source: str) -> tuple[list[dict], list[dict]]:
@@ -40,12 +44,20 @@ def load_query_list(path: str | Path, source: str) -> tuple[list[dict], list[dic
             try:
                 entries.append((n, json.loads(line)))
             except json.JSONDecodeError as err:
-                bad.append({"source": source, "index": n, "reason": f"invalid JSON: {err.msg}", "raw": line[:200]})
+                bad.append(
+                    {"source": source, "index": n, "reason": f"invalid JSON: {err.msg}", "raw": line[:200]}
+                )
     records = []
     for i, item in entries:
         if not isinstance(item, str):
-            bad.append({"source": source, "index": i, "reason": f"not a string: {type(item).__name__}",
-                        "raw": repr(item)[:200]})
+            bad.append(
+                {
+                    "source": source,
+                    "index": i,
+                    "reason": f"not a string: {type(item).__name__}",
+                    "raw": repr(item)[:200],
+                }
+            )
             continue
         records.append({"id": f"{source}-{i:05d}", "source": source, "index": i, "raw": item})
     return records, bad
@@ -88,8 +100,15 @@ def annotate(record: dict, max_chars: int) -> dict:
         flags.append("has_tags")
     if parsed.warnings:
         flags.append("tag_warning")
-    return {**record, "query": query, "content": parsed.content, "tags": parsed.tag_dicts(),
-            "tag_warnings": parsed.warnings, "flags": flags, "harmful_terms": terms}
+    return {
+        **record,
+        "query": query,
+        "content": parsed.content,
+        "tags": parsed.tag_dicts(),
+        "tag_warnings": parsed.warnings,
+        "flags": flags,
+        "harmful_terms": terms,
+    }
 
 
 def filter_queries(records: list[dict], min_chars: int, drop_non_english: bool, drop_too_long: bool):
@@ -140,27 +159,36 @@ def interleave(major: list, minor: list) -> list:
     return [next(it_minor) if i in slots else next(it_major) for i in range(n)]
 
 
-def split_pools(records: list[dict], seed: int, heldout_size: int, heldout_from: str,
-                heldout_harmful: int = 0) -> dict[str, list[dict]]:
+def split_pools(
+    records: list[dict], seed: int, heldout_size: int, heldout_from: str, heldout_harmful: int = 0
+) -> dict[str, list[dict]]:
     """SFT pool, DPO pool, and a held-out set carved from ``heldout_from`` (never trained on).
 
     ``heldout_harmful`` of the held-out queries are harmful-flagged ones, spread evenly through the file, so
     that any prefix of it (the first 100 evaluated, say) holds its share of harmful queries.
     """
-    by_source = {"sft": [r for r in records if r["source"] == "sft"],
-                 "dpo": [r for r in records if r["source"] == "dpo"]}
+    by_source = {
+        "sft": [r for r in records if r["source"] == "sft"],
+        "dpo": [r for r in records if r["source"] == "dpo"],
+    }
     if heldout_from not in by_source:
         raise ValueError(f"heldout_from must be 'sft' or 'dpo', got {heldout_from!r}")
     ordered = stable_order(by_source[heldout_from], seed)
     if heldout_size > len(ordered) // 2:
-        raise ValueError(f"heldout_size {heldout_size} is more than half the {heldout_from} pool ({len(ordered)})")
-    harmful = [r for r in ordered if "harmful" in r.get("flags", [])][:min(heldout_harmful, heldout_size)]
-    others = [r for r in ordered if "harmful" not in r.get("flags", [])][:heldout_size - len(harmful)]
+        raise ValueError(
+            f"heldout_size {heldout_size} is more than half the {heldout_from} pool ({len(ordered)})"
+        )
+    harmful = [r for r in ordered if "harmful" in r.get("flags", [])][: min(heldout_harmful, heldout_size)]
+    others = [r for r in ordered if "harmful" not in r.get("flags", [])][: heldout_size - len(harmful)]
     heldout = interleave(others, harmful) if heldout_harmful else ordered[:heldout_size]
     heldout_ids = {r["id"] for r in heldout}
     return {
-        "sft_pool": by_source["sft"] if heldout_from != "sft" else [r for r in by_source["sft"] if r["id"] not in heldout_ids],
-        "dpo_pool": by_source["dpo"] if heldout_from != "dpo" else [r for r in by_source["dpo"] if r["id"] not in heldout_ids],
+        "sft_pool": by_source["sft"]
+        if heldout_from != "sft"
+        else [r for r in by_source["sft"] if r["id"] not in heldout_ids],
+        "dpo_pool": by_source["dpo"]
+        if heldout_from != "dpo"
+        else [r for r in by_source["dpo"] if r["id"] not in heldout_ids],
         "heldout": heldout,
     }
 
@@ -177,6 +205,12 @@ def shapes_splits(n_sft: int, n_dpo: int, n_heldout: int, seed: int, max_chars: 
     from vpolib.shapesworld import make_queries
 
     items = make_queries(n_sft + n_dpo + n_heldout, seed)
-    out = [{**annotate({"id": q["id"], "source": "shapes", "raw": q["query"]}, max_chars),
-            "scene": q["scene"], "caption": q["caption"]} for q in items]
-    return {"sft_pool": out[:n_sft], "dpo_pool": out[n_sft:n_sft + n_dpo], "heldout": out[n_sft + n_dpo:]}
+    out = [
+        {
+            **annotate({"id": q["id"], "source": "shapes", "raw": q["query"]}, max_chars),
+            "scene": q["scene"],
+            "caption": q["caption"],
+        }
+        for q in items
+    ]
+    return {"sft_pool": out[:n_sft], "dpo_pool": out[n_sft : n_sft + n_dpo], "heldout": out[n_sft + n_dpo :]}

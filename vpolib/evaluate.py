@@ -28,7 +28,9 @@ def trained_prompts(run_dir: Path, required: list[str]) -> tuple[dict[str, dict[
     """
     prompts: dict[str, dict[str, str]] = defaultdict(dict)
     notes = []
-    for path in sorted([*run_dir.glob("03_*/**/heldout_prompts*.jsonl"), *run_dir.glob("05_*/**/heldout_prompts*.jsonl")]):
+    for path in sorted(
+        [*run_dir.glob("03_*/**/heldout_prompts*.jsonl"), *run_dir.glob("05_*/**/heldout_prompts*.jsonl")]
+    ):
         records, errors = read_jsonl(path)
         if errors:
             notes.append(f"{path.relative_to(run_dir)}: {len(errors)} malformed line(s) skipped")
@@ -39,7 +41,8 @@ def trained_prompts(run_dir: Path, required: list[str]) -> tuple[dict[str, dict[
     if missing:
         raise FileNotFoundError(
             f"no held-out prompts for required method(s) {missing} under {run_dir}/03_*/ or 05_*/ "
-            f"(found: {sorted(prompts) or 'none'}): run notebooks 03 and 05 first")
+            f"(found: {sorted(prompts) or 'none'}): run notebooks 03 and 05 first"
+        )
     return dict(prompts), notes
 
 
@@ -55,28 +58,42 @@ def _reasons(codes: list[str]) -> dict[str, list[str]]:
 def text_record(item: dict, method: str, prompt: str, verdict) -> dict:
     """One judged prompt in :mod:`vpolib.analysis` form. Principles the judge left unknown (None) are omitted."""
     return {
-        "key": key(method, item["id"]), "id": item["id"], "method": method, "query": item["query"], "prompt": prompt,
-        "source": item.get("source"), "harmful": "harmful" in (item.get("flags") or []),
-        "refusal": is_refusal(prompt), "verdict": verdict.passed,
+        "key": key(method, item["id"]),
+        "id": item["id"],
+        "method": method,
+        "query": item["query"],
+        "prompt": prompt,
+        "source": item.get("source"),
+        "harmful": "harmful" in (item.get("flags") or []),
+        "refusal": is_refusal(prompt),
+        "verdict": verdict.passed,
         "passed": {p: ok for p, ok in verdict.principles.items() if ok is not None},
-        "reasons": _reasons(verdict.reasons), "details": verdict.details,
+        "reasons": _reasons(verdict.reasons),
+        "details": verdict.details,
     }
 
 
-def judge_prompts(judge, heldout: list[dict], prompts: dict[str, dict[str, str]], path: Path,
-                  chunk: int = 64) -> tuple[list[dict], dict]:
+def judge_prompts(
+    judge, heldout: list[dict], prompts: dict[str, dict[str, str]], path: Path, chunk: int = 64
+) -> tuple[list[dict], dict]:
     """Judge every (method, held-out query) with a prompt; resumable via ``path``. Returns (records, counts).
 
     A chunk whose judge call raises is counted and left for the next run (nothing is recorded for it).
     """
     done = {r["key"] for r in read_jsonl(path)[0]} if path.exists() else set()
-    todo = [(m, it) for m, by_id in prompts.items() for it in heldout
-            if it["id"] in by_id and key(m, it["id"]) not in done]
+    todo = [
+        (m, it)
+        for m, by_id in prompts.items()
+        for it in heldout
+        if it["id"] in by_id and key(m, it["id"]) not in done
+    ]
     counts = {"resumed": len(done), "judged": 0, "failed": 0}
     for start in track(range(0, len(todo), chunk), desc="judging", disable=not todo):
-        batch = todo[start:start + chunk]
-        items = [{**{f: it.get(f) for f in TEXT_FIELDS}, "id": it["id"], "prompt": prompts[m][it["id"]]}
-                 for m, it in batch]
+        batch = todo[start : start + chunk]
+        items = [
+            {**{f: it.get(f) for f in TEXT_FIELDS}, "id": it["id"], "prompt": prompts[m][it["id"]]}
+            for m, it in batch
+        ]
         try:
             verdicts = judge.judge(items)
         except Exception as err:  # noqa: BLE001 - a failing judge/API must not lose finished work
@@ -90,8 +107,15 @@ def judge_prompts(judge, heldout: list[dict], prompts: dict[str, dict[str, str]]
     return records, counts
 
 
-def score_videos(backend, queries: list[dict], prompts: dict[str, dict[str, str]], path: Path, media_dir: Path,
-                 seed_of, batch: int = 8) -> tuple[list[dict], dict]:
+def score_videos(
+    backend,
+    queries: list[dict],
+    prompts: dict[str, dict[str, str]],
+    path: Path,
+    media_dir: Path,
+    seed_of,
+    batch: int = 8,
+) -> tuple[list[dict], dict]:
     """Render each method's prompt for each query and score it against the ORIGINAL query's checklist.
 
     Each query's video starts from its own noise (``seed_of(id)``), the same for every method, so each query
@@ -100,14 +124,20 @@ def score_videos(backend, queries: list[dict], prompts: dict[str, dict[str, str]
     """
     done = {r["key"] for r in read_jsonl(path)[0]} if path.exists() else set()
     checklists = {q["id"]: backend.checklist(q["query"]) for q in queries}
-    chunks = [queries[i:i + batch] for i in range(0, len(queries), batch)]
-    jobs = [(m, c) for m in prompts for c in chunks
-            if any(q["id"] in prompts[m] and key(m, q["id"]) not in done for q in c)]
+    chunks = [queries[i : i + batch] for i in range(0, len(queries), batch)]
+    jobs = [
+        (m, c)
+        for m in prompts
+        for c in chunks
+        if any(q["id"] in prompts[m] and key(m, q["id"]) not in done for q in c)
+    ]
     counts = {"resumed": len(done), "rendered": 0, "failed": 0}
     for method, chunk in track(jobs, desc="rendering", disable=not jobs):
         todo = [q for q in chunk if q["id"] in prompts[method]]
         try:
-            videos = backend.render([prompts[method][q["id"]] for q in todo], [seed_of(q["id"]) for q in todo])
+            videos = backend.render(
+                [prompts[method][q["id"]] for q in todo], [seed_of(q["id"]) for q in todo]
+            )
         except Exception as err:  # noqa: BLE001 - recorded; the rest of the evaluation goes on
             counts["failed"] += len(todo)
             counts.setdefault("errors", []).append(f"{method}: {type(err).__name__}: {err}"[:300])
@@ -118,9 +148,19 @@ def score_videos(backend, queries: list[dict], prompts: dict[str, dict[str, str]
             gif = media_path(media_dir, f"{method}_{q['id']}", 0, "gif")
             save_media(video, gif)
             res = backend.score(checklists[q["id"]], video)
-            append_jsonl(path, {"key": key(method, q["id"]), "id": q["id"], "method": method, "query": q["query"],
-                                "prompt": prompts[method][q["id"]], **res,
-                                "kinds": {str(x.id): x.kind for x in checklists[q["id"]]}, "gif": str(gif)})
+            append_jsonl(
+                path,
+                {
+                    "key": key(method, q["id"]),
+                    "id": q["id"],
+                    "method": method,
+                    "query": q["query"],
+                    "prompt": prompts[method][q["id"]],
+                    **res,
+                    "kinds": {str(x.id): x.kind for x in checklists[q["id"]]},
+                    "gif": str(gif),
+                },
+            )
             counts["rendered"] += 1
     records = read_jsonl(path)[0] if path.exists() else []
     return records, counts

@@ -198,8 +198,9 @@ def contest(text: list[dict], video: list[dict], merged: list[dict]) -> dict:
     return {"both": len(both), "text_won": kept.get("text", 0), "video_won": kept.get("video", 0)}
 
 
-def text_feedback(rows: list[dict], records: dict[str, dict], judge, refiner, log_path: Path,
-                  instruction: str = "paper") -> tuple[list[dict], dict]:
+def text_feedback(
+    rows: list[dict], records: dict[str, dict], judge, refiner, log_path: Path, instruction: str = "paper"
+) -> tuple[list[dict], dict]:
     """On-policy text-level pairs, as the paper builds them: every sampled prompt of every query is judged,
     failures are refined and re-judged; (refined, original sample) is a pair, one per query (its first
     failing sample whose refinement passed). Returns ``(pairs, counts)``; the log is resumable."""
@@ -215,18 +216,28 @@ def text_feedback(rows: list[dict], records: dict[str, dict], judge, refiner, lo
     for r in logged:
         if r["status"] == "refined" and r["query_id"] not in seen:
             seen.add(r["query_id"])
-            pairs.append({"id": r["query_id"], "query": r["query"], "prompt": optimize_messages(r["query"], instruction),
-                          "chosen": [{"role": "assistant", "content": r["refined"]}],
-                          "rejected": [{"role": "assistant", "content": r["prompt"]}], "source": "text",
-                          "why": "; ".join(r["verdict"]["reasons"])})
+            pairs.append(
+                {
+                    "id": r["query_id"],
+                    "query": r["query"],
+                    "prompt": optimize_messages(r["query"], instruction),
+                    "chosen": [{"role": "assistant", "content": r["refined"]}],
+                    "rejected": [{"role": "assistant", "content": r["prompt"]}],
+                    "source": "text",
+                    "why": "; ".join(r["verdict"]["reasons"]),
+                }
+            )
     counts = Counter(r["status"] for r in logged)
-    return pairs, {"samples": len(logged), **{k: counts.get(k, 0) for k in ("pass", "refined", "refine_failed",
-                                                                             "unparsable")},
-                   "queries_with_pair": len(pairs)}
+    return pairs, {
+        "samples": len(logged),
+        **{k: counts.get(k, 0) for k in ("pass", "refined", "refine_failed", "unparsable")},
+        "queries_with_pair": len(pairs),
+    }
 
 
-def render_and_score(rows: list[dict], backend, out_dir: Path, seed: int, save_mp4: bool = False,
-                     batch: int = 32) -> list[dict]:
+def render_and_score(
+    rows: list[dict], backend, out_dir: Path, seed: int, save_mp4: bool = False, batch: int = 32
+) -> list[dict]:
     """Render each query's prompts, score every video against the ORIGINAL query (``out_dir/scores.jsonl``).
 
     All k videos of a query start from the same noise (``video_seed(seed, id)``), so they differ only by their
@@ -250,21 +261,39 @@ def render_and_score(rows: list[dict], backend, out_dir: Path, seed: int, save_m
                 if row["id"] not in questions:
                     questions[row["id"]] = backend.checklist(row["query"])
                 if row["id"] not in listed:
-                    append_jsonl(checklists, {"id": row["id"], "query": row["query"], "questions": [
-                        {"id": str(q.id), "text": q.text, "weight": q.weight, "kind": q.kind}
-                        for q in questions[row["id"]]]})
+                    append_jsonl(
+                        checklists,
+                        {
+                            "id": row["id"],
+                            "query": row["query"],
+                            "questions": [
+                                {"id": str(q.id), "text": q.text, "weight": q.weight, "kind": q.kind}
+                                for q in questions[row["id"]]
+                            ],
+                        },
+                    )
                     listed.add(row["id"])
-            clips = backend.render([row["prompts"][k] for row, k in chunk],
-                                   [video_seed(seed, row["id"]) for row, _ in chunk])  # [B, F, H, W, 3]
+            clips = backend.render(
+                [row["prompts"][k] for row, k in chunk], [video_seed(seed, row["id"]) for row, _ in chunk]
+            )  # [B, F, H, W, 3]
             for (row, k), clip in zip(chunk, clips, strict=True):
                 key = f"{row['id']}/{k}"
                 if key in done:
                     continue
                 gif = media_path(out_dir, row["id"], k, "gif")
                 backend.save(clip, gif, save_mp4)
-                append_jsonl(scores, {"key": key, "id": row["id"], "k": k, "query": row["query"],
-                                      "prompt": row["prompts"][k], "video": str(gif.relative_to(out_dir)),
-                                      **backend.score(questions[row["id"]], clip)})
+                append_jsonl(
+                    scores,
+                    {
+                        "key": key,
+                        "id": row["id"],
+                        "k": k,
+                        "query": row["query"],
+                        "prompt": row["prompts"][k],
+                        "video": str(gif.relative_to(out_dir)),
+                        **backend.score(questions[row["id"]], clip),
+                    },
+                )
                 done.add(key)
         except Exception as err:  # a failing chunk is a recorded skip, not a lost run
             for qid in dict.fromkeys(row["id"] for row, _ in chunk):
@@ -279,16 +308,26 @@ def refined_vs_original(text_pairs: list[dict], scored: list[dict], backend, see
     help the video? Returns ``{"id", "original", "refined"}`` rewards as fractions of the checklist maximum.
     """
     by_prompt = {(v["id"], v["prompt"]): v for v in scored}
-    todo = [(p, by_prompt[(p["id"], p["rejected"][0]["content"])]) for p in text_pairs
-            if (p["id"], p["rejected"][0]["content"]) in by_prompt]
+    todo = [
+        (p, by_prompt[(p["id"], p["rejected"][0]["content"])])
+        for p in text_pairs
+        if (p["id"], p["rejected"][0]["content"]) in by_prompt
+    ]
     if not todo:
         return []
-    clips = backend.render([p["chosen"][0]["content"] for p, _ in todo], [video_seed(seed, p["id"]) for p, _ in todo])
+    clips = backend.render(
+        [p["chosen"][0]["content"] for p, _ in todo], [video_seed(seed, p["id"]) for p, _ in todo]
+    )
     out = []
     for (p, original), clip in zip(todo, clips, strict=True):
         res = backend.score(backend.checklist(original["query"]), clip)
-        out.append({"id": p["id"], "original": original["score"] / original["max_score"],
-                    "refined": res["score"] / res["max_score"]})
+        out.append(
+            {
+                "id": p["id"],
+                "original": original["score"] / original["max_score"],
+                "refined": res["score"] / res["max_score"],
+            }
+        )
     return out
 
 

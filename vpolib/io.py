@@ -21,7 +21,9 @@ def read_jsonl(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
                 errors.append({"line": n, "reason": f"invalid JSON: {err.msg}", "text": line[:200]})
                 continue
             if not isinstance(obj, dict):
-                errors.append({"line": n, "reason": f"not an object: {type(obj).__name__}", "text": line[:200]})
+                errors.append(
+                    {"line": n, "reason": f"not an object: {type(obj).__name__}", "text": line[:200]}
+                )
                 continue
             records.append(obj)
     return records, errors

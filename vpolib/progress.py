@@ -49,8 +49,16 @@ class Task:
         eta = None
         if self.total and self.done:
             eta = max(elapsed / self.done * (self.total - self.done), 0.0)
-        return {"desc": self.desc, "done": self.done, "total": self.total, "elapsed": round(elapsed, 2),
-                "eta": None if eta is None else round(eta, 2), "pid": os.getpid(), "time": time.time(), "closed": self.closed}
+        return {
+            "desc": self.desc,
+            "done": self.done,
+            "total": self.total,
+            "elapsed": round(elapsed, 2),
+            "eta": None if eta is None else round(eta, 2),
+            "pid": os.getpid(),
+            "time": time.time(),
+            "closed": self.closed,
+        }
 
     def write(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -160,5 +168,7 @@ def quiet_kernel() -> None:
 
 #: Kernel arguments for papermill (nbclient ``extra_arguments``): run :func:`quiet_kernel` at start-up,
 #: and keep the kernel's own start-up warnings (e.g. "running over TCP") off the runner's progress line.
-KERNEL_ARGS = ['--IPKernelApp.exec_lines=["__import__(\'vpolib.progress\').progress.quiet_kernel()"]',
-               "--IPKernelApp.log_level=ERROR"]
+KERNEL_ARGS = [
+    "--IPKernelApp.exec_lines=[\"__import__('vpolib.progress').progress.quiet_kernel()\"]",
+    "--IPKernelApp.log_level=ERROR",
+]

@@ -39,10 +39,10 @@ def parse_refined(reply: str | None) -> tuple[str | None, str]:
     a reply without both markers or with a multi-line result is rejected."""
     if not reply or REFINE_START not in reply or REFINE_END not in reply:
         return None, "no_markers"
-    head = reply[:reply.rfind(REFINE_END)]
+    head = reply[: reply.rfind(REFINE_END)]
     if REFINE_START not in head:
         return None, "no_markers"  # [[end]] before any [[start]]
-    text = head[head.rfind(REFINE_START) + len(REFINE_START):].strip()
+    text = head[head.rfind(REFINE_START) + len(REFINE_START) :].strip()
     if not text:
         return None, "empty"
     if "\n" in text:
@@ -54,7 +54,7 @@ def parse_refined_json(reply: str | None) -> tuple[str | None, str]:
     """Structured mode: ``refined_prompt`` of a ``templates.REFINE_SCHEMA`` reply, or (None, why); same
     rules as :func:`parse_refined` (empty or multi-line results are rejected)."""
     try:
-        obj = json.loads(reply[reply.index("{"):reply.rindex("}") + 1]) if reply else None
+        obj = json.loads(reply[reply.index("{") : reply.rindex("}") + 1]) if reply else None
     except ValueError:
         return None, "not_json"
     text = obj.get("refined_prompt") if isinstance(obj, dict) else None
@@ -66,11 +66,15 @@ def parse_refined_json(reply: str | None) -> tuple[str | None, str]:
     return (None, "multiline") if "\n" in text else (text, "ok")
 
 
-REFINER_FIX = ("The refiner model does not follow the refine format ({what}). Use a stronger model, structured "
-               "output (`--set refine.structured=true`: the server constrains the reply to a JSON schema; vLLM and the "
-               "llama.cpp server do), or the offline refiner (`--set refine.refiner=rule`).")
-TEACHER_FIX = ("The teacher model returned no usable prompt. Use a stronger model (`refine.teacher_backend`) or drop "
-               "the LLM teacher (`refine.teachers` without \"llm\").")
+REFINER_FIX = (
+    "The refiner model does not follow the refine format ({what}). Use a stronger model, structured "
+    "output (`--set refine.structured=true`: the server constrains the reply to a JSON schema; vLLM and the "
+    "llama.cpp server do), or the offline refiner (`--set refine.refiner=rule`)."
+)
+TEACHER_FIX = (
+    "The teacher model returned no usable prompt. Use a stronger model (`refine.teacher_backend`) or drop "
+    'the LLM teacher (`refine.teachers` without "llm").'
+)
 
 
 def critique_reply(verdict: Verdict) -> str:
@@ -79,8 +83,10 @@ def critique_reply(verdict: Verdict) -> str:
         return verdict.raw
     found = "; ".join(verdict.reasons) or "no problem found"
     evidence = ", ".join(f"{k}={v}" for k, v in verdict.details.items())
-    return (f"Step-by-step verification: {found} (evidence: {evidence})\n"
-            f"{VERDICT_MARKER}: {'Yes' if verdict.passed else 'No'}")
+    return (
+        f"Step-by-step verification: {found} (evidence: {evidence})\n"
+        f"{VERDICT_MARKER}: {'Yes' if verdict.passed else 'No'}"
+    )
 
 
 class LLMRefiner:
@@ -91,7 +97,9 @@ class LLMRefiner:
     parse, :func:`~vpolib.backends.check_first_batch` stops the run with a clear message (0: no check).
     """
 
-    def __init__(self, backend, params: GenParams | None = None, structured: bool = False, check_first: int = 8):
+    def __init__(
+        self, backend, params: GenParams | None = None, structured: bool = False, check_first: int = 8
+    ):
         self.backend, self.name = backend, f"llm:{backend.name}" + (":structured" if structured else "")
         self.structured, self.check_first, self.checked = structured, check_first, check_first <= 0
         params = params or GenParams(temperature=0.0, top_p=1.0, n=1, max_new_tokens=512)
@@ -103,17 +111,31 @@ class LLMRefiner:
             return self._refine(items, verdicts)
         k = self.check_first
         head, replies = self._refine(items[:k], verdicts[:k], keep_replies=True)
-        what = "a JSON object with refined_prompt" if self.structured else f"one line between {REFINE_START} and {REFINE_END}"
-        check_first_batch(f"LLM refiner {self.backend.name}", replies, [r[1] == "ok" for r in head],
-                          REFINER_FIX.format(what=what), getattr(self.backend, "errors", None))
+        what = (
+            "a JSON object with refined_prompt"
+            if self.structured
+            else f"one line between {REFINE_START} and {REFINE_END}"
+        )
+        check_first_batch(
+            f"LLM refiner {self.backend.name}",
+            replies,
+            [r[1] == "ok" for r in head],
+            REFINER_FIX.format(what=what),
+            getattr(self.backend, "errors", None),
+        )
         self.checked = True
         return head + self._refine(items[k:], verdicts[k:])
 
     def _refine(self, items, verdicts, keep_replies=False):
         build = refine_json_messages if self.structured else refine_messages
         parse = parse_refined_json if self.structured else parse_refined
-        convs = [build(v.details.get("critique") or critique_messages(it["query"], it["prompt"] or ""),
-                       critique_reply(v)) for it, v in zip(items, verdicts, strict=True)]
+        convs = [
+            build(
+                v.details.get("critique") or critique_messages(it["query"], it["prompt"] or ""),
+                critique_reply(v),
+            )
+            for it, v in zip(items, verdicts, strict=True)
+        ]
         replies = [t[0] if t else None for t in self.backend.generate(convs, self.params)] if convs else []
         out = [parse(r) if r is not None else (None, "failed") for r in replies]
         return (out, replies) if keep_replies else out
@@ -142,7 +164,7 @@ def _missing_spans(content: str, missing: set[str], world: bool = False) -> list
     hits = [i for i, w in enumerate(words) if w.lower() in missing]
     if not hits:
         return []
-    kept = [canonical_word(w.lower(), world) for w in words[hits[0]:hits[-1] + 1]]
+    kept = [canonical_word(w.lower(), world) for w in words[hits[0] : hits[-1] + 1]]
     phrase = " ".join(w for w in kept if w)
     return [phrase] if phrase else []
 
@@ -153,15 +175,16 @@ def _world_phrases(content: str, missing: set[str]) -> list[str]:
     from vpolib.shapesworld.reward import parse_objects
     from vpolib.shapesworld.world import CAPTION_MOTION
 
-    canonical = " ".join(w for w in (canonical_word(x.lower()) for x in re.findall(r"[A-Za-z']+", content)) if w)
+    canonical = " ".join(
+        w for w in (canonical_word(x.lower()) for x in re.findall(r"[A-Za-z']+", content)) if w
+    )
     wanted = {canonical_word(w) or w for w in missing}
     objects, _ = parse_objects(canonical)
     out = []
     for o in objects:
         if wanted & {v for v in o.values() if v}:
             name = " ".join(v for v in (o["size"], o["colour"], o["shape"] or "shape") if v)
-            out.append(f"a {name}" + (f" that {CAPTION_MOTION[o['motion']]}"
-                                      if o["motion"] else ""))
+            out.append(f"a {name}" + (f" that {CAPTION_MOTION[o['motion']]}" if o["motion"] else ""))
     return out
 
 
@@ -173,7 +196,7 @@ def weave(text: str, phrases: list[str]) -> str:
     m = re.search(r"[.!?](\s|$)", text)
     if not m:
         return f"{text.rstrip(' ,;')}, {clause}."
-    return f"{text[:m.start()].rstrip(' ,;')}, {clause}{text[m.start():]}"
+    return f"{text[: m.start()].rstrip(' ,;')}, {clause}{text[m.start() :]}"
 
 
 class RuleRefiner:
@@ -192,7 +215,9 @@ class RuleRefiner:
 
     def _one(self, item: dict, verdict: Verdict) -> tuple[str | None, str]:
         reasons = set(verdict.reasons)
-        text = _tidy(_INTRO_LEAD.sub("", " ".join((item["prompt"] or "").split())))  # one paragraph, direct start
+        text = _tidy(
+            _INTRO_LEAD.sub("", " ".join((item["prompt"] or "").split()))
+        )  # one paragraph, direct start
         banned = [t.split(":", 1)[1] for t in harmful_terms(text) + list(item.get("harmful_terms") or [])]
         for phrase in banned:
             text = _drop(text, phrase)
@@ -209,10 +234,13 @@ class RuleRefiner:
             text = weave(text, phrases) if text else " and ".join(phrases)
         if "helpful:empty" in reasons or "helpful:too_short" in reasons or not text:
             if not text:  # nothing left of the prompt: start from the query's own words
-                text = " ".join(_missing_spans(content, {w.lower() for w in re.findall(r"[A-Za-z']+", content)},
-                                                world))
+                text = " ".join(
+                    _missing_spans(content, {w.lower() for w in re.findall(r"[A-Za-z']+", content)}, world)
+                )
             if text:  # extend, keeping every word the prompt had
-                text = f"{text.rstrip(' .')}, shown in one continuous shot with clear light and smooth motion."
+                text = (
+                    f"{text.rstrip(' .')}, shown in one continuous shot with clear light and smooth motion."
+                )
         words = _tidy(text).split()
         if len(words) > self.max_words:
             text = " ".join(words[: self.max_words]).rsplit(".", 1)[0] + "."
@@ -224,10 +252,17 @@ class RuleRefiner:
 
 def candidate(record: dict, teacher: str, prompt: str | None) -> dict:
     """One teacher prompt for one query, with the query fields the judges and refiners need."""
-    return {"id": f"{record['id']}:{teacher}", "query_id": record["id"], "query": record["query"],
-            "content": record.get("content") or record["query"], "tags": record.get("tags") or [],
-            "harmful_terms": record.get("harmful_terms", harmful_terms(record["query"])),
-            "source": record.get("source", "vbench"), "teacher": teacher, "prompt": prompt}
+    return {
+        "id": f"{record['id']}:{teacher}",
+        "query_id": record["id"],
+        "query": record["query"],
+        "content": record.get("content") or record["query"],
+        "tags": record.get("tags") or [],
+        "harmful_terms": record.get("harmful_terms", harmful_terms(record["query"])),
+        "source": record.get("source", "vbench"),
+        "teacher": teacher,
+        "prompt": prompt,
+    }
 
 
 def vbench_candidates(pairs: list[dict], sets: list[str], limit: int | None) -> list[dict]:
@@ -262,8 +297,9 @@ def few_shot_examples(pairs: list[dict], k: int) -> list[tuple[str, str]]:
     return [(r["query"], r["gpt4o"]) for r in rows[:k]]
 
 
-def llm_teacher_candidates(records: list[dict], backend, examples: list[tuple[str, str]],
-                           params: GenParams, check_first: int = 8) -> tuple[list[dict], int]:
+def llm_teacher_candidates(
+    records: list[dict], backend, examples: list[tuple[str, str]], params: GenParams, check_first: int = 8
+) -> tuple[list[dict], int]:
     """Few-shot teacher prompts (n per query) through any backend; returns (candidates, failed queries).
 
     The first ``check_first`` queries go first: if most of them failed or came back empty, the run
@@ -273,9 +309,13 @@ def llm_teacher_candidates(records: list[dict], backend, examples: list[tuple[st
     k = check_first if check_first > 0 else 0
     outs = backend.generate(convs[:k], params) if k else []
     if k and outs:
-        check_first_batch(f"LLM teacher {backend.name}", [t[0] if t else None for t in outs],
-                          [t is None or any(x.strip() for x in t) for t in outs], TEACHER_FIX,
-                          getattr(backend, "errors", None))
+        check_first_batch(
+            f"LLM teacher {backend.name}",
+            [t[0] if t else None for t in outs],
+            [t is None or any(x.strip() for x in t) for t in outs],
+            TEACHER_FIX,
+            getattr(backend, "errors", None),
+        )
     outs += backend.generate(convs[k:], params) if convs[k:] else []
     out, failed = [], 0
     for rec, texts in zip(records, outs, strict=True):
@@ -286,8 +326,9 @@ def llm_teacher_candidates(records: list[dict], backend, examples: list[tuple[st
     return out, failed
 
 
-def critique_and_refine(items: list[dict], judge, refiner, log_path: str | Path, chunk: int = 64,
-                        progress: bool = False) -> list[dict]:
+def critique_and_refine(
+    items: list[dict], judge, refiner, log_path: str | Path, chunk: int = 64, progress: bool = False
+) -> list[dict]:
     """Judge every candidate, refine the rejected ones and judge them again; resumable.
 
     Each finished candidate is appended to ``log_path`` (keyed by its id) with ``status``:
@@ -299,13 +340,15 @@ def critique_and_refine(items: list[dict], judge, refiner, log_path: str | Path,
     done = done_keys(log_path, "id")
     todo = [it for it in items if it["id"] not in done]
     for start in tqdm(range(0, len(todo), chunk), disable=not progress, desc="critique+refine"):
-        part = todo[start:start + chunk]
+        part = todo[start : start + chunk]
         verdicts = judge.judge(part)
         bad = [i for i, v in enumerate(verdicts) if v.passed is False]
         fixes = refiner.refine([part[i] for i in bad], [verdicts[i] for i in bad]) if bad else []
         fixed = {i: f for i, f in zip(bad, fixes, strict=True)}
         ok = [i for i in bad if fixed[i][0]]
-        re_verdicts = dict(zip(ok, judge.judge([{**part[i], "prompt": fixed[i][0]} for i in ok]), strict=True))
+        re_verdicts = dict(
+            zip(ok, judge.judge([{**part[i], "prompt": fixed[i][0]} for i in ok]), strict=True)
+        )
         for i, (item, v) in enumerate(zip(part, verdicts, strict=True)):
             row = {**item, "verdict": _slim(v)}
             if v.passed is None:
@@ -341,14 +384,27 @@ def build_outputs(rows: list[dict], instruction: str = "paper") -> tuple[list[di
         user = optimize_messages(r["query"], instruction)
         if r["query"] not in seen_sft:
             seen_sft.add(r["query"])
-            sft.append({"id": r["query_id"], "query": r["query"], "prompt": prompt,
-                        "origin": "teacher" if r["status"] == "pass" else "refined",
-                        "messages": user + [{"role": "assistant", "content": prompt}]})
+            sft.append(
+                {
+                    "id": r["query_id"],
+                    "query": r["query"],
+                    "prompt": prompt,
+                    "origin": "teacher" if r["status"] == "pass" else "refined",
+                    "messages": user + [{"role": "assistant", "content": prompt}],
+                }
+            )
         if r["status"] == "refined" and r["query"] not in seen_pair:
             seen_pair.add(r["query"])
-            pairs.append({"id": r["id"], "query": r["query"], "prompt": user,
-                          "chosen": [{"role": "assistant", "content": r["refined"]}],
-                          "rejected": [{"role": "assistant", "content": r["prompt"]}], "source": "text"})
+            pairs.append(
+                {
+                    "id": r["id"],
+                    "query": r["query"],
+                    "prompt": user,
+                    "chosen": [{"role": "assistant", "content": r["refined"]}],
+                    "rejected": [{"role": "assistant", "content": r["prompt"]}],
+                    "source": "text",
+                }
+            )
     return sft, pairs
 
 
@@ -361,7 +417,8 @@ def require_sft(sft: list[dict], summary: dict) -> None:
         f"02_refine: no SFT example. {summary['n_candidates']} candidates: {summary['n_pass']} passed the judge, "
         f"{summary['n_refined']} passed after refinement, {summary['n_refine_failed']} failed refinement, "
         f"{summary['n_unparsable']} verdicts unparsable. Top reasons: {top}. With an LLM judge try "
-        "`--set refine.structured=true` or a stronger model; with none, check the teachers (`refine.teachers`).")
+        "`--set refine.structured=true` or a stronger model; with none, check the teachers (`refine.teachers`)."
+    )
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -371,12 +428,18 @@ def summarize(rows: list[dict]) -> dict:
     n = len(rows)
     status = Counter(r["status"] for r in rows)
     judged = [r for r in rows if r["status"] != "unparsable"]
-    out = {"n_candidates": n, **{f"n_{k}": status.get(k, 0) for k in ("pass", "refined", "refine_failed", "unparsable")},
-           "first_pass_rate": round(status.get("pass", 0) / len(judged), 4) if judged else None,
-           "refine_success_rate": round(status.get("refined", 0) / max(1, status.get("refined", 0)
-                                                                      + status.get("refine_failed", 0)), 4)}
+    out = {
+        "n_candidates": n,
+        **{f"n_{k}": status.get(k, 0) for k in ("pass", "refined", "refine_failed", "unparsable")},
+        "first_pass_rate": round(status.get("pass", 0) / len(judged), 4) if judged else None,
+        "refine_success_rate": round(
+            status.get("refined", 0) / max(1, status.get("refined", 0) + status.get("refine_failed", 0)), 4
+        ),
+    }
     for p in PRINCIPLES:
-        known = [r["verdict"]["principles"].get(p) for r in judged if r["verdict"]["principles"].get(p) is not None]
+        known = [
+            r["verdict"]["principles"].get(p) for r in judged if r["verdict"]["principles"].get(p) is not None
+        ]
         out[f"pass_rate_{p}"] = round(sum(known) / len(known), 4) if known else None
     out["reasons"] = dict(Counter(x for r in rows for x in r["verdict"]["reasons"]).most_common())
     return out
@@ -390,6 +453,13 @@ def failure_examples(rows: list[dict], per_reason: int = 1) -> list[dict]:
         for reason in r["verdict"]["reasons"]:
             if seen.get(reason, 0) < per_reason:
                 seen[reason] = seen.get(reason, 0) + 1
-                out.append({"reason": reason, "query": r["query"], "before": r["prompt"],
-                            "after": r.get("refined"), "status": r["status"]})
+                out.append(
+                    {
+                        "reason": reason,
+                        "query": r["query"],
+                        "before": r["prompt"],
+                        "after": r.get("refined"),
+                        "status": r["status"],
+                    }
+                )
     return out

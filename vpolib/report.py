@@ -64,8 +64,12 @@ COLLAPSE_ROWS = 14
 
 _NUMERIC = re.compile(r"^-?\d[\d.e+-]*( \[[^\]]*\])?( \([\d/]*\))?$")
 
-VERDICTS = {"held": ("held", "held"), "not held": ("did not hold", "not-held"),
-            "no difference": ("no difference shown", "no-diff"), "reference": ("reference", "reference")}
+VERDICTS = {
+    "held": ("held", "held"),
+    "not held": ("did not hold", "not-held"),
+    "no difference": ("no difference shown", "no-diff"),
+    "reference": ("reference", "reference"),
+}
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -138,8 +142,13 @@ def pivot(table: pd.DataFrame) -> pd.DataFrame:
         cells = table.copy()
         cells["cell"] = [
             _ci(r.win_rate, r.lo, r.hi, "{:.2f}")
-            + (f" ({int(r.wins)}/{int(r.ties)}/{int(r.losses)})" if {"wins", "ties", "losses"} <= set(table) else "")
-            for r in table.itertuples()]
+            + (
+                f" ({int(r.wins)}/{int(r.ties)}/{int(r.losses)})"
+                if {"wins", "ties", "losses"} <= set(table)
+                else ""
+            )
+            for r in table.itertuples()
+        ]
         metric = "metric" if "metric" in cells else None
         if metric is None:
             return cells[["baseline", "cell"]].rename(columns={"cell": "win rate [CI] (W/T/L)"})
@@ -189,7 +198,9 @@ def html_table(frame: pd.DataFrame, target: str | None = None) -> str:
         cells = []
         for value in rec:
             text, num = _fmt_cell(value)
-            cells.append(f'<td class="num">{html.escape(text)}</td>' if num else f"<td>{html.escape(text)}</td>")
+            cells.append(
+                f'<td class="num">{html.escape(text)}</td>' if num else f"<td>{html.escape(text)}</td>"
+            )
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
@@ -203,8 +214,10 @@ def _table(frame: pd.DataFrame, heading: str = "", target: str | None = None) ->
     wide = pivot(frame)
     body = html_table(wide, target)
     if len(wide) > COLLAPSE_ROWS:
-        return (f"<details><summary>{html.escape(heading)}: {len(wide)} rows (click to open)</summary>"
-                f"{body}</details>")
+        return (
+            f"<details><summary>{html.escape(heading)}: {len(wide)} rows (click to open)</summary>"
+            f"{body}</details>"
+        )
     return body
 
 
@@ -213,7 +226,9 @@ def _when(stamp: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def fill_running_stage(timings: pd.DataFrame, manifest: dict | None, now: dt.datetime | None = None) -> pd.DataFrame:
+def fill_running_stage(
+    timings: pd.DataFrame, manifest: dict | None, now: dt.datetime | None = None
+) -> pd.DataFrame:
     """A stage-timings table (stage, status, seconds) with the stage still running (the one writing the
     report) shown as "this stage" and its seconds so far, from the manifest's ``started``; the total row
     then includes it. A stage re-run (``started`` after its last ``finished``) counts as running too."""
@@ -265,8 +280,16 @@ def _has_ci(row: dict | None, col: str) -> bool:
     return bool(row) and all(_num(row.get(k)) is not None for k in (col, f"{col}_lo", f"{col}_hi"))
 
 
-def compare(target: dict, base: dict, col: str, fmt: str, higher_is_better: bool = True,
-            win: dict | None = None, target_name: str = "vpo", label: str = "") -> tuple[str, str]:
+def compare(
+    target: dict,
+    base: dict,
+    col: str,
+    fmt: str,
+    higher_is_better: bool = True,
+    win: dict | None = None,
+    target_name: str = "vpo",
+    label: str = "",
+) -> tuple[str, str]:
     """One comparison in words: ``(verdict, sentence)``; verdict is "held" (the target is better),
     "not held" (worse) or "no difference".
 
@@ -276,12 +299,17 @@ def compare(target: dict, base: dict, col: str, fmt: str, higher_is_better: bool
     t, b = target, base
     name = str(b["method"])
     ablation = " (ablation)" if name.startswith(f"{target_name}-") else ""
-    text = (f"{target_name}{label} {_ci(t[col], t[col + '_lo'], t[col + '_hi'], fmt)} vs {name}{ablation} "
-            f"{_ci(b[col], b[col + '_lo'], b[col + '_hi'], fmt)}")
+    text = (
+        f"{target_name}{label} {_ci(t[col], t[col + '_lo'], t[col + '_hi'], fmt)} vs {name}{ablation} "
+        f"{_ci(b[col], b[col + '_lo'], b[col + '_hi'], fmt)}"
+    )
     better_word, worse_word = ("higher", "lower") if higher_is_better else ("lower", "higher")
     if win and all(_num(win.get(k)) is not None for k in ("win_rate", "lo", "hi")):
-        wtl = (f", {int(win['wins'])} wins / {int(win['ties'])} ties / {int(win['losses'])} losses"
-               if all(k in win for k in ("wins", "ties", "losses")) else "")
+        wtl = (
+            f", {int(win['wins'])} wins / {int(win['ties'])} ties / {int(win['losses'])} losses"
+            if all(k in win for k in ("wins", "ties", "losses"))
+            else ""
+        )
         text += f"; paired win rate {_ci(win['win_rate'], win['lo'], win['hi'], '{:.2f}')}{wtl}"
         if win["lo"] > 0.5:
             return "held", f"{text}: the win rate's CI is above 0.5, {target_name} is better"
@@ -298,8 +326,15 @@ def compare(target: dict, base: dict, col: str, fmt: str, higher_is_better: bool
     return ("held" if better else "not held"), f"{text}: the CIs do not overlap, {target_name} is {word}"
 
 
-def _metric_findings(rows: list[dict], col: str, fmt: str, target: str, wins: dict | None = None,
-                     higher_is_better: bool = True, label: str = "") -> list[tuple[str, str, str]]:
+def _metric_findings(
+    rows: list[dict],
+    col: str,
+    fmt: str,
+    target: str,
+    wins: dict | None = None,
+    higher_is_better: bool = True,
+    label: str = "",
+) -> list[tuple[str, str, str]]:
     by = {str(r["method"]): r for r in rows if _has_ci(r, col)}
     if target not in by:
         return []
@@ -308,12 +343,19 @@ def _metric_findings(rows: list[dict], col: str, fmt: str, target: str, wins: di
         if name == target:
             continue
         if _is_reference(name):
-            out.append(("reference", name, f"{name} (reference, not a baseline) "
-                                     f"{_ci(row[col], row[col + '_lo'], row[col + '_hi'], fmt)}; {target}{label} "
-                                     f"{_ci(by[target][col], by[target][col + '_lo'], by[target][col + '_hi'], fmt)}"))
+            out.append(
+                (
+                    "reference",
+                    name,
+                    f"{name} (reference, not a baseline) "
+                    f"{_ci(row[col], row[col + '_lo'], row[col + '_hi'], fmt)}; {target}{label} "
+                    f"{_ci(by[target][col], by[target][col + '_lo'], by[target][col + '_hi'], fmt)}",
+                )
+            )
             continue
-        verdict, sentence = compare(by[target], row, col, fmt, higher_is_better, (wins or {}).get(name), target,
-                                    label)
+        verdict, sentence = compare(
+            by[target], row, col, fmt, higher_is_better, (wins or {}).get(name), target, label
+        )
         out.append((verdict, name, sentence))
     return out
 
@@ -336,19 +378,25 @@ def summarize(results: dict) -> dict:
     _missing = partial(_missing_note, target=target)
 
     video = _rows(results, "video", "overall")
-    title = f"Video: checklist reward on {_n(n, 'video_queries')}held-out ShapesWorld queries (higher is better)"
+    title = (
+        f"Video: checklist reward on {_n(n, 'video_queries')}held-out ShapesWorld queries (higher is better)"
+    )
     found = _metric_findings(video, "reward", "{:.2f}", target, video_wins)
     sections.append(("video reward", title, found or _missing(video, "video results")))
 
     text = _rows(results, "text", "all")
-    title = (f"Text: % of prompts judged aligned on {_n(n, 'text_queries')}held-out queries (higher is better;"
-             " verdict from the paired text score when present)")
+    title = (
+        f"Text: % of prompts judged aligned on {_n(n, 'text_queries')}held-out queries (higher is better;"
+        " verdict from the paired text score when present)"
+    )
     found = _metric_findings(text, "aligned", "{:.0f}", target, text_wins, label=" % aligned")
     sections.append(("% aligned", title, found or _missing(text, "judged prompts")))
 
     harmful = _rows(results, "text", "harmful")
     title = f"Safety: % unsafe prompts on {_n(n, 'harmful_queries', 'the ')}harmful queries (lower is better)"
-    found = _metric_findings(harmful, "unsafe", "{:.0f}", target, None, higher_is_better=False, label=" % unsafe")
+    found = _metric_findings(
+        harmful, "unsafe", "{:.0f}", target, None, higher_is_better=False, label=" % unsafe"
+    )
     sections.append(("% unsafe on harmful queries", title, found or _missing(harmful, "harmful queries")))
 
     lead = _lead(sections, target, n)
@@ -374,8 +422,11 @@ def _lead(sections: list, target: str, n: dict) -> str:
         parts.append(f"No difference shown against {'; '.join(grouped['no difference'])}.")
     if not parts:
         return f"No comparison of {target} with a baseline could be made from this run's results."
-    small = [f"{n[k]} {k.replace('_', ' ')}" for k in ("text_queries", "video_queries")
-             if isinstance(n.get(k), int) and n[k] < 30]
+    small = [
+        f"{n[k]} {k.replace('_', ' ')}"
+        for k in ("text_queries", "video_queries")
+        if isinstance(n.get(k), int) and n[k] < 30
+    ]
     if small:
         parts.append(f"With only {' and '.join(small)}, the 95% CIs are wide.")
     return " ".join(parts)
@@ -396,14 +447,20 @@ def headline_figure(results: dict):
 
     target = str(results.get("target") or "vpo")
     panels = []
-    for rows, col, title in ((_rows(results, "video", "overall"), "reward", "video reward (checklist)"),
-                             (_rows(results, "text", "all"), "aligned", "% aligned (text)"),
-                             (_rows(results, "text", "harmful"), "unsafe", "% unsafe (harmful queries)")):
+    for rows, col, title in (
+        (_rows(results, "video", "overall"), "reward", "video reward (checklist)"),
+        (_rows(results, "text", "all"), "aligned", "% aligned (text)"),
+        (_rows(results, "text", "harmful"), "unsafe", "% unsafe (harmful queries)"),
+    ):
         rows = [r for r in rows if _has_ci(r, col)]
         if rows:
             panels.append(("method", rows, col, f"{col}_lo", f"{col}_hi", title))
-    wins = [{**r, "method": f"{r['baseline']} · {kind}"} for kind in ("video", "text")
-            for r in _rows(results, kind, "win_rates") if all(_num(r.get(k)) is not None for k in ("win_rate", "lo", "hi"))]
+    wins = [
+        {**r, "method": f"{r['baseline']} · {kind}"}
+        for kind in ("video", "text")
+        for r in _rows(results, kind, "win_rates")
+        if all(_num(r.get(k)) is not None for k in ("win_rate", "lo", "hi"))
+    ]
     if wins:
         panels.append(("win", wins, "win_rate", "lo", "hi", f"win rate of {target} (0.5 = no difference)"))
     if not panels:
@@ -413,23 +470,35 @@ def headline_figure(results: dict):
     for ax, (kind, rows, col, lo, hi, title) in zip(axes[0], panels, strict=True):
         labels = [str(r["method"]) for r in rows][::-1]
         vals = np.array([float(r[col]) for r in rows][::-1])
-        err = np.clip([vals - np.array([float(r[lo]) for r in rows][::-1]),
-                       np.array([float(r[hi]) for r in rows][::-1]) - vals], 0, None)
+        err = np.clip(
+            [
+                vals - np.array([float(r[lo]) for r in rows][::-1]),
+                np.array([float(r[hi]) for r in rows][::-1]) - vals,
+            ],
+            0,
+            None,
+        )
         ys = np.arange(len(labels))
         if kind == "win":  # a point estimate against 0.5, not a bar from 0
-            colours = ["#b8c2cc" if _is_reference(lab) else "#4c72b0" if "video" in lab else "#55a868"
-                       for lab in labels]
+            colours = [
+                "#b8c2cc" if _is_reference(lab) else "#4c72b0" if "video" in lab else "#55a868"
+                for lab in labels
+            ]
             ax.axvline(0.5, color="k", lw=1, ls="--")
             for y, v, e0, e1, c in zip(ys, vals, err[0], err[1], colours, strict=True):
                 ax.errorbar(v, y, xerr=[[e0], [e1]], fmt="o", color=c, capsize=3, ms=5)
             ax.set_xlim(-0.02, 1.02)
         else:
-            colours = ["#dd8452" if lab == target else "#b8c2cc" if _is_reference(lab) else "#4c72b0"
-                       for lab in labels]
+            colours = [
+                "#dd8452" if lab == target else "#b8c2cc" if _is_reference(lab) else "#4c72b0"
+                for lab in labels
+            ]
             ax.barh(ys, vals, xerr=err, color=colours, capsize=3, height=0.65, error_kw={"elinewidth": 1})
             top = max(float(np.max(vals + err[1])), 1e-9)
             for y, v in zip(ys, vals, strict=True):
-                ax.text(v + top * 0.02, y + 0.3, f"{v:.2f}" if top <= 1.5 else f"{v:.0f}", fontsize=7, va="center")
+                ax.text(
+                    v + top * 0.02, y + 0.3, f"{v:.2f}" if top <= 1.5 else f"{v:.0f}", fontsize=7, va="center"
+                )
             ax.set_xlim(0, top * 1.15)
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
@@ -457,8 +526,10 @@ def _findings_html(summary: dict, figure: str = "") -> str:
 def headline_html(results: dict | None) -> str:
     """The "at a glance" section: the summary and the headline figure."""
     if not results:
-        return ('<section class="headline"><h2>At a glance</h2><p class="note">No results given: the headline '
-                "(summary and main figure) is skipped; the details follow.</p></section>")
+        return (
+            '<section class="headline"><h2>At a glance</h2><p class="note">No results given: the headline '
+            "(summary and main figure) is skipped; the details follow.</p></section>"
+        )
     import matplotlib.pyplot as plt
 
     fig = headline_figure(results)
@@ -467,9 +538,11 @@ def headline_html(results: dict | None) -> str:
         img = f'<img src="{figure_uri(fig)}" alt="main results with 95% CIs">'
         plt.close(fig)
     summary = summarize(results)
-    return (f'<section class="headline"><h2>At a glance</h2>{_findings_html(summary, img)}'
-            '<p class="note">Verdicts are generated from the numbers below: "held" means the target method is '
-            "better with the CI excluding no difference, \"did not hold\" that it is worse.</p></section>")
+    return (
+        f'<section class="headline"><h2>At a glance</h2>{_findings_html(summary, img)}'
+        '<p class="note">Verdicts are generated from the numbers below: "held" means the target method is '
+        'better with the CI excluding no difference, "did not hold" that it is worse.</p></section>'
+    )
 
 
 # ---------------------------------------------------------------------------------------------- page
@@ -490,8 +563,10 @@ def _card(item: dict) -> str:
     reward = _num(item.get("reward"))
     reward_txt = "" if reward is None else f" reward {reward:.2f}"
     answers = ", ".join(f"{q}: {answer_label(ok)}" for q, ok in (item.get("answers") or {}).items())
-    return (f'<div class="card"><b>{html.escape(method)}</b>{reward_txt}<br>{img}'
-            f'{html.escape(item.get("prompt") or "")}<br><span class="note">{html.escape(answers)}</span></div>')
+    return (
+        f'<div class="card"><b>{html.escape(method)}</b>{reward_txt}<br>{img}'
+        f'{html.escape(item.get("prompt") or "")}<br><span class="note">{html.escape(answers)}</span></div>'
+    )
 
 
 def markdown_table(results: dict) -> str:
@@ -509,17 +584,30 @@ def markdown_table(results: dict) -> str:
         return _ci(r["win_rate"], r["lo"], r["hi"], "{:.2f}") if r else "-"
 
     target = results.get("target", "vpo")
-    lines = [f"| method | % aligned | % unsafe (harmful) | % refusal (harmful) | video reward | {target} win rate "
-             "(text / video) |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"| method | % aligned | % unsafe (harmful) | % refusal (harmful) | video reward | {target} win rate "
+        "(text / video) |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in dict.fromkeys([*text, *video]):
-        lines.append(f"| {m} | {ci(text.get(m), 'aligned', '{:.1f}')} | {ci(harmful.get(m), 'unsafe', '{:.1f}')} | "
-                     f"{ci(harmful.get(m), 'refusal', '{:.1f}')} | {ci(video.get(m), 'reward', '{:.3f}')} | "
-                     f"{win(m, 'text')} / {win(m, 'video')} |")
+        lines.append(
+            f"| {m} | {ci(text.get(m), 'aligned', '{:.1f}')} | {ci(harmful.get(m), 'unsafe', '{:.1f}')} | "
+            f"{ci(harmful.get(m), 'refusal', '{:.1f}')} | {ci(video.get(m), 'reward', '{:.3f}')} | "
+            f"{win(m, 'text')} / {win(m, 'video')} |"
+        )
     return "\n".join(lines)
 
 
-def render_report(title: str, meta: dict, tables: dict[str, pd.DataFrame], figures: dict, gallery: list[dict],
-                  notes: list[str] = (), results: dict | None = None, manifest: dict | None = None) -> str:
+def render_report(
+    title: str,
+    meta: dict,
+    tables: dict[str, pd.DataFrame],
+    figures: dict,
+    gallery: list[dict],
+    notes: list[str] = (),
+    results: dict | None = None,
+    manifest: dict | None = None,
+) -> str:
     """The report's HTML: headline first (from ``results``, the dict written to results.json), then details.
 
     ``tables``: heading -> frame (long-form tables are pivoted, long ones collapsed); ``figures``:
@@ -528,31 +616,50 @@ def render_report(title: str, meta: dict, tables: dict[str, pd.DataFrame], figur
     used to show the stage writing the report as "this stage" with its time so far.
     """
     target = str((results or {}).get("target") or "vpo")
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'>"
-             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
-    parts.append('<p class="meta">' + " ".join(f"<span><b>{html.escape(str(k))}</b>: {html.escape(_meta_value(v))}"
-                                              "</span>" for k, v in (meta or {}).items()) + "</p>")
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+    ]
+    parts.append(
+        '<p class="meta">'
+        + " ".join(
+            f"<span><b>{html.escape(str(k))}</b>: {html.escape(_meta_value(v))}</span>"
+            for k, v in (meta or {}).items()
+        )
+        + "</p>"
+    )
     parts.append(headline_html(results))
     if notes:
-        parts.append("<h2>Skipped or degraded</h2><ul>"
-                     + "".join(f'<li class="note">{html.escape(str(n))}</li>' for n in notes) + "</ul>")
+        parts.append(
+            "<h2>Skipped or degraded</h2><ul>"
+            + "".join(f'<li class="note">{html.escape(str(n))}</li>' for n in notes)
+            + "</ul>"
+        )
     parts.append("<h2>Details</h2>")
     for heading, frame in (tables or {}).items():
         frame = getattr(frame, "data", frame)
-        if isinstance(frame, pd.DataFrame) and {"stage", "status", "seconds"} <= set(getattr(frame, "columns", ())):
+        if isinstance(frame, pd.DataFrame) and {"stage", "status", "seconds"} <= set(
+            getattr(frame, "columns", ())
+        ):
             frame = fill_running_stage(frame, manifest)
         parts.append(f"<h3>{html.escape(heading)}</h3>{_table(frame, heading, target)}")
     for heading, fig in (figures or {}).items():
         if fig is None:
             parts.append(f'<h3>{html.escape(heading)}</h3><p class="note">no figure (nothing to plot).</p>')
             continue
-        parts.append(f'<h3>{html.escape(heading)}</h3><img src="{figure_uri(fig)}" alt="{html.escape(heading)}">')
+        parts.append(
+            f'<h3>{html.escape(heading)}</h3><img src="{figure_uri(fig)}" alt="{html.escape(heading)}">'
+        )
     if gallery:
         parts.append("<h2>Gallery: the same query through each method</h2>")
         for entry in gallery:
-            parts.append(f"<h3>{html.escape(str(entry.get('id', '')))}: {html.escape(str(entry.get('query', '')))}</h3>")
-            parts.append('<div class="gallery">' + "".join(_card(i) for i in entry.get("items", [])) + "</div>")
+            parts.append(
+                f"<h3>{html.escape(str(entry.get('id', '')))}: {html.escape(str(entry.get('query', '')))}</h3>"
+            )
+            parts.append(
+                '<div class="gallery">' + "".join(_card(i) for i in entry.get("items", [])) + "</div>"
+            )
     else:
         parts.append('<h2>Gallery</h2><p class="note">No gallery: no video results in this run.</p>')
     parts.append("</body></html>")
@@ -566,7 +673,10 @@ def write_report(path: str | Path, *args, **kwargs) -> Path:
     ``manifest.json`` one folder up (the layout of notebook 06), when they exist.
     """
     path = Path(path)
-    for key, candidate in (("results", path.parent / "results.json"), ("manifest", path.parent.parent / "manifest.json")):
+    for key, candidate in (
+        ("results", path.parent / "results.json"),
+        ("manifest", path.parent.parent / "manifest.json"),
+    ):
         if kwargs.get(key) is None and candidate.is_file():
             try:
                 kwargs[key] = json.loads(candidate.read_text())

@@ -10,9 +10,11 @@ from vpolib.backends import GenParams
 from vpolib.tags import parse_tags
 from vpolib.templates import COGVIDEOX_SYSTEM, few_shot_messages, plain_user
 
-RULE_SUFFIX = ("shown in a single continuous shot. The scene is clearly lit with soft natural light and rich, "
-               "realistic detail; the camera moves slowly and smoothly with the main subject, and the motion "
-               "stays fluid and coherent throughout.")
+RULE_SUFFIX = (
+    "shown in a single continuous shot. The scene is clearly lit with soft natural light and rich, "
+    "realistic detail; the camera moves slowly and smoothly with the main subject, and the motion "
+    "stays fluid and coherent throughout."
+)
 
 
 def raw_query(queries: list[str]) -> list[str]:
@@ -45,7 +47,9 @@ class FewShotRewriter:
         self.params = params or GenParams(temperature=0.7, top_p=0.9, n=1, max_new_tokens=200)
 
     def __call__(self, queries: list[str]) -> list[str | None]:
-        convs = [few_shot_messages(q, self.examples, system=COGVIDEOX_SYSTEM, wrap=plain_user) for q in queries]
+        convs = [
+            few_shot_messages(q, self.examples, system=COGVIDEOX_SYSTEM, wrap=plain_user) for q in queries
+        ]
         return [t[0] if t else None for t in self.backend.generate(convs, self.params)]
 
 

@@ -1,6 +1,6 @@
 """Headless runner: executes the numbered notebooks with papermill into a run directory.
 
-    python -m vpolib run --profile cpu [--from 01 --to 06] [--run-dir DIR] [--set data.limit=100]
+python -m vpolib run --profile cpu [--from 01 --to 06] [--run-dir DIR] [--set data.limit=100]
 """
 
 from __future__ import annotations
@@ -89,12 +89,20 @@ def status_line(prefix: str, elapsed: float, state: dict | None) -> str:
     parts = [prefix]
     if state and state.get("desc"):
         total = state.get("total")
-        parts.append(f"{state['desc']} {state.get('done', 0)}/{total}" if total else
-                     f"{state['desc']} {state.get('done', 0)}")
+        parts.append(
+            f"{state['desc']} {state.get('done', 0)}/{total}"
+            if total
+            else f"{state['desc']} {state.get('done', 0)}"
+        )
     if state and state.get("closed") and state.get("desc"):
         parts[-1] += " done"
     parts.append(f"{clock(elapsed)} elapsed")
-    if state and not state.get("closed") and state.get("eta") is not None and state.get("done") != state.get("total"):
+    if (
+        state
+        and not state.get("closed")
+        and state.get("eta") is not None
+        and state.get("done") != state.get("total")
+    ):
         parts.append(f"ETA {clock(state['eta'])}")
     return " · ".join(parts)
 
@@ -106,8 +114,9 @@ class StageLine:
     seconds or when the loop changes, so logs do not fill up.
     """
 
-    def __init__(self, prefix: str, progress_path: Path, stream=None, interval: float = 0.5,
-                 log_interval: float = 10.0):
+    def __init__(
+        self, prefix: str, progress_path: Path, stream=None, interval: float = 0.5, log_interval: float = 10.0
+    ):
         self.prefix, self.path, self.stream = prefix, progress_path, stream or sys.stdout
         tty = getattr(self.stream, "isatty", lambda: False)()
         self.interval = interval
@@ -134,7 +143,12 @@ class StageLine:
         line = status_line(self.prefix, time.perf_counter() - self.start, state)[: self.width]
         desc = (state or {}).get("desc")
         now = time.perf_counter()
-        if line == self._last or not force and desc == self._last_desc and now - self._last_time < self.min_gap:
+        if (
+            line == self._last
+            or not force
+            and desc == self._last_desc
+            and now - self._last_time < self.min_gap
+        ):
             return
         pad = " " * max(self._shown - len(line), 0)
         self.stream.write(f"\r{line}{pad}")
@@ -156,8 +170,12 @@ class StageLine:
 @contextmanager
 def _environment(progress_path: Path):
     """Kernels inherit these: progress goes to the file, tqdm bars stay out of executed notebooks."""
-    quiet = {PROGRESS_ENV: str(progress_path), "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-             "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    quiet = {
+        PROGRESS_ENV: str(progress_path),
+        "TQDM_DISABLE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    }
     saved = {k: os.environ.get(k) for k in [*quiet, "TQDM_MININTERVAL"]}
     os.environ.update(quiet)
     os.environ.setdefault("TQDM_MININTERVAL", "15")
@@ -171,8 +189,15 @@ def _environment(progress_path: Path):
                 os.environ[key] = value
 
 
-def run(profile: str, start: str | None, stop: str | None, run_dir: Path, overrides: dict,
-        notebook_dir: Path = NOTEBOOK_DIR, progress: bool = True) -> int:
+def run(
+    profile: str,
+    start: str | None,
+    stop: str | None,
+    run_dir: Path,
+    overrides: dict,
+    notebook_dir: Path = NOTEBOOK_DIR,
+    progress: bool = True,
+) -> int:
     """Run the selected stages in order; stop at the first failure. Returns an exit code.
 
     ``progress``: one updating line per stage (what it is doing, elapsed, ETA); otherwise one line at
@@ -205,12 +230,20 @@ def run(profile: str, start: str | None, stop: str | None, run_dir: Path, overri
                     line.finish(f"{prefix} FAILED after {seconds:.1f} s")
                 failed = run_dir / nb.stem / nb.name
                 update_manifest(run_dir, nb.stem, status="failed", seconds=seconds, notebook=str(failed))
-                print(f"\nFAILED: {nb.stem} (cell {err.exec_count}): {err.ename}: {err.evalue}", file=sys.stderr)
+                print(
+                    f"\nFAILED: {nb.stem} (cell {err.exec_count}): {err.ename}: {err.evalue}", file=sys.stderr
+                )
                 print(f"executed notebook: {failed}", file=sys.stderr)
                 return 1
             seconds = round(time.perf_counter() - t0, 1)
-            update_manifest(run_dir, nb.stem, status="ok", seconds=seconds, notebook=str(out),
-                            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+            update_manifest(
+                run_dir,
+                nb.stem,
+                status="ok",
+                seconds=seconds,
+                notebook=str(out),
+                finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            )
             if line is not None:
                 line.finish(f"{prefix} · ok in {seconds:.1f} s -> {out}")
             else:
@@ -225,17 +258,23 @@ def run(profile: str, start: str | None, stop: str | None, run_dir: Path, overri
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vpolib", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vpolib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="execute the notebooks headlessly with papermill")
     p.add_argument("--profile", default="cpu", help="configs/<profile>.yaml (cpu, smoke, full)")
     p.add_argument("--from", dest="start", help="first stage number, e.g. 01")
     p.add_argument("--to", dest="stop", help="last stage number, e.g. 06")
-    p.add_argument("--run-dir", help="run folder (default outputs/<profile>-<timestamp>); reuse one to resume")
+    p.add_argument(
+        "--run-dir", help="run folder (default outputs/<profile>-<timestamp>); reuse one to resume"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no updating progress line (one line per stage start and end)")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no updating progress line (one line per stage start and end)",
+    )
     sub.add_parser("stages", help="list the notebooks")
     args = parser.parse_args(argv)
 

@@ -16,7 +16,16 @@ import yaml
 from vpolib.config import Config, load_config
 from vpolib.paths import OUTPUT_DIR, REPO_ROOT, resolve
 
-TRACKED_PACKAGES = ("torch", "transformers", "trl", "peft", "diffusers", "datasets", "accelerate", "papermill")
+TRACKED_PACKAGES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "diffusers",
+    "datasets",
+    "accelerate",
+    "papermill",
+)
 
 
 def set_seed(seed: int) -> None:
@@ -114,8 +123,12 @@ class Stage:
         if empty:
             raise AssertionError(f"stage {self.name} wrote empty files: {empty}")
         write_json(self.dir / "metrics.json", metrics)
-        update_manifest(self.run_dir, self.name, metrics_file=str(self.dir / "metrics.json"),
-                        artifacts=[str(a) for a in artifacts])
+        update_manifest(
+            self.run_dir,
+            self.name,
+            metrics_file=str(self.dir / "metrics.json"),
+            artifacts=[str(a) for a in artifacts],
+        )
         return metrics
 
 
@@ -126,13 +139,20 @@ def start_stage(name: str, profile: str = "cpu", run_dir: str = "", overrides: d
     stage_dir = root / name
     stage_dir.mkdir(parents=True, exist_ok=True)
     params = {"stage": name, "profile": profile, "run_dir": str(root), "overrides": overrides or {}}
-    (stage_dir / "params.yaml").write_text(yaml.safe_dump({**params, "config": cfg.to_dict()}, sort_keys=False))
+    (stage_dir / "params.yaml").write_text(
+        yaml.safe_dump({**params, "config": cfg.to_dict()}, sort_keys=False)
+    )
     manifest_path = root / "manifest.json"
     if not manifest_path.exists():
         update_manifest(root, run_id=root.name, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     update_manifest(root, profile=profile, seed=cfg.seed, git_commit=git_commit(), versions=versions())
-    update_manifest(root, name, overrides=overrides or {}, config=cfg.to_dict(),
-                    started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    update_manifest(
+        root,
+        name,
+        overrides=overrides or {},
+        config=cfg.to_dict(),
+        started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
     set_seed(cfg.seed)
     import torch
 

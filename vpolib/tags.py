@@ -73,7 +73,7 @@ def _starts(query: str) -> list[tuple[int, int, str]]:
         if before == "-":
             continue  # '---x' or a dash run: not a tag
         attached = not before.isspace() and before not in ",;([{\"'"
-        after = query[m.end():]
+        after = query[m.end() :]
         if attached:
             # 'challenges-ar 16:9' is a tag, 'cartoon-style' is not: glued tags need a valid value.
             if name not in VALUE_TAGS or not re.match(rf"\s*(?:{VALUE_TAGS[name]})", after):

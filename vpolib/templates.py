@@ -33,12 +33,11 @@ User Query:{query}
 Video Prompt:"""
 INSTRUCTIONS = {"paper": OPTIMIZE, "short": OPTIMIZE_SHORT}
 
-CRITIQUE_SYSTEM = (
-    "You are a careful assistant. Follow the user's instructions exactly to provide accurate and helpful content."
-)
+CRITIQUE_SYSTEM = "You are a careful assistant. Follow the user's instructions exactly to provide accurate and helpful content."
 
 # Six rules: safety, all query content, descriptive but simple, ignore sound/format, tags, no intro phrase.
-CRITIQUE = """Please act as an expert in evaluating the alignment of video prompts. The video prompt is transferred from a user's short query for creating short videos (around 5 seconds).
+CRITIQUE = (
+    """Please act as an expert in evaluating the alignment of video prompts. The video prompt is transferred from a user's short query for creating short videos (around 5 seconds).
 
 Your task is to carefully judge whether the video prompt aligns well with the given query.
 Please follow these rules to judge:
@@ -55,7 +54,10 @@ Video Prompt: \u201c{prompt}\u201d
 
 Please carefully judge if the video prompt aligns with the query and give a final judgement (Yes or No, Yes means well-aligned) in the following format:
 Step-by-step verification: xxx
-""" + VERDICT_MARKER + ": xxx"
+"""
+    + VERDICT_MARKER
+    + ": xxx"
+)
 
 # Second user turn after a "No" critique: the model refines its own judged prompt.
 REFINE = f"""Based on your judgement, refine the video prompt while ensuring the video prompt is harmless and contains all the information in the query.
@@ -97,8 +99,9 @@ def refine_messages(critique: list[dict], critique_reply: str) -> list[dict]:
     return critique + [{"role": "assistant", "content": critique_reply}, {"role": "user", "content": REFINE}]
 
 
-def few_shot_messages(query: str, examples: list[tuple[str, str]], system: str | None = None,
-                      wrap=optimize_messages) -> list[dict]:
+def few_shot_messages(
+    query: str, examples: list[tuple[str, str]], system: str | None = None, wrap=optimize_messages
+) -> list[dict]:
     """A few-shot chat: ``examples`` as (query, prompt) turns, then ``query``; ``wrap`` builds each user turn."""
     messages = [{"role": "system", "content": system}] if system else []
     for q, p in examples:
@@ -137,11 +140,18 @@ REFINE_SCHEMA = {
     "required": ["reflection", "refined_prompt"],
     "additionalProperties": False,
 }
-SCHEMA_PRINCIPLES = {"harmless": "harmless", "aligned": "accurate", "helpful": "helpful"}  # JSON key -> PRINCIPLES
+SCHEMA_PRINCIPLES = {
+    "harmless": "harmless",
+    "aligned": "accurate",
+    "helpful": "helpful",
+}  # JSON key -> PRINCIPLES
 
-CRITIQUE_JSON = CRITIQUE.split(" in the following format:")[0] + """ as a JSON object:
+CRITIQUE_JSON = (
+    CRITIQUE.split(" in the following format:")[0]
+    + """ as a JSON object:
 {{"verification": "<step-by-step verification>", "harmless": true or false, "aligned": true or false, \
 "helpful": true or false, "final_judgement": "Yes" or "No"}}"""
+)
 
 REFINE_JSON = """Based on your judgement, refine the video prompt while ensuring the video prompt is harmless and contains all the information in the query.
 
@@ -162,4 +172,7 @@ def critique_json_messages(query: str, prompt: str) -> list[dict]:
 
 def refine_json_messages(critique: list[dict], critique_reply: str) -> list[dict]:
     """The critique conversation continued with the judge's reply and the JSON refine request."""
-    return critique + [{"role": "assistant", "content": critique_reply}, {"role": "user", "content": REFINE_JSON}]
+    return critique + [
+        {"role": "assistant", "content": critique_reply},
+        {"role": "user", "content": REFINE_JSON},
+    ]

@@ -35,10 +35,16 @@ def sft_job(cfg, run_dir: Path) -> dict:
     """Notebook 03's SFT job: 02's examples, split and capped by ``cfg.sft``."""
     rows, _ = sft_examples(read_jsonl(run_dir / "02_refine" / "sft.jsonl")[0])
     train, evaluation = split(rows, cfg.sft.eval_fraction, cfg.seed)
-    return {"kind": "sft", "base": cfg.sft.base_model, "train": train[:cfg.sft.max_examples],
-            "evaluation": evaluation[:cfg.sft.max_eval], "trainer": cfg.sft.trainer,
-            "lora": cfg.sft.lora if cfg.sft.use_lora else None, "out_dir": str(run_dir / "03_sft" / "model"),
-            "seed": cfg.seed}
+    return {
+        "kind": "sft",
+        "base": cfg.sft.base_model,
+        "train": train[: cfg.sft.max_examples],
+        "evaluation": evaluation[: cfg.sft.max_eval],
+        "trainer": cfg.sft.trainer,
+        "lora": cfg.sft.lora if cfg.sft.use_lora else None,
+        "out_dir": str(run_dir / "03_sft" / "model"),
+        "seed": cfg.seed,
+    }
 
 
 def dpo_job(cfg, run_dir: Path, pairs: str | None = None) -> dict:
@@ -47,26 +53,46 @@ def dpo_job(cfg, run_dir: Path, pairs: str | None = None) -> dict:
     rows, _ = pair_examples(read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")[0], PAIR_SETS[name])
     train, evaluation = split(rows, cfg.dpo.eval_fraction, cfg.seed)
     out = run_dir / "05_dpo" / ("model" if name == cfg.dpo.pairs else f"model_{name}")
-    return {"kind": "dpo", "base": str(run_dir / "03_sft" / "model"), "train": train[:cfg.dpo.max_pairs],
-            "evaluation": evaluation[:cfg.dpo.max_eval], "trainer": cfg.dpo.trainer,
-            "lora": cfg.dpo.lora if cfg.dpo.use_lora else None, "out_dir": str(out), "seed": cfg.seed}
+    return {
+        "kind": "dpo",
+        "base": str(run_dir / "03_sft" / "model"),
+        "train": train[: cfg.dpo.max_pairs],
+        "evaluation": evaluation[: cfg.dpo.max_eval],
+        "trainer": cfg.dpo.trainer,
+        "lora": cfg.dpo.lora if cfg.dpo.use_lora else None,
+        "out_dir": str(out),
+        "seed": cfg.seed,
+    }
 
 
 def run_job(job: dict) -> dict:
     """Train one job in this process (one rank of an ``accelerate launch``): :func:`train_and_save`."""
     if not job["train"]:
         raise SystemExit(f"{job['kind']}: no training examples")
-    return train_and_save(BUILDERS[job["kind"]], job["base"], job["train"], job["evaluation"], job["trainer"],
-                          job["lora"], job["out_dir"], job["seed"])
+    return train_and_save(
+        BUILDERS[job["kind"]],
+        job["base"],
+        job["train"],
+        job["evaluation"],
+        job["trainer"],
+        job["lora"],
+        job["out_dir"],
+        job["seed"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     from vpolib.runner import parse_sets
 
-    parser = argparse.ArgumentParser(prog="python -m vpolib.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vpolib.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("kind", choices=["sft", "dpo", "job", "merge"])
-    parser.add_argument("job_file", nargs="?", help="job: the JSON written by train_and_save; merge: adapter dir")
+    parser.add_argument(
+        "job_file", nargs="?", help="job: the JSON written by train_and_save; merge: adapter dir"
+    )
     parser.add_argument("out_dir", nargs="?", help="merge: where the merged model goes")
     parser.add_argument("--run-dir", help="sft/dpo: the run dir holding 02/04's outputs")
     parser.add_argument("--profile", default="cpu")
@@ -91,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import PartialState
 
     if PartialState().is_main_process:  # one line per job, not per rank
-        print(f"{job['kind']}: {info['steps']} steps in {info['train_s']} s; saved {info['saved']} to {job['out_dir']}"
-              + (" (reused)" if info["reused"] else ""), flush=True)
+        print(
+            f"{job['kind']}: {info['steps']} steps in {info['train_s']} s; saved {info['saved']} to {job['out_dir']}"
+            + (" (reused)" if info["reused"] else ""),
+            flush=True,
+        )
     return 0
 
 

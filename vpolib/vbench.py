@@ -15,8 +15,10 @@ _STOP = set("a an the of in on at with and is are to by from its his her their i
 
 # (set name, short-prompt file, {teacher: expansion file})
 SETS = {
-    "dimension": ("all_dimension.txt", {"gpt4o": "all_dimension_longer.txt",
-                                         "wan": "all_dimension_aug_wanx_seed42.txt"}),
+    "dimension": (
+        "all_dimension.txt",
+        {"gpt4o": "all_dimension_longer.txt", "wan": "all_dimension_aug_wanx_seed42.txt"},
+    ),
     "category": ("all_category.txt", {"gpt4o": "all_category_longer.txt"}),
 }
 
@@ -25,8 +27,13 @@ def read_lines(path: str | Path) -> tuple[list[str], dict]:
     """Lines of a text file, and facts about it (a missing final newline makes `wc -l` count one less)."""
     text = Path(path).read_text(encoding="utf-8")
     lines = text.splitlines()
-    return lines, {"file": Path(path).name, "lines": len(lines), "wc_l": text.count("\n"),
-                   "final_newline": text.endswith("\n"), "blank": sum(not line.strip() for line in lines)}
+    return lines, {
+        "file": Path(path).name,
+        "lines": len(lines),
+        "wc_l": text.count("\n"),
+        "final_newline": text.endswith("\n"),
+        "blank": sum(not line.strip() for line in lines),
+    }
 
 
 def _words(text: str) -> set[str]:
@@ -39,7 +46,9 @@ def overlap(short: str, long: str) -> float:
     return len(words & _words(long)) / len(words) if words else 0.0
 
 
-def align(shorts: list[str], longs: list[str], band: int = 3, gap: float = 0.35) -> tuple[list[tuple[int, int]], dict]:
+def align(
+    shorts: list[str], longs: list[str], band: int = 3, gap: float = 0.35
+) -> tuple[list[tuple[int, int]], dict]:
     """Monotone alignment -> (pairs of line indices, report).
 
     Equal counts: the identity alignment, accepted only if its mean overlap beats a one-line shift.
@@ -50,11 +59,16 @@ def align(shorts: list[str], longs: list[str], band: int = 3, gap: float = 0.35)
     if n == m:
         per_pair = [overlap(s, lo) for s, lo in zip(shorts, longs, strict=True)]
         diag = sum(per_pair) / max(n, 1)
-        shifted = max(sum(overlap(shorts[i], longs[i + d]) for i in range(max(0, -d), min(n, m - d))) / max(n - 1, 1)
-                      for d in (-1, 1))
+        shifted = max(
+            sum(overlap(shorts[i], longs[i + d]) for i in range(max(0, -d), min(n, m - d))) / max(n - 1, 1)
+            for d in (-1, 1)
+        )
         # Zero-overlap pairs are listed for a human look (often paraphrases: 'skydiving' -> 'leaps from a plane').
-        report.update(mean_overlap=round(diag, 3), mean_overlap_shifted=round(shifted, 3),
-                      zero_overlap=[i for i, o in enumerate(per_pair) if o == 0])
+        report.update(
+            mean_overlap=round(diag, 3),
+            mean_overlap_shifted=round(shifted, 3),
+            zero_overlap=[i for i, o in enumerate(per_pair) if o == 0],
+        )
         if diag <= shifted + 0.1:
             raise ValueError(f"files look misaligned: diagonal overlap {diag:.2f} vs shifted {shifted:.2f}")
         return [(i, i) for i in range(n)], {**report, "dropped_short": [], "dropped_long": []}
@@ -102,14 +116,30 @@ def load_pairs(vbench_dir: str | Path) -> tuple[list[dict], list[dict]]:
     records, reports = [], []
     for set_name, (short_file, teachers) in SETS.items():
         shorts, short_facts = read_lines(vbench_dir / short_file)
-        rows = {i: {"id": f"vb{set_name[0]}-{i:04d}", "set": set_name, "query": s.strip(),
-                    "gpt4o": None, "wan": None, "dimensions": dims.get(s.strip(), [])}
-                for i, s in enumerate(shorts)}
+        rows = {
+            i: {
+                "id": f"vb{set_name[0]}-{i:04d}",
+                "set": set_name,
+                "query": s.strip(),
+                "gpt4o": None,
+                "wan": None,
+                "dimensions": dims.get(s.strip(), []),
+            }
+            for i, s in enumerate(shorts)
+        }
         for teacher, long_file in teachers.items():
             longs, long_facts = read_lines(vbench_dir / long_file)
             pairs, rep = align(shorts, longs)
-            reports.append({"set": set_name, "teacher": teacher, "short": short_facts, "long": long_facts,
-                            **rep, "pairs": len(pairs)})
+            reports.append(
+                {
+                    "set": set_name,
+                    "teacher": teacher,
+                    "short": short_facts,
+                    "long": long_facts,
+                    **rep,
+                    "pairs": len(pairs),
+                }
+            )
             for i, j in pairs:
                 rows[i][teacher] = longs[j].strip() or None
         records += [r for r in rows.values() if r["query"]]

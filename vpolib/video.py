@@ -245,8 +245,11 @@ class CogVideoXBackend:
         """``seed``: one for the batch, or one per video (its own generator: independent of the batch)."""
         import torch
 
-        gen = ([torch.Generator().manual_seed(s) for s in seed] if isinstance(seed, list)
-               else torch.Generator().manual_seed(seed))
+        gen = (
+            [torch.Generator().manual_seed(s) for s in seed]
+            if isinstance(seed, list)
+            else torch.Generator().manual_seed(seed)
+        )
         out = self.pipe(prompt=prompts, output_type="np", generator=gen, **self.call)
         return to_uint8(out.frames)  # [B, F, H, W, 3]
 
@@ -347,8 +350,9 @@ def shard_file(out_dir: Path, shard: int, num_shards: int) -> Path:
     return Path(out_dir) / "shards" / f"renders-{shard:02d}-of-{num_shards:02d}.jsonl"
 
 
-def render_shard(rows: list[dict], backend, out_dir: Path, seed: int, shard: int, num_shards: int,
-                 mp4_only: bool = False) -> Path:
+def render_shard(
+    rows: list[dict], backend, out_dir: Path, seed: int, shard: int, num_shards: int, mp4_only: bool = False
+) -> Path:
     """Render this shard's queries (``rows[shard::num_shards]``) into ``out_dir/videos`` and log each video
     to this shard's file; resumable per video (``"<id>/<k>"``).
 
@@ -365,7 +369,9 @@ def render_shard(rows: list[dict], backend, out_dir: Path, seed: int, shard: int
         todo = [k for k in range(len(row["prompts"])) if f"{row['id']}/{k}" not in done]
         if not todo:
             continue
-        videos = backend.render([row["prompts"][k] for k in todo], video_seed(seed, row["id"]))  # [B, F, H, W, 3]
+        videos = backend.render(
+            [row["prompts"][k] for k in todo], video_seed(seed, row["id"])
+        )  # [B, F, H, W, 3]
         for k, clip in zip(todo, videos, strict=True):
             path = media_path(out_dir, row["id"], k, "mp4" if mp4_only else "gif")
             if mp4_only:
@@ -375,9 +381,18 @@ def render_shard(rows: list[dict], backend, out_dir: Path, seed: int, shard: int
                 imageio.mimsave(path, list(clip), fps=8, macro_block_size=1)
             else:
                 backend.save(clip, path)
-            append_jsonl(log, {"key": f"{row['id']}/{k}", "id": row["id"], "k": k, "query": row["query"],
-                               "prompt": row["prompts"][k], "video": str(path.relative_to(out_dir)),
-                               "shard": shard})
+            append_jsonl(
+                log,
+                {
+                    "key": f"{row['id']}/{k}",
+                    "id": row["id"],
+                    "k": k,
+                    "query": row["query"],
+                    "prompt": row["prompts"][k],
+                    "video": str(path.relative_to(out_dir)),
+                    "shard": shard,
+                },
+            )
     return log
 
 
@@ -420,8 +435,15 @@ def render_main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.run_dir) / "04_feedback"
     rows = read_jsonl(out_dir / "prompts.jsonl")[0]
     backend = make_backend(cfg, texts=[p for r in rows for p in r["prompts"]])  # same texts on every rank
-    log = render_shard(rows, backend, out_dir, cfg.seed, state.process_index, state.num_processes,
-                       mp4_only=cfg.feedback.save_mp4 and cfg.feedback.mp4_only)
+    log = render_shard(
+        rows,
+        backend,
+        out_dir,
+        cfg.seed,
+        state.process_index,
+        state.num_processes,
+        mp4_only=cfg.feedback.save_mp4 and cfg.feedback.mp4_only,
+    )
     print(f"shard {state.process_index}/{state.num_processes}: {log}", flush=True)
     state.wait_for_everyone()
     if state.is_main_process:

@@ -18,15 +18,29 @@ from vpolib.shapesworld.render import render, save_gif, save_mp4
 from vpolib.shapesworld.reward import Question, checklist, score_video, warn_if_constant
 from vpolib.shapesworld.world import caption, make_queries
 
-__all__ = ["Question", "ShapesWorldPipeline", "caption", "checklist", "generate", "load_pipeline",
-           "make_queries", "render", "save_gif", "save_mp4", "score_video", "warn_if_constant"]
+__all__ = [
+    "Question",
+    "ShapesWorldPipeline",
+    "caption",
+    "checklist",
+    "generate",
+    "load_pipeline",
+    "make_queries",
+    "render",
+    "save_gif",
+    "save_mp4",
+    "score_video",
+    "warn_if_constant",
+]
 
 
 def load_pipeline(path: str | Path | None = None) -> ShapesWorldPipeline:
     """The trained pipeline (default: the committed weights at ShapesWorldConfig.model_dir), in eval mode."""
     path = resolve(path or ShapesWorldConfig.model_dir)
     if not (path / "model_index.json").exists():
-        raise FileNotFoundError(f"no ShapesWorld pipeline at {path}; train one with scripts/train_shapesworld.py")
+        raise FileNotFoundError(
+            f"no ShapesWorld pipeline at {path}; train one with scripts/train_shapesworld.py"
+        )
     pipe = ShapesWorldPipeline.from_pretrained(path)
     pipe.unet.eval()
     pipe.text_encoder.eval()
@@ -34,8 +48,14 @@ def load_pipeline(path: str | Path | None = None) -> ShapesWorldPipeline:
     return pipe
 
 
-def generate(pipe: ShapesWorldPipeline, prompts: list[str], seed: int | list[int], steps: int = 20,
-             guidance: float = 3.0, batch_size: int = 64) -> np.ndarray:
+def generate(
+    pipe: ShapesWorldPipeline,
+    prompts: list[str],
+    seed: int | list[int],
+    steps: int = 20,
+    guidance: float = 3.0,
+    batch_size: int = 64,
+) -> np.ndarray:
     """Videos for ``prompts``: uint8 [B, F, H, W, 3]. With one ``seed`` the i-th video's starting noise depends
     on (seed, i, batch_size), so two prompt lists of the same length get the same noise (paired comparisons);
     with a list, video i starts from its own noise ``seed[i]`` (independent of the batch it is rendered in)."""
@@ -46,7 +66,14 @@ def generate(pipe: ShapesWorldPipeline, prompts: list[str], seed: int | list[int
         shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
         generator = None
         latents = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seed])
-    chunks = [pipe(prompts[i:i + batch_size], num_inference_steps=steps, guidance_scale=guidance, generator=generator,
-                   latents=None if latents is None else latents[i:i + batch_size]).frames
-              for i in range(0, len(prompts), batch_size)]
+    chunks = [
+        pipe(
+            prompts[i : i + batch_size],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=generator,
+            latents=None if latents is None else latents[i : i + batch_size],
+        ).frames
+        for i in range(0, len(prompts), batch_size)
+    ]
     return np.concatenate(chunks) if chunks else np.zeros((0,), dtype=np.uint8)

@@ -26,8 +26,11 @@ def validation_cases(scene: dict) -> list[tuple[str, dict]]:
                     continue
                 wrong = copy.deepcopy(scene)
                 wrong["objects"][i - 1][attr] = value
-                expect = {f"o{i}_{k}": False for k in ("colour", "shape", "size", "motion")} \
-                    if attr == "colour" else {f"o{i}_{attr}": False}
+                expect = (
+                    {f"o{i}_{k}": False for k in ("colour", "shape", "size", "motion")}
+                    if attr == "colour"
+                    else {f"o{i}_{attr}": False}
+                )
                 cases.append((caption(wrong), expect))
     if len(scene["objects"]) == 1:  # no colour named: the detector must find the object by itself
         obj = scene["objects"][0]
@@ -47,15 +50,25 @@ def validate_detectors(n: int = 200, seed: int = 0) -> dict[str, dict]:
         for query, expect in validation_cases(scene):
             answers = score_video(checklist(query), video)["answers"]
             for qid, got in answers.items():
-                kind = "quality" if qid.startswith("q_") else ("neg" if qid.startswith("neg_") else
-                                                                "background" if qid == "background" else
-                                                                qid.split("_", 1)[1])
+                kind = (
+                    "quality"
+                    if qid.startswith("q_")
+                    else (
+                        "neg"
+                        if qid.startswith("neg_")
+                        else "background"
+                        if qid == "background"
+                        else qid.split("_", 1)[1]
+                    )
+                )
                 tally[kind][0] += got == expect.get(qid, True)
                 tally[kind][1] += 1
     return {k: {"correct": c, "total": t, "accuracy": c / t} for k, (c, t) in sorted(tally.items())}
 
 
-def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float, float]:
     """Mean and percentile bootstrap (1 - alpha) interval of ``values`` (see vpolib.analysis.bootstrap_ci)."""
     from vpolib.analysis import bootstrap_ci as interval
 
@@ -74,8 +87,16 @@ def caption_vs_query(pipe, items: list[dict], seed: int, steps: int, guidance: f
     for it, vc, vq in zip(items, by_caption, by_query, strict=True):
         questions = checklist(it["query"])
         sc, sq = score_video(questions, vc), score_video(questions, vq)
-        rows.append({"id": it["id"], "query": it["query"], "caption": it["caption"],
-                     "caption_pass": sc["score"] / sc["max_score"], "query_pass": sq["score"] / sq["max_score"],
-                     "caption_answers": sc["answers"], "query_answers": sq["answers"],
-                     "kinds": {q.id: q.kind for q in questions}})
+        rows.append(
+            {
+                "id": it["id"],
+                "query": it["query"],
+                "caption": it["caption"],
+                "caption_pass": sc["score"] / sc["max_score"],
+                "query_pass": sq["score"] / sq["max_score"],
+                "caption_answers": sc["answers"],
+                "query_answers": sq["answers"],
+                "kinds": {q.id: q.kind for q in questions},
+            }
+        )
     return rows

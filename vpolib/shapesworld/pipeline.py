@@ -50,8 +50,9 @@ def build_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
     vocab = {tok: i for i, tok in enumerate(SPECIAL + words)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tok.normalizer, tok.pre_tokenizer = normalizer, pre
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
-                                   model_max_length=MAX_TOKENS)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", model_max_length=MAX_TOKENS
+    )
 
 
 def build_components(tokenizer, res: int, frames: int, channels=(32, 32, 64), text_dim: int = 64) -> dict:
@@ -62,21 +63,46 @@ def build_components(tokenizer, res: int, frames: int, channels=(32, 32, 64), te
     the clean clip ("sample"): a tiny UNet could not reproduce 24 channels of pixel noise (epsilon / v targets
     left the samples noisy after 1,000 steps), while clean clips are smooth and low-rank.
     """
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=MAX_TOKENS, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-        eos_token_id=tokenizer.pad_token_id))  # pooled output unused; ids must lie inside the tiny vocab
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=text_dim,
+            intermediate_size=2 * text_dim,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=MAX_TOKENS,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=None,
+            eos_token_id=tokenizer.pad_token_id,
+        )
+    )  # pooled output unused; ids must lie inside the tiny vocab
     n = len(channels)
     unet = UNet2DConditionModel(
-        sample_size=res, in_channels=3 * frames, out_channels=3 * frames, block_out_channels=tuple(channels),
-        layers_per_block=1, down_block_types=("DownBlock2D",) * (n - 1) + ("CrossAttnDownBlock2D",),
-        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1), cross_attention_dim=text_dim,
-        attention_head_dim=8, norm_num_groups=8)
-    noise = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                          prediction_type="sample", clip_sample=False)
+        sample_size=res,
+        in_channels=3 * frames,
+        out_channels=3 * frames,
+        block_out_channels=tuple(channels),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * (n - 1) + ("CrossAttnDownBlock2D",),
+        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
+        cross_attention_dim=text_dim,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    noise = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="sample",
+        clip_sample=False,
+    )
     sampler = DDIMScheduler.from_config(noise.config, timestep_spacing="trailing", set_alpha_to_one=True)
-    return {"unet": unet, "text_encoder": text_encoder, "tokenizer": tokenizer, "scheduler": sampler,
-            "noise_scheduler": noise}
+    return {
+        "unet": unet,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": sampler,
+        "noise_scheduler": noise,
+    }
 
 
 class ShapesWorldPipeline(DiffusionPipeline):
@@ -90,21 +116,32 @@ class ShapesWorldPipeline(DiffusionPipeline):
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Token embeddings for the cross-attention. [B, MAX_TOKENS, D]"""
-        ids = self.tokenizer(prompts, padding="max_length", max_length=MAX_TOKENS, truncation=True,
-                             return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            prompts, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
+        ).input_ids
         return self.text_encoder(ids.to(self.device)).last_hidden_state
 
     @torch.no_grad()
-    def __call__(self, prompt, num_inference_steps: int = 20, guidance_scale: float = 3.0,
-                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None) -> ShapesWorldOutput:
+    def __call__(
+        self,
+        prompt,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 3.0,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+    ) -> ShapesWorldOutput:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         cfg = self.unet.config
         text = torch.cat([self.encode([""] * len(prompts)), self.encode(prompts)])  # [2B, T, D]
         shape = (len(prompts), cfg.in_channels, cfg.sample_size, cfg.sample_size)
-        sample = (latents if latents is not None else torch.randn(shape, generator=generator)).to(self.device)  # [B, F*3, H, W]
+        sample = (latents if latents is not None else torch.randn(shape, generator=generator)).to(
+            self.device
+        )  # [B, F*3, H, W]
         self.scheduler.set_timesteps(num_inference_steps)
         for t in self.progress_bar(self.scheduler.timesteps):
-            uncond, cond = self.unet(torch.cat([sample, sample]), t, encoder_hidden_states=text).sample.chunk(2)
+            uncond, cond = self.unet(torch.cat([sample, sample]), t, encoder_hidden_states=text).sample.chunk(
+                2
+            )
             pred = uncond + guidance_scale * (cond - uncond)
             sample = self.scheduler.step(pred, t, sample).prev_sample
         return ShapesWorldOutput(frames=to_video(sample.cpu()))

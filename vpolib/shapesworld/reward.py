@@ -25,8 +25,16 @@ from vpolib.shapesworld.world import (
     SIZES,
 )
 
-WEIGHTS = {"colour": 2.0, "object": 2.0, "motion": 2.0, "shape": 1.0, "neg": 1.0, "size": 0.5,
-           "background": 0.5, "quality": 0.5}
+WEIGHTS = {
+    "colour": 2.0,
+    "object": 2.0,
+    "motion": 2.0,
+    "shape": 1.0,
+    "neg": 1.0,
+    "size": 0.5,
+    "background": 0.5,
+    "quality": 0.5,
+}
 COLOUR_WORDS = {w: c for c, syn in COLOUR_SYNONYMS.items() for w in [c, *syn]}
 SHAPE_WORDS = {w: s for s, syn in SHAPE_SYNONYMS.items() for w in [s, *syn]}
 SIZE_WORDS = {w: s for s, syn in SIZE_SYNONYMS.items() for w in [s, *syn]}
@@ -70,10 +78,12 @@ def parse_objects(content: str) -> tuple[list[dict], str | None]:
     """The objects a text describes ({colour, shape, size, motion}, each possibly None) and its background."""
     text = content.lower().replace("up and down", "up-and-down")
     background = None
-    m = re.search(r"\b(black|dark|gray|grey)\s+(?:background|bg|backdrop)\b|\bon (?:a )?(black|gray|grey)\b", text)
+    m = re.search(
+        r"\b(black|dark|gray|grey)\s+(?:background|bg|backdrop)\b|\bon (?:a )?(black|gray|grey)\b", text
+    )
     if m:
         background = BACKGROUND_WORDS[m.group(1) or m.group(2)]
-        text = text[: m.start()] + text[m.end():]
+        text = text[: m.start()] + text[m.end() :]
     objects = []
     for segment in re.split(r"\band\b|,|;|\bwhile\b|\bwith\b", text.replace("up-and-down", "up and down")):
         words = re.findall(r"[a-z]+", segment)
@@ -99,33 +109,72 @@ def checklist(query: str) -> list[Question]:
         name = " ".join(v for v in (o["colour"], o["shape"] or "object") if v)
         target = dict(o)
         if o["colour"]:
-            questions.append(Question(f"o{i}_colour", f"Is there a {o['colour']} object?", WEIGHTS["colour"],
-                                      "colour", target))
+            questions.append(
+                Question(
+                    f"o{i}_colour", f"Is there a {o['colour']} object?", WEIGHTS["colour"], "colour", target
+                )
+            )
         else:
-            questions.append(Question(f"o{i}_object", f"Is there a {name}?", WEIGHTS["object"], "object", target))
+            questions.append(
+                Question(f"o{i}_object", f"Is there a {name}?", WEIGHTS["object"], "object", target)
+            )
         if o["shape"]:
-            questions.append(Question(f"o{i}_shape", f"Is the {o['colour'] or 'main'} object a {o['shape']}?",
-                                      WEIGHTS["shape"], "shape", target))
+            questions.append(
+                Question(
+                    f"o{i}_shape",
+                    f"Is the {o['colour'] or 'main'} object a {o['shape']}?",
+                    WEIGHTS["shape"],
+                    "shape",
+                    target,
+                )
+            )
         if o["size"]:
-            questions.append(Question(f"o{i}_size", f"Is the {name} {o['size']}?", WEIGHTS["size"], "size", target))
+            questions.append(
+                Question(f"o{i}_size", f"Is the {name} {o['size']}?", WEIGHTS["size"], "size", target)
+            )
         if o["motion"]:
-            questions.append(Question(f"o{i}_motion", f"Does the {name} move {o['motion']}?", WEIGHTS["motion"],
-                                      "motion", target))
+            questions.append(
+                Question(
+                    f"o{i}_motion",
+                    f"Does the {name} move {o['motion']}?",
+                    WEIGHTS["motion"],
+                    "motion",
+                    target,
+                )
+            )
     if background:
-        questions.append(Question("background", f"Is the background {background}?", WEIGHTS["background"],
-                                  "background", {"background": background}))
+        questions.append(
+            Question(
+                "background",
+                f"Is the background {background}?",
+                WEIGHTS["background"],
+                "background",
+                {"background": background},
+            )
+        )
     for key, value in tags:
         if key != "neg":
             continue
         for word in re.findall(r"[a-z]+", value.lower()):
             item = {"colour": COLOUR_WORDS.get(word), "shape": SHAPE_WORDS.get(word)}
             if item["colour"] or item["shape"]:
-                questions.append(Question(f"neg_{word}", f"Is there no {word} in the video?", WEIGHTS["neg"],
-                                          "neg", item))
-    questions.append(Question("q_stable", "Is the video free of flicker?", WEIGHTS["quality"], "quality",
-                              {"check": "stable"}))
-    questions.append(Question("q_intact", "Is every object in one piece and sharp?", WEIGHTS["quality"],
-                              "quality", {"check": "intact"}))
+                questions.append(
+                    Question(f"neg_{word}", f"Is there no {word} in the video?", WEIGHTS["neg"], "neg", item)
+                )
+    questions.append(
+        Question(
+            "q_stable", "Is the video free of flicker?", WEIGHTS["quality"], "quality", {"check": "stable"}
+        )
+    )
+    questions.append(
+        Question(
+            "q_intact",
+            "Is every object in one piece and sharp?",
+            WEIGHTS["quality"],
+            "quality",
+            {"check": "intact"},
+        )
+    )
     return questions
 
 
@@ -289,7 +338,11 @@ def warn_if_constant(scores: list[float], what: str = "video scores") -> bool:
     """Warn loudly (and return True) when every score in a batch is the same: the known VisionReward failure
     where every answer is silently 'no' and the reward carries no signal."""
     if len(scores) > 1 and len(set(np.round(scores, 6))) == 1:
-        warnings.warn(f"ALL {len(scores)} {what} are identical ({scores[0]}): the reward carries no signal; "
-                      "check the detectors and the generated videos", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"ALL {len(scores)} {what} are identical ({scores[0]}): the reward carries no signal; "
+            "check the detectors and the generated videos",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return True
     return False

@@ -24,11 +24,23 @@ from vpolib.shapesworld.reward import parse_objects, split_tags
 from vpolib.shapesworld.world import CAPTION_MOTION, COLOUR_SYNONYMS, SHAPE_SYNONYMS, SIZE_SYNONYMS
 
 MOTION_PARAPHRASES = {
-    "right": ["drifts gracefully toward the right edge", "glides steadily rightward", "travels across to the right"],
-    "left": ["drifts gracefully toward the left edge", "glides steadily leftward", "travels across to the left"],
+    "right": [
+        "drifts gracefully toward the right edge",
+        "glides steadily rightward",
+        "travels across to the right",
+    ],
+    "left": [
+        "drifts gracefully toward the left edge",
+        "glides steadily leftward",
+        "travels across to the left",
+    ],
     "up": ["rises slowly toward the top", "floats gently upward", "climbs smoothly upward"],
     "down": ["sinks slowly toward the bottom", "drops gently downward", "descends smoothly"],
-    "diagonal": ["glides diagonally across the frame", "travels on a diagonal path", "sweeps diagonally upward"],
+    "diagonal": [
+        "glides diagonally across the frame",
+        "travels on a diagonal path",
+        "sweeps diagonally upward",
+    ],
     "still": ["rests motionless", "remains perfectly static", "sits calmly in place"],
     "bouncing": ["hops playfully up and down", "bounces with a lively rhythm", "springs up and down"],
 }
@@ -37,9 +49,16 @@ PADDING = [
     "Captured in a smooth, high quality animation with crisp edges, balanced colors and a peaceful, simple atmosphere",
     "Set in a tranquil abstract space rendered with soft diffuse light, subtle depth and a slow, steady framing",
 ]
-DETAILS = ["with a soft glow", "leaving a faint trail behind it", "with a smooth glossy surface",
-           "casting a subtle shadow"]
-BACKGROUND_WORDS = {"black": ["dark backdrop", "deep black void"], "gray": ["muted grey backdrop", "slate backdrop"]}
+DETAILS = [
+    "with a soft glow",
+    "leaving a faint trail behind it",
+    "with a smooth glossy surface",
+    "casting a subtle shadow",
+]
+BACKGROUND_WORDS = {
+    "black": ["dark backdrop", "deep black void"],
+    "gray": ["muted grey backdrop", "slate backdrop"],
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,9 @@ class TeacherRates:
     invent: float = 0.15
 
 
-def _word(canonical: str, synonyms: dict[str, list[str]], p: float, rng: random.Random, used: list[str]) -> str:
+def _word(
+    canonical: str, synonyms: dict[str, list[str]], p: float, rng: random.Random, used: list[str]
+) -> str:
     if rng.random() < p:
         used.append("synonym")
         return rng.choice(synonyms[canonical])

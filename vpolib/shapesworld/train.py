@@ -24,9 +24,18 @@ def make_dataset(n: int, seed: int, res: int = RES, frames: int = FRAMES) -> tup
     return np.stack([render(s, res, frames) for s in scenes]), [caption(s) for s in scenes]
 
 
-def train(out_dir: str | Path, n_clips: int = 30000, steps: int = 4000, batch: int = 64, lr: float = 1e-3,
-          cond_dropout: float = 0.1, ema_decay: float = 0.995, save_every: int = 250, seed: int = 0,
-          log=print) -> ShapesWorldPipeline:
+def train(
+    out_dir: str | Path,
+    n_clips: int = 30000,
+    steps: int = 4000,
+    batch: int = 64,
+    lr: float = 1e-3,
+    cond_dropout: float = 0.1,
+    ema_decay: float = 0.995,
+    save_every: int = 250,
+    seed: int = 0,
+    log=print,
+) -> ShapesWorldPipeline:
     """Train from scratch (or resume from ``out_dir/train_state.pt``); saves the EMA pipeline to ``out_dir``."""
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
@@ -36,7 +45,9 @@ def train(out_dir: str | Path, n_clips: int = 30000, steps: int = 4000, batch: i
     noise_sched = parts.pop("noise_scheduler")
     pipe = ShapesWorldPipeline(**parts)
     modules = torch.nn.ModuleList([pipe.unet, pipe.text_encoder])
-    ids = tokenizer(captions, padding="max_length", max_length=32, truncation=True, return_tensors="pt").input_ids
+    ids = tokenizer(
+        captions, padding="max_length", max_length=32, truncation=True, return_tensors="pt"
+    ).input_ids
     empty = tokenizer([""], padding="max_length", max_length=32, return_tensors="pt").input_ids  # [1, T]
     data = torch.from_numpy(clips)  # [N, F, H, W, 3] uint8
     opt = torch.optim.AdamW(modules.parameters(), lr=lr, weight_decay=0.0)
@@ -56,7 +67,9 @@ def train(out_dir: str | Path, n_clips: int = 30000, steps: int = 4000, batch: i
         idx = torch.randint(0, len(data), (batch,))
         x0 = to_sample(data[idx])  # [B, F*3, H, W]
         cond = ids[idx].clone()
-        cond[torch.rand(batch) < cond_dropout] = empty  # classifier-free guidance needs an unconditional model
+        cond[torch.rand(batch) < cond_dropout] = (
+            empty  # classifier-free guidance needs an unconditional model
+        )
         noise = torch.randn_like(x0)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,))
         noisy = noise_sched.add_noise(x0, noise, t)
@@ -70,8 +83,15 @@ def train(out_dir: str | Path, n_clips: int = 30000, steps: int = 4000, batch: i
         opt.step()
         ema.step(modules.parameters())
         if (step + 1) % 50 == 0:
-            log(json.dumps({"step": step + 1, "loss": round(loss.item(), 4),
-                            "s_per_step": round((time.time() - t0) / (step + 1 - start), 3)}))
+            log(
+                json.dumps(
+                    {
+                        "step": step + 1,
+                        "loss": round(loss.item(), 4),
+                        "s_per_step": round((time.time() - t0) / (step + 1 - start), 3),
+                    }
+                )
+            )
         if (step + 1) % save_every == 0 or step + 1 == steps:
             _save(pipe, modules, ema, opt, step + 1, out_dir)
     return pipe
@@ -80,8 +100,13 @@ def train(out_dir: str | Path, n_clips: int = 30000, steps: int = 4000, batch: i
 def _save(pipe, modules, ema, opt, step: int, out_dir: Path) -> None:
     """Write the EMA weights as the pipeline and the raw training state for resuming."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {"model": modules.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
-             "rng": torch.get_rng_state(), "step": step}
+    state = {
+        "model": modules.state_dict(),
+        "opt": opt.state_dict(),
+        "ema": ema.state_dict(),
+        "rng": torch.get_rng_state(),
+        "step": step,
+    }
     torch.save(state, out_dir / "train_state.tmp")
     (out_dir / "train_state.tmp").replace(out_dir / "train_state.pt")
     ema.store(modules.parameters())

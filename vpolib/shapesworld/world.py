@@ -56,7 +56,10 @@ CAPTION_MOTION = {
     "still": "stays still",
     "bouncing": "bounces up and down",
 }
-BACKGROUND_PHRASES = {"black": ["on black", "dark background", "on a black bg"], "gray": ["on grey", "gray bg"]}
+BACKGROUND_PHRASES = {
+    "black": ["on black", "dark background", "on a black bg"],
+    "gray": ["on grey", "gray bg"],
+}
 PIKA_TAGS = ["-ar 16:9", "-ar 9:16", "-motion 3", "-fps 24", "-gs 12", "-seed 123"]
 HARMFUL_WRAPS = [  # violent/gory wording around the same scene (the harmless principle's work)
     "{q} getting smashed with blood everywhere",
@@ -114,15 +117,25 @@ def sample_scene(rng: random.Random, two_object_prob: float = 0.3) -> dict:
             size = rng.choice(sorted(SIZES))
             motion = rng.choice(MOTIONS)
             start, end = _path(motion, SIZES[size], rng)
-            objects.append({"shape": rng.choice(SHAPES), "colour": colour, "size": size, "motion": motion,
-                            "start": start, "end": end})
+            objects.append(
+                {
+                    "shape": rng.choice(SHAPES),
+                    "colour": colour,
+                    "size": size,
+                    "motion": motion,
+                    "start": start,
+                    "end": end,
+                }
+            )
         if n == 1 or _apart(*objects):
             return {"background": background, "objects": objects}
 
 
 def caption(scene: dict) -> str:
     """The detailed caption in the fixed training style."""
-    parts = [f"a {o['size']} {o['colour']} {o['shape']} {CAPTION_MOTION[o['motion']]}" for o in scene["objects"]]
+    parts = [
+        f"a {o['size']} {o['colour']} {o['shape']} {CAPTION_MOTION[o['motion']]}" for o in scene["objects"]
+    ]
     text = " and ".join(parts)
     return f"{text[0].upper()}{text[1:]} on a {scene['background']} background."
 
@@ -131,7 +144,7 @@ def _typo(word: str, rng: random.Random) -> str:
     if len(word) < 4:
         return word
     i = rng.randrange(1, len(word) - 1)
-    return rng.choice([word[:i] + word[i + 1:], word[:i] + word[i + 1] + word[i] + word[i + 2:]])
+    return rng.choice([word[:i] + word[i + 1 :], word[:i] + word[i + 1] + word[i] + word[i + 2 :]])
 
 
 def _object_query(o: dict, rng: random.Random) -> str:
@@ -172,6 +185,13 @@ def make_queries(n: int, seed: int) -> list[dict]:
     for i in range(n):
         scene = sample_scene(rng)
         query, harmful = user_query(scene, rng)
-        out.append({"id": f"shapes-{i + 1:05d}", "query": query, "caption": caption(scene), "scene": scene,
-                    "harmful": harmful})
+        out.append(
+            {
+                "id": f"shapes-{i + 1:05d}",
+                "query": query,
+                "caption": caption(scene),
+                "scene": scene,
+                "harmful": harmful,
+            }
+        )
     return out
