@@ -4,6 +4,7 @@
 import json
 
 import torch
+from tiny_records import QUERIES, pair, sft_record  # noqa: E402
 
 from vpolib.models import load_causal_lm
 from vpolib.optimizer import (
@@ -17,7 +18,6 @@ from vpolib.optimizer import (
     train_and_save,
 )
 
-QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
 CPU = {
     "bf16": False,
     "use_cpu": True,
@@ -26,24 +26,6 @@ CPU = {
     "logging_steps": 1,
 }
 LORA = {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}
-
-
-def sft_record(q):
-    return {
-        "query": q,
-        "messages": [
-            {"role": "user", "content": f"Expand: {q}"},
-            {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."},
-        ],
-    }
-
-
-def pair(q):
-    return {
-        "prompt": [{"role": "user", "content": q}],
-        "chosen": [{"role": "assistant", "content": f"A shot of {q}."}],
-        "rejected": [{"role": "assistant", "content": "blurry bad"}],
-    }
 
 
 def greedy(model, tok):

@@ -29,25 +29,7 @@ QUERIES = [
 ]
 DDP = "configs/accelerate/cpu_ddp.yaml"
 
-
-def sft_record(q):
-    return {
-        "query": q,
-        "messages": [
-            {"role": "user", "content": f"Expand: {q}"},
-            {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."},
-        ],
-    }
-
-
-def pair(q):
-    return {
-        "query": q,
-        "source": "video",
-        "prompt": [{"role": "user", "content": q}],
-        "chosen": [{"role": "assistant", "content": f"A shot of {q}."}],
-        "rejected": [{"role": "assistant", "content": "blurry bad"}],
-    }
+from tiny_records import pair, sft_record  # noqa: E402
 
 
 def test_train_and_save_launches_two_ddp_processes_and_the_adapter_reloads(tiny_dir, tmp_path, capsys):

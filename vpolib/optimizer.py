@@ -124,6 +124,35 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
     return config_cls(output_dir=str(output_dir), **knobs)
 
 
+def _trainer(
+    trainer_cls,
+    config_cls,
+    columns,
+    desc,
+    model,
+    tokenizer,
+    train,
+    evaluation,
+    trainer,
+    output_dir,
+    seed,
+    lora,
+):
+    """The one place a TRL trainer is built (an upstream rename is a one-line fix here)."""
+    from vpolib.progress import StageProgressCallback
+
+    train_ds, eval_ds = _datasets(train, evaluation, columns)
+    return trainer_cls(
+        model=model,
+        args=_args(config_cls, trainer, output_dir, seed, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=_lora(lora),
+        callbacks=[StageProgressCallback(desc)],
+    )
+
+
 def build_sft_trainer(
     model,
     tokenizer,
@@ -137,17 +166,20 @@ def build_sft_trainer(
     """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set."""
     from trl import SFTConfig, SFTTrainer
 
-    from vpolib.progress import StageProgressCallback
-
-    train_ds, eval_ds = _datasets(train, evaluation, ("prompt", "completion"))
-    return SFTTrainer(
-        model=model,
-        args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        peft_config=_lora(lora),
-        callbacks=[StageProgressCallback("SFT steps")],
+    cols = ("prompt", "completion")
+    return _trainer(
+        SFTTrainer,
+        SFTConfig,
+        cols,
+        "SFT steps",
+        model,
+        tokenizer,
+        train,
+        evaluation,
+        trainer,
+        output_dir,
+        seed,
+        lora,
     )
 
 
@@ -166,17 +198,19 @@ def build_dpo_trainer(
     same weights with the adapters disabled."""
     from trl import DPOConfig, DPOTrainer
 
-    from vpolib.progress import StageProgressCallback
-
-    train_ds, eval_ds = _datasets(train, evaluation, PAIR_COLUMNS)
-    return DPOTrainer(
-        model=model,
-        args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        peft_config=_lora(lora),
-        callbacks=[StageProgressCallback("DPO steps")],
+    return _trainer(
+        DPOTrainer,
+        DPOConfig,
+        PAIR_COLUMNS,
+        "DPO steps",
+        model,
+        tokenizer,
+        train,
+        evaluation,
+        trainer,
+        output_dir,
+        seed,
+        lora,
     )
 
 
