@@ -114,14 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.run_dir)
         job = sft_job(cfg, run_dir) if args.kind == "sft" else dpo_job(cfg, run_dir, args.pairs)
     info = run_job(job)
+    import torch.distributed as dist
     from accelerate import PartialState
 
-    if PartialState().is_main_process:  # one line per job, not per rank
+    state = PartialState()
+    if state.is_main_process:  # one line per job, not per rank
         print(
             f"{job['kind']}: {info['steps']} steps in {info['train_s']} s; saved {info['saved']} to {job['out_dir']}"
             + (" (reused)" if info["reused"] else ""),
             flush=True,
         )
+    # Leave together and close the process group: a rank exiting while gloo's threads are alive can abort
+    # ("terminate called without an active exception") after the work is saved, failing the launch.
+    state.wait_for_everyone()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
     return 0
 
 
