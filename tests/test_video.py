@@ -14,7 +14,6 @@ from vpolib.video import (
     frame_stats_answer,
     make_backend,
     tally,
-    visionreward_checklist,
 )
 
 
@@ -61,17 +60,6 @@ def test_frame_stats_on_hand_made_videos():
         moving[f, :, 2 * f : 2 * f + 4] = 255  # a white bar sliding right
     moving[..., :] = np.maximum(moving, 60)
     assert frame_stats_answer(moving, FRAME_STATS) == [True, True, True]
-
-
-def test_visionreward_checklist_fills_the_query_and_weights(tmp_path):
-    (tmp_path / "q.txt").write_text('Does the video meet "[[prompt]]"?\n\nIs it sharp?\n')
-    (tmp_path / "w.json").write_text(json.dumps([0.95, 0.0]))
-    qs = visionreward_checklist(str(tmp_path / "q.txt"), str(tmp_path / "w.json"))("a cat")
-    assert qs == [
-        Question("1", 'Does the video meet "a cat"?', 0.95, "visionreward"),
-        Question("2", "Is it sharp?", 0.0, "visionreward"),
-    ]
-    assert tally(qs, ["yes", "yes"])["max_score"] == 0.95
 
 
 def test_shapesworld_adapter_normalises_answers(monkeypatch):

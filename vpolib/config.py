@@ -145,14 +145,17 @@ class FeedbackConfig:
         False  # with save_mp4: the sharded renderer (python -m vpolib.video render) writes no GIF
     )
     vae_tiling: bool = False  # CogVideoX VAE slicing + tiling: decode 49 frames at 720x480 in less GPU memory
+    # Render and score as sharded jobs (the full profile): `accelerate launch -m vpolib.video render`, then the
+    # VisionReward job in its own environment; both write 04's files, which the notebook then reads.
+    render_jobs: bool = False
+    render_processes: int | None = None  # the render job's --num_processes (None: accelerate's default)
+    visionreward_launcher: str = "accelerate launch"  # e.g. ".venv-visionreward/bin/accelerate launch"
     # cogvideox backend only:
     cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
     cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
     dtype: str = "float32"
     reward: str = "frame-stats"  # frame-stats (pixel checks, tests) | visionreward (VisionReward-Video VLM)
     reward_model: str = "THUDM/VisionReward-Video"
-    checklist_file: str = "VisionReward-Video/VisionReward_video_qa_select.txt"  # its questions, one a line
-    checklist_weights: str = "VisionReward-Video/weight.json"  # its weights, one per question
 
 
 @dataclass
@@ -191,6 +194,16 @@ class AnalysisConfig:
     target: str = "vpo"  # the method compared against every other (paired win rates)
     caption_oracle: bool = True  # also render ShapesWorld's own detailed caption (an upper bound)
     gallery_size: int = 6  # queries shown with every method's video in the report
+    # Benchmarks (full profile, vpolib/benchmarks.py): each method rewrites the benchmark prompt, videos are
+    # scored against the original one (VBench through its own toolkit, MonetBench through VisionReward).
+    benchmarks: list = field(default_factory=list)  # vbench | monetbench
+    benchmark_methods: list = field(default_factory=lambda: ["raw", "sft", "vpo"])
+    benchmark_samples: int = 5  # videos per prompt (VBench's standard)
+    benchmark_limit: int | None = None  # prompts per benchmark (None: all)
+    monetbench_file: str | None = (
+        None  # MonetBench's prompts, one per line (not shipped: VisionReward's release)
+    )
+    vbench_command: str = "vbench"  # VBench's CLI, e.g. .venv-vbench/bin/vbench (pip install vbench==0.1.5)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from vpolib.io import append_jsonl, done_keys, read_jsonl
+from vpolib.io import append_jsonl, done_keys, read_jsonl, write_jsonl
 from vpolib.progress import track
 from vpolib.templates import optimize_messages
 
@@ -244,7 +244,8 @@ def render_and_score(
     prompt. Videos are rendered ``batch`` at a time in chunks fixed by position; a chunk with a missing video is
     rendered again whole and only what is missing is written, so a resumed run writes what an uninterrupted
     one would. Each query's checklist goes to ``checklists.jsonl``; a chunk whose rendering or scoring fails
-    is recorded in ``skips.jsonl`` and skipped, and finished work is kept.
+    is recorded in ``skips.jsonl`` and skipped, and finished work is kept. ``backend=None``: the videos were
+    rendered and scored by :func:`run_jobs`, and only read here.
     """
     from vpolib.video import media_path
 
@@ -254,6 +255,9 @@ def render_and_score(
     videos = [(row, k) for row in rows for k in range(len(row["prompts"]))]
     chunks = [videos[i : i + batch] for i in range(0, len(videos), batch)]
     todo = [c for c in chunks if any(f"{row['id']}/{k}" not in done for row, k in c)]
+    if todo and backend is None:
+        missing = sum(f"{row['id']}/{k}" not in done for c in todo for row, k in c)
+        raise RuntimeError(f"{missing} videos are missing from {scores}: rerun the render and scoring jobs")
     questions: dict[str, list] = {}
     for chunk in track(todo, desc="render + score"):
         try:
@@ -299,6 +303,69 @@ def render_and_score(
             for qid in dict.fromkeys(row["id"] for row, _ in chunk):
                 append_jsonl(out_dir / "skips.jsonl", {"id": qid, "reason": f"{type(err).__name__}: {err}"})
     return read_jsonl(scores)[0] if scores.exists() else []
+
+
+def run_jobs(run_dir: Path, profile: str, overrides: dict, fb, rows: list[dict]) -> list[dict]:
+    """The full profile's render and score of ``rows`` (written to ``render_queue.jsonl``): ``accelerate
+    launch -m vpolib.video render``, then the VisionReward job (``fb.visionreward_launcher``, its own
+    environment), logs streamed. Both are sharded and resumable, and write the ``scores.jsonl`` /
+    ``checklists.jsonl`` that :func:`render_and_score` then finds done. Returns the scored videos."""
+    import json
+    import os
+    import shlex
+    import sys
+
+    from vpolib.paths import REPO_ROOT
+    from vpolib.progress import run_streamed
+
+    run_dir = Path(run_dir).resolve()
+    queue = write_jsonl(run_dir / "04_feedback" / "render_queue.jsonl", rows)
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]  # JSON is YAML: parse_sets reads it
+    procs = ["--num_processes", str(fb.render_processes)] if fb.render_processes else []
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    launch = [sys.executable, "-m", "accelerate.commands.launch", *procs]
+    run_streamed(
+        [
+            *launch,
+            "-m",
+            "vpolib.video",
+            "render",
+            "--run-dir",
+            run_dir,
+            "--prompts",
+            queue,
+            "--profile",
+            profile,
+            *sets,
+        ],
+        REPO_ROOT,
+        env,
+    )
+    checklist = "visionreward" if fb.reward == "visionreward" else "frame-stats"
+    score = [*shlex.split(fb.visionreward_launcher), "-m", "vpolib.visionreward", "--run-dir", run_dir]
+    run_streamed(
+        [*score, "--checklist", checklist, "--model", fb.reward_model, "--dtype", fb.dtype], REPO_ROOT, env
+    )
+    return read_jsonl(run_dir / "04_feedback" / "scores.jsonl")[0]
+
+
+def one_video(row: dict, backend, out_dir: Path, seed: int) -> tuple[list, dict]:
+    """``(questions, result)`` for a query's first video: rendered and scored here, or (``backend=None``) read
+    from the files :func:`run_jobs` wrote."""
+    from vpolib.video import Question
+
+    if backend is None:
+        result = next(
+            v for v in read_jsonl(Path(out_dir) / "scores.jsonl")[0] if v["key"] == f"{row['id']}/0"
+        )
+        listed = next(c for c in read_jsonl(Path(out_dir) / "checklists.jsonl")[0] if c["id"] == row["id"])
+        return [Question(**q) for q in listed["questions"]], result
+    questions = backend.checklist(row["query"])
+    clip = backend.render([row["prompts"][0]], [video_seed(seed, row["id"])])[0]  # [F, H, W, 3] uint8
+    return questions, backend.score(questions, clip)
 
 
 def refined_vs_original(text_pairs: list[dict], scored: list[dict], backend, seed: int) -> list[dict]:

@@ -94,7 +94,7 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
     )
     video_s = COGVIDEOX_H100_S.get(cfg.feedback.cogvideox_model, COGVIDEOX_H100_S["THUDM/CogVideoX-5b"])
     videos = n["dpo_queries"] * cfg.feedback.samples_per_query
-    methods = len(cfg.analysis.baselines) + 2 + len(cfg.dpo.ablations)  # baselines + sft + vpo + ablations
+    bench_methods = len(cfg.analysis.benchmark_methods)
     accelerate = "accelerate launch --config_file configs/accelerate/zero3.yaml -m vpolib.train"
     jobs = [
         Job(
@@ -164,9 +164,9 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
         ),
         Job(
             "04",
-            "VisionReward-Video, 64 questions",
-            "(in notebook 04)",
-            1,
+            "VisionReward-Video, 64 questions, sharded",
+            ".venv-visionreward/bin/accelerate launch --num_processes 8 -m vpolib.visionreward --run-dir RUN",
+            8,
             videos,
             "video",
             64 * VISIONREWARD_S_PER_QUESTION,
@@ -195,10 +195,11 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
         ),
         Job(
             "06",
-            f"VBench videos (planned), {methods} methods x {VBENCH_SAMPLES}",
-            "(planned: VBench toolkit, issue 15 item 6)",
-            1,
-            n["vbench_prompts"] * VBENCH_SAMPLES * methods,
+            f"VBench videos, {bench_methods} methods x {VBENCH_SAMPLES}, sharded",
+            f"python -m vpolib.benchmarks prepare --run-dir RUN --profile {profile}; accelerate launch "
+            "--num_processes 8 -m vpolib.video render --stage-dir RUN/06_analysis/vbench/<method>",
+            8,
+            n["vbench_prompts"] * VBENCH_SAMPLES * bench_methods,
             "video",
             video_s,
             "CogVideoX model card, H100 bf16 50 steps (assumption until measured)",
@@ -230,7 +231,7 @@ def format_plan(jobs: list[Job], counts: dict, profile: str) -> str:
         "",
         f"measured here (data/ and the profile): {counts}",
         "wall-h = GPU-h / the job's GPUs (all busy); GPUs 0: CPU or API only.",
-        "No job has run on a GPU: every GPU-s/item is an assumption until replaced by a measurement.",
+        "Every GPU-s/item is an assumption until replaced by a measurement (README: what ran on a GPU).",
     ]
     return "\n".join(lines)
 

@@ -172,3 +172,17 @@ KERNEL_ARGS = [
     "--IPKernelApp.exec_lines=[\"__import__('vpolib.progress').progress.quiet_kernel()\"]",
     "--IPKernelApp.log_level=ERROR",
 ]
+
+
+def run_streamed(cmd: list[str], cwd: str | os.PathLike | None = None, env: dict | None = None) -> None:
+    """Run a job with its log streamed here line by line (a notebook shows it as it runs); raise on failure."""
+    import subprocess
+
+    print("$", " ".join(map(str, cmd)), flush=True)
+    with subprocess.Popen(
+        list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env
+    ) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"job failed (exit {proc.returncode}): {' '.join(map(str, cmd))}")

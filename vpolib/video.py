@@ -67,7 +67,7 @@ class ChecklistReward:
     """VisionReward-style reward: a query's checklist answered yes/no by ``answer``, weighted sum of "yes".
 
     ``checklist(query) -> list[Question]``; ``answer(video [F, H, W, 3] uint8, questions) -> answers``.
-    The full profile plugs in VisionReward-Video's 64 questions, weights and VLM answers.
+    The full profile plugs in VisionReward-Video's 64 questions, weights and VLM answers (vpolib.visionreward).
     """
 
     checklist: Callable[[str], list[Question]]
@@ -75,58 +75,6 @@ class ChecklistReward:
 
     def score(self, questions: list[Question], video: np.ndarray) -> dict:
         return tally(questions, self.answer(video, questions))
-
-
-def visionreward_checklist(questions_file: str, weights_file: str) -> Callable[[str], list[Question]]:
-    """VisionReward-Video's checklist: its question file (one per line, ``[[prompt]]`` marks the query)
-    and its weights (a JSON list, one per question)."""
-    lines = [line.strip() for line in resolve(questions_file).read_text().splitlines() if line.strip()]
-    weights = json.loads(resolve(weights_file).read_text())
-    if len(lines) != len(weights):
-        raise ValueError(f"{len(lines)} questions but {len(weights)} weights")
-
-    def checklist(query: str) -> list[Question]:
-        return [
-            Question(str(i), line.replace("[[prompt]]", query), float(w), "visionreward")
-            for i, (line, w) in enumerate(zip(lines, weights, strict=True), 1)
-        ]
-
-    return checklist
-
-
-def visionreward_answerer(model_path: str, device: str, dtype: str, fps: int = 8):
-    """Answers from VisionReward-Video (CogVLM2-Video, remote code): the first generated token per question.
-
-    As in its ``inference-video.py``: one frame per second (``fps`` frames apart), greedy decoding.
-    Not exercised by the tests (it needs the hub weights and a GPU).
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=True)
-    model = (
-        AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), trust_remote_code=True)
-        .eval()
-        .to(device)
-    )
-
-    def answer(video: np.ndarray, questions: list[Question]) -> list[str]:
-        frames = torch.from_numpy(np.ascontiguousarray(video[::fps][:24])).permute(3, 0, 1, 2)  # [C, T, H, W]
-        out = []
-        for q in questions:
-            enc = model.build_conversation_input_ids(
-                tokenizer=tokenizer, query=q.text, images=[frames], history=[], template_version="chat"
-            )
-            inputs = {
-                k: enc[k].unsqueeze(0).to(device) for k in ("input_ids", "token_type_ids", "attention_mask")
-            }
-            inputs["images"] = [[enc["images"][0].to(device).to(getattr(torch, dtype))]]
-            with torch.no_grad():
-                ids = model.generate(**inputs, max_new_tokens=1, do_sample=False, pad_token_id=128002)
-            out.append(tokenizer.decode(ids[0, inputs["input_ids"].shape[1] :]))
-        return out
-
-    return answer
 
 
 FRAME_STATS = [  # a crude but real pixel-level checklist, enough to exercise the CogVideoX path on CPU
@@ -314,9 +262,11 @@ def make_backend(cfg, texts: list[str] | None = None):
     if fb.reward == "frame-stats":
         reward = ChecklistReward(lambda query: list(FRAME_STATS), frame_stats_answer)
     elif fb.reward == "visionreward":
+        from vpolib import visionreward  # the 64 questions; at scale, its own sharded job instead
+
+        vlm = visionreward.vlm_answerer(fb.reward_model, cfg.device, fb.dtype)
         reward = ChecklistReward(
-            visionreward_checklist(fb.checklist_file, fb.checklist_weights),
-            visionreward_answerer(fb.reward_model, cfg.device, fb.dtype),
+            visionreward.checklist, lambda video, asked: vlm(visionreward.per_second(video, 8.0), asked)
         )
     else:
         raise ValueError(f"feedback.reward must be frame-stats or visionreward, got {fb.reward!r}")
@@ -412,7 +362,8 @@ def merge_shards(out_dir: Path, path: Path | None = None) -> list[dict]:
 
 def render_main(argv: list[str] | None = None) -> int:
     """``accelerate launch [--num_processes N] -m vpolib.video render --run-dir RUN [--profile P --set k=v]``:
-    each process renders its shard of ``RUN/04_feedback/prompts.jsonl`` on its own device; rank 0 merges."""
+    each process renders its shard of ``RUN/04_feedback/prompts.jsonl`` (or ``--stage-dir``'s) on its own
+    device; rank 0 merges."""
     import argparse
 
     from accelerate import PartialState
@@ -422,18 +373,22 @@ def render_main(argv: list[str] | None = None) -> int:
     from vpolib.runner import parse_sets
 
     parser = argparse.ArgumentParser(prog="python -m vpolib.video render")
-    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--run-dir", help="renders RUN/04_feedback (default stage dir)")
+    parser.add_argument("--stage-dir", help="any dir holding a prompts.jsonl (e.g. a benchmark's)")
+    parser.add_argument("--prompts", help="the rows to render (default: the stage dir's prompts.jsonl)")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
+    if not (args.run_dir or args.stage_dir):
+        parser.error("give --run-dir or --stage-dir")
     cfg = load_config(args.profile, parse_sets(args.set))
     state = PartialState(cpu=cfg.device == "cpu")  # one process per GPU: each builds the pipeline on its own
     if cfg.feedback.cogvideox_model == "tiny" and state.num_processes > 1:
         # its T5 tokenizer is trained per process (Unigram training is not reproducible): ranks would differ
         raise SystemExit("feedback.cogvideox_model=tiny is built per process: save it as a dir first")
     cfg.device = str(state.device)
-    out_dir = Path(args.run_dir) / "04_feedback"
-    rows = read_jsonl(out_dir / "prompts.jsonl")[0]
+    out_dir = Path(args.stage_dir) if args.stage_dir else Path(args.run_dir) / "04_feedback"
+    rows = read_jsonl(args.prompts or out_dir / "prompts.jsonl")[0]
     backend = make_backend(cfg, texts=[p for r in rows for p in r["prompts"]])  # same texts on every rank
     log = render_shard(
         rows,
@@ -455,5 +410,7 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] != ["render"]:
-        raise SystemExit("usage: python -m vpolib.video render --run-dir RUN [--profile P] [--set k=v]")
+        raise SystemExit(
+            "usage: python -m vpolib.video render --run-dir RUN | --stage-dir DIR [--profile P] [--set k=v]"
+        )
     raise SystemExit(render_main(sys.argv[2:]))
