@@ -4,9 +4,10 @@ import math
 
 import pytest
 
+from vpolib.checkpoints import load_optimizer
 from vpolib.config import load_config
+from vpolib.generation import generate_prompts
 from vpolib.io import read_jsonl
-from vpolib.optimizer import generate_prompts, load_optimizer
 
 pytestmark = pytest.mark.notebook
 

@@ -4,9 +4,10 @@ import math
 
 import pytest
 
+from vpolib.checkpoints import load_optimizer
 from vpolib.config import load_config
+from vpolib.examples import PAIR_FILES, PAIR_SETS
 from vpolib.io import read_jsonl
-from vpolib.optimizer import PAIR_FILES, PAIR_SETS, load_optimizer
 
 pytestmark = pytest.mark.notebook
 

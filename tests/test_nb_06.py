@@ -99,7 +99,7 @@ def _hand_made_run(run_dir):
 @pytest.mark.slow
 def test_06_alone_on_hand_made_inputs(tmp_path):
     """Notebook 06 by itself (tiny CogVideoX video backend), then again without notebook 05's prompts."""
-    from vpolib.runner import run
+    from vpolib.run import run
 
     _hand_made_run(tmp_path)
     overrides = {"feedback.backend": "cogvideox", "feedback.cogvideox_model": "tiny"}

@@ -430,3 +430,26 @@ def load_embedder() -> Callable:
     return lambda texts: model.encode(
         texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
     )
+
+
+def judge_table(judge, records: list[dict], generated: list[dict]):
+    """One row per prompt: method, source, pass/fail per principle and overall, failed checks."""
+    import pandas as pd
+
+    from vpolib.templates import PRINCIPLES
+
+    verdicts = judge.judge(
+        [{**rec, "prompt": g["prompt"]} for rec, g in zip(records, generated, strict=True)]
+    )
+    return pd.DataFrame(
+        [
+            {
+                "method": g["method"],
+                "source": rec.get("source"),
+                **{p: v.principles[p] for p in PRINCIPLES},
+                "all": v.passed,
+                "reasons": v.reasons,
+            }
+            for rec, g, v in zip(records, generated, verdicts, strict=True)
+        ]
+    )

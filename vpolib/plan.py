@@ -236,7 +236,7 @@ def format_plan(jobs: list[Job], counts: dict, profile: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vpolib.runner import parse_sets
+    from vpolib.run import parse_sets
 
     parser = argparse.ArgumentParser(
         prog="python -m vpolib plan",

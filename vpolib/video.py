@@ -419,7 +419,7 @@ def render_main(argv: list[str] | None = None) -> int:
 
     from vpolib.config import load_config
     from vpolib.io import read_jsonl
-    from vpolib.runner import parse_sets
+    from vpolib.run import parse_sets
 
     parser = argparse.ArgumentParser(prog="python -m vpolib.video render")
     parser.add_argument("--run-dir", required=True)
