@@ -17,7 +17,7 @@ ITEM = {
 
 
 def offline_cfg():
-    return load_config("smoke", {"refine.use_models": False})
+    return load_config("smoke", {"judge.use_models": False})
 
 
 @pytest.mark.parametrize("nb", ["02_refine", "03_sft", "04_feedback", "05_dpo", "06_analysis"])

@@ -113,7 +113,7 @@ def test_free_form_judge_stops_after_the_first_batch_with_a_clear_message():
     assert len(backend.seen) == 4  # stopped within the first batch, not after 40 requests
     msg = str(err.value)
     assert "4 of 4 replies" in msg and "'The video prompt aligns well with the given query.'" in msg
-    assert "--set refine.structured=true" in msg and "--set refine.judge=rule" in msg
+    assert "--set judge.structured=true" in msg and "--set judge.kind=rule" in msg
 
 
 def test_judge_check_passes_a_mostly_parsable_batch_and_runs_once():
@@ -125,14 +125,14 @@ def test_judge_check_passes_a_mostly_parsable_batch_and_runs_once():
 
 
 def test_failed_first_batch_names_the_endpoint():
-    judge = LLMJudge(Scripted(lambda c: None), check_first=2, section="analysis")
+    judge = LLMJudge(Scripted(lambda c: None), check_first=2, kind_key="analysis.judge")
     with pytest.raises(EndpointError, match="2 of 2 requests .* ConnectionError: refused.*OPENAI_BASE_URL"):
         judge.judge([item(i) for i in range(5)])
 
 
 def test_structured_judge_with_an_endpoint_that_ignores_the_schema():
     judge = LLMJudge(
-        Scripted(lambda c: "Sure! It is aligned."), structured=True, check_first=2, section="analysis"
+        Scripted(lambda c: "Sure! It is aligned."), structured=True, check_first=2, kind_key="analysis.judge"
     )
     with pytest.raises(OutputFormatError, match=r"response_format.*--set analysis\.judge=rule"):
         judge.judge([item(i) for i in range(5)])

@@ -70,7 +70,7 @@ def test_free_form_judge_with_a_small_model_stops_in_the_first_batch(server, tmp
     assert cached.stats["generated"] == 6  # 6 requests, not 30
     msg = str(err.value)
     assert "6 of 6 replies in the first batch could not be parsed. One reply: " in msg
-    assert "--set refine.structured=true" in msg and "--set refine.judge=rule" in msg
+    assert "--set judge.structured=true" in msg and "--set judge.kind=rule" in msg
 
 
 def test_structured_refiner_and_stage_loop(server, tmp_path):

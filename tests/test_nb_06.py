@@ -102,7 +102,7 @@ def test_06_alone_on_hand_made_inputs(tmp_path):
     from vpolib.run import run
 
     _hand_made_run(tmp_path)
-    overrides = {"feedback.backend": "cogvideox", "feedback.cogvideox_model": "tiny"}
+    overrides = {"video.backend": "cogvideox", "video.cogvideox_model": "tiny"}
     assert run("smoke", "06", "06", tmp_path, overrides, progress=False) == 0
     m = json.loads((tmp_path / "06_analysis" / "metrics.json").read_text())
     # raw, rule, sft, vpo on the text side; on video also the ShapesWorld teacher (fewshot) and the caption

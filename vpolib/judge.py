@@ -224,13 +224,13 @@ def parse_json_verdict(reply: str | None) -> tuple[bool | None, dict[str, bool |
 
 JUDGE_FIX = (
     "The judge model does not follow the critique format (a '{marker}: Yes/No' line). Use a stronger "
-    "model, structured verdicts (`--set {section}.structured=true`: the server constrains the reply "
-    "to a JSON schema; vLLM and the llama.cpp server do), or the offline judge (`--set {section}.judge=rule`)."
+    "model, structured verdicts (`--set judge.structured=true`: the server constrains the reply "
+    "to a JSON schema; vLLM and the llama.cpp server do), or the offline judge (`--set {kind_key}=rule`)."
 )
 JUDGE_FIX_STRUCTURED = (
     "Structured verdicts are on but the replies are not the JSON asked for: the endpoint may ignore "
     "`response_format` (the local transformers backend does), or max_new_tokens cut the JSON. Serve "
-    "the model with vLLM or the llama.cpp server, or use the offline judge (`--set {section}.judge=rule`)."
+    "the model with vLLM or the llama.cpp server, or use the offline judge (`--set {kind_key}=rule`)."
 )
 
 
@@ -241,7 +241,7 @@ class LLMJudge:
     ``response_format``) with per-principle booleans instead of the reference's free-form reply.
     ``check_first``: the first that many items are judged as one batch and, if most replies failed
     or did not parse, :func:`~vpolib.backends.check_first_batch` stops the run with a clear message
-    naming ``section``'s config keys (0: no check).
+    naming the config key ``kind_key`` that chose this judge (0: no check).
     """
 
     def __init__(
@@ -250,10 +250,10 @@ class LLMJudge:
         max_new_tokens: int = 512,
         structured: bool = False,
         check_first: int = 8,
-        section: str = "refine",
+        kind_key: str = "judge.kind",
     ):
         self.backend, self.name = backend, f"llm:{backend.name}" + (":structured" if structured else "")
-        self.structured, self.check_first, self.section = structured, check_first, section
+        self.structured, self.check_first, self.kind_key = structured, check_first, kind_key
         fmt = response_format("critique", CRITIQUE_SCHEMA) if structured else None
         self.params = GenParams(
             temperature=0.0, top_p=1.0, n=1, max_new_tokens=max_new_tokens, response_format=fmt
@@ -265,7 +265,7 @@ class LLMJudge:
             return self._judge(items)
         head = self._judge(items[: self.check_first])
         fix = (JUDGE_FIX_STRUCTURED if self.structured else JUDGE_FIX).format(
-            marker=VERDICT_MARKER, section=self.section
+            marker=VERDICT_MARKER, kind_key=self.kind_key
         )
         check_first_batch(
             f"LLM judge {self.backend.name}",
@@ -374,37 +374,35 @@ def canonical_word(word: str, world: bool = True) -> str | None:
     return w if vocab is None or w in vocab else None
 
 
-def build_judge(cfg, kind: str | None = None, cache_dir=None, section: str = "refine"):
-    """THE judge of a run, built one way for every stage (02, 03, 04, 05, 06) from ``cfg.refine``.
+def build_judge(cfg, kind: str | None = None, cache_dir=None, kind_key: str = "judge.kind"):
+    """THE judge of a run, built one way for every stage (02, 03, 04, 05, 06) from the ``judge`` section.
 
-    ``kind``: "rule" (offline), "llm" (``refine.judge_backend``) or a backend spec ("openai",
-    "local:<model>"); default ``refine.judge``. LLM replies are cached in ``cache_dir/judge.jsonl``;
-    ``section`` ("refine" or "analysis") says whose ``structured`` setting applies and names it in errors.
+    ``kind``: "rule" (offline), "llm" (``judge.backend``) or a backend spec ("openai", "local:<model>");
+    default ``judge.kind``. LLM replies are cached in ``cache_dir/judge.jsonl``; ``kind_key`` is the config
+    key that chose ``kind`` (``analysis.judge`` for stage 06), named in errors.
     """
-    rcfg = cfg.refine
-    kind = kind or rcfg.judge
+    jcfg = cfg.judge
+    kind = kind or jcfg.kind
     if kind == "rule":
-        models = rcfg.use_models
+        models = jcfg.use_models
         return RuleJudge(
             classifier=load_safety_classifier() if models else None,
             embedder=load_embedder() if models else None,
-            harm_threshold=rcfg.harm_threshold,
-            min_coverage=rcfg.min_coverage,
-            min_similarity=rcfg.min_similarity,
-            min_words=rcfg.min_words,
-            max_words=rcfg.max_words,
+            harm_threshold=jcfg.harm_threshold,
+            min_coverage=jcfg.min_coverage,
+            min_similarity=jcfg.min_similarity,
+            min_words=jcfg.min_words,
+            max_words=jcfg.max_words,
             synonyms=shapesworld_synonyms(),
         )
     from pathlib import Path
 
     from vpolib.backends import CachedBackend, make_backend
 
-    backend = make_backend(rcfg.judge_backend if kind == "llm" else kind, rcfg.batch_size, rcfg.concurrency)
+    backend = make_backend(jcfg.backend if kind == "llm" else kind, jcfg.batch_size, jcfg.concurrency)
     if cache_dir is not None:
         backend = CachedBackend(backend, Path(cache_dir) / "judge.jsonl")
-    return LLMJudge(
-        backend, structured=getattr(cfg, section).structured, check_first=rcfg.check_first, section=section
-    )
+    return LLMJudge(backend, structured=jcfg.structured, check_first=jcfg.check_first, kind_key=kind_key)
 
 
 @functools.cache

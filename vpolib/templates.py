@@ -114,7 +114,7 @@ def plain_user(query: str) -> list[dict]:
     return [{"role": "user", "content": query.strip()}]
 
 
-# Structured mode (``refine.structured``): the same critique and refine turns, but the reply is a JSON
+# Structured mode (``judge.structured``): the same critique and refine turns, but the reply is a JSON
 # object whose shape the server enforces (``response_format`` with a JSON schema: constrained decoding
 # on vLLM and the llama.cpp server), so a small model cannot miss the verdict. Length caps (characters)
 # keep a greedy small model from rambling until max_tokens (512) cuts the JSON: SmolLM2 once wrote

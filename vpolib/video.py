@@ -6,7 +6,7 @@ answer, not only the sum (``score(questions, video)``, see :func:`tally`), and s
 
 - ``shapesworld``: the project's laptop-scale world (:mod:`vpolib.shapesworld`) and its detector checklist.
 - ``cogvideox``: diffusers' ``CogVideoXPipeline`` (the paper's generator) with a VisionReward-style
-  :class:`ChecklistReward`. ``feedback.cogvideox_model: tiny`` builds an architecture-identical
+  :class:`ChecklistReward`. ``video.cogvideox_model: tiny`` builds an architecture-identical
   CogVideoX from small configs with a locally trained T5 tokenizer (tests; nothing is downloaded).
 """
 
@@ -294,14 +294,14 @@ class ShapesWorldBackend:
             self.sw.save_mp4(video, gif.with_suffix(".mp4"))
 
 
-def make_backend(cfg, texts: list[str] | None = None):
-    """The backend the profile names (``feedback.backend``); ``texts`` train the tiny model's tokenizer."""
-    fb = cfg.feedback
+def make_video_backend(cfg, texts: list[str] | None = None):
+    """The backend the profile names (``video.backend``); ``texts`` train the tiny model's tokenizer."""
+    fb = cfg.video
     if fb.backend == "shapesworld":
         sw = cfg.shapesworld
         return ShapesWorldBackend(sw.model_dir, sw.num_inference_steps, sw.guidance_scale)
     if fb.backend != "cogvideox":
-        raise ValueError(f"feedback.backend must be shapesworld or cogvideox, got {fb.backend!r}")
+        raise ValueError(f"video.backend must be shapesworld or cogvideox, got {fb.backend!r}")
     if fb.cogvideox_model == "tiny":
         from diffusers.utils import logging
 
@@ -319,7 +319,7 @@ def make_backend(cfg, texts: list[str] | None = None):
             visionreward_answerer(fb.reward_model, cfg.device, fb.dtype),
         )
     else:
-        raise ValueError(f"feedback.reward must be frame-stats or visionreward, got {fb.reward!r}")
+        raise ValueError(f"video.reward must be frame-stats or visionreward, got {fb.reward!r}")
     return CogVideoXBackend(pipe, reward, call)
 
 
@@ -428,13 +428,15 @@ def render_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = load_config(args.profile, parse_sets(args.set))
     state = PartialState(cpu=cfg.device == "cpu")  # one process per GPU: each builds the pipeline on its own
-    if cfg.feedback.cogvideox_model == "tiny" and state.num_processes > 1:
+    if cfg.video.cogvideox_model == "tiny" and state.num_processes > 1:
         # its T5 tokenizer is trained per process (Unigram training is not reproducible): ranks would differ
-        raise SystemExit("feedback.cogvideox_model=tiny is built per process: save it as a dir first")
+        raise SystemExit("video.cogvideox_model=tiny is built per process: save it as a dir first")
     cfg.device = str(state.device)
     out_dir = Path(args.run_dir) / "04_feedback"
     rows = read_jsonl(out_dir / "prompts.jsonl")[0]
-    backend = make_backend(cfg, texts=[p for r in rows for p in r["prompts"]])  # same texts on every rank
+    backend = make_video_backend(
+        cfg, texts=[p for r in rows for p in r["prompts"]]
+    )  # same texts on every rank
     log = render_shard(
         rows,
         backend,
