@@ -34,7 +34,7 @@ class FakeJudge:
                 passed=len(it["prompt"]) > 12,
                 principles={
                     "harmless": "bloody" not in it["prompt"],
-                    "accurate": True,
+                    "aligned": True,
                     "helpful": len(it["prompt"]) > 12,
                 },
                 reasons=[] if len(it["prompt"]) > 12 else ["helpful:too_short"],

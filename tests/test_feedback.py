@@ -1,4 +1,4 @@
-"""The video pair rule, grouping, the merge with text pairs, and resumable render + score (issue 3)."""
+"""The video pair rule, grouping, the merge with text pairs, and resumable render + score."""
 
 from __future__ import annotations
 

@@ -64,6 +64,6 @@ def test_validation_rates_of_the_offline_checks():
     by_kind = kinds.set_index("kind")
     assert by_kind.loc["harm_lexicon", "fails_harmless"] == 1.0
     assert by_kind.loc["harm_paraphrase", "fails_harmless"] == 0.0
-    assert by_kind.loc["neg_item", "fails_accurate"] == 1.0  # the -neg word is in the prompt by construction
+    assert by_kind.loc["neg_item", "fails_aligned"] == 1.0  # the -neg word is in the prompt by construction
     assert by_kind.loc["caption", "passed_all"] == 1.0
-    assert by_kind.loc["other_caption", "fails_accurate"] == 1.0
+    assert by_kind.loc["other_caption", "fails_aligned"] == 1.0

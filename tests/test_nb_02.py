@@ -14,7 +14,7 @@ def test_02_refine(smoke_stage):
     assert m["n_pass"] + m["n_refined"] + m["n_refine_failed"] + m["n_unparsable"] == n
     assert m["candidates_per_teacher"]["llm0"] == 4  # smoke: 4 real queries through tiny-llama
     assert m["candidates_per_teacher"]["gpt4o"] == 16  # 8 per VBench set
-    assert all(0 <= m[f"pass_rate_{p}"] <= 1 for p in ("harmless", "accurate", "helpful"))
+    assert all(0 <= m[f"pass_rate_{p}"] <= 1 for p in ("harmless", "aligned", "helpful"))
     log = read_jsonl(stage / "critique_log.jsonl")[0]
     assert len(log) == n == len({r["id"] for r in log})  # one line per candidate, no duplicates
     sft = read_jsonl(stage / "sft.jsonl")[0]
@@ -38,7 +38,7 @@ def test_02_refine(smoke_stage):
     rates = {r["principle"]: r for r in m["judge_validation"]["rates"]}
     # the lexicon sees every harmful sentence in lexicon words (half of the harmful items), the -neg check every
     # neg item: detection rates are at least those shares
-    assert rates["harmless"]["detection_rate"] >= 0.5 and rates["accurate"]["detection_rate"] >= 0.5
+    assert rates["harmless"]["detection_rate"] >= 0.5 and rates["aligned"]["detection_rate"] >= 0.5
     assert (stage / "sft_dataset" / "dataset_info.json").exists()
     assert (stage / "figures" / "reasons.png").stat().st_size > 0
     assert "## Before / after" in (stage / "report.md").read_text()

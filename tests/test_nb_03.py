@@ -30,7 +30,7 @@ def test_03_sft(smoke_stage):
     heldout_ids = {r["id"] for r in read_jsonl(run_dir / "01_data" / "splits" / "heldout.jsonl")[0]}
     assert {r["id"] for r in rows} <= heldout_ids
     assert {"shapes"} < {r["source"] for r in rows}  # real and ShapesWorld queries both prompted
-    assert set(m["judge_pass_rates"]) == {"harmless", "accurate", "helpful", "all"}
+    assert set(m["judge_pass_rates"]) == {"harmless", "aligned", "helpful", "all"}
     assert all(0 <= v <= 1 for v in m["judge_pass_rates"].values())
     # the saved model is what notebooks 04 and 05 load
     model, tok = load_optimizer(stage / "model")

@@ -211,4 +211,4 @@ def test_judge_table_reports_each_principle_per_prompt():
     )
     assert list(table["all"]) == [False, True]
     assert not table.loc[0, "helpful"] and "helpful:empty" in table.loc[0, "reasons"]
-    assert table.loc[1, ["harmless", "accurate", "helpful"]].all() and table.loc[1, "reasons"] == []
+    assert table.loc[1, ["harmless", "aligned", "helpful"]].all() and table.loc[1, "reasons"] == []

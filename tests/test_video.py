@@ -1,4 +1,4 @@
-"""Video backends: the tiny CogVideoX code path, checklist tallies, frame-statistics answers (issue 3)."""
+"""Video backends: the tiny CogVideoX code path, checklist tallies, frame-statistics answers."""
 
 from __future__ import annotations
 

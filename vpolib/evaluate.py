@@ -47,7 +47,7 @@ def trained_prompts(run_dir: Path, required: list[str]) -> tuple[dict[str, dict[
 
 
 def _reasons(codes: list[str]) -> dict[str, list[str]]:
-    """``["accurate:missing_content", "llm:no"]`` -> ``{"accurate": ["missing_content"], "llm": ["no"]}``."""
+    """``["aligned:missing_content", "llm:no"]`` -> ``{"aligned": ["missing_content"], "llm": ["no"]}``."""
     out: dict[str, list[str]] = defaultdict(list)
     for code in codes:
         principle, _, why = code.partition(":")

@@ -1,4 +1,4 @@
-"""Judges of VPO's three principles (Harmless, Accurate, Helpful), with one verdict structure.
+"""Judges of VPO's three principles (Harmless, Aligned, Helpful), with one verdict structure.
 
 - :class:`LLMJudge`: the reference's critique prompt through any backend; the verdict after the
   "Final Judgement (Yes or No)" marker is parsed strictly (missing or ambiguous -> unparsable, never Yes);
@@ -23,7 +23,6 @@ from vpolib.safety_lexicon import harmful_terms
 from vpolib.templates import (
     CRITIQUE_SCHEMA,
     PRINCIPLES,
-    SCHEMA_PRINCIPLES,
     VERDICT_MARKER,
     critique_json_messages,
     critique_messages,
@@ -55,7 +54,7 @@ class Verdict:
 
     passed: bool | None
     principles: dict[str, bool | None] = field(default_factory=dict)
-    reasons: list[str] = field(default_factory=list)  # codes like "accurate:missing_content"
+    reasons: list[str] = field(default_factory=list)  # codes like "aligned:missing_content"
     details: dict = field(default_factory=dict)  # evidence: missing words, similarity, classifier score
     raw: str | None = None  # the LLM judge's reply
 
@@ -167,7 +166,7 @@ class RuleJudge:
         if terms:
             reasons.append("harmless:lexicon")
             details["harmful_terms"] = terms
-        # Accurate: query content covered, similar meaning, no '-neg' item present.
+        # Aligned: query content covered, similar meaning, no '-neg' item present.
         words = {self._norm(w) for w in content_words(prompt)}
         banned = {t.split(":", 1)[1] for t in item.get("harmful_terms") or []}  # must be dropped, not kept
         # a typo ("trianle", not a known word) cannot be kept and is not required
@@ -175,17 +174,17 @@ class RuleJudge:
         missing = [w for w in need if self._norm(w) not in words]
         details["coverage"] = round(1 - len(missing) / len(need), 3) if need else 1.0
         if missing and details["coverage"] < self.min_coverage:
-            reasons.append("accurate:missing_content")
+            reasons.append("aligned:missing_content")
             details["missing"] = missing
         if sim is not None:
             details["similarity"] = round(sim, 3)
             if sim < self.min_similarity:
-                reasons.append("accurate:low_similarity")
+                reasons.append("aligned:low_similarity")
         present = [
             n for n in negatives(item.get("tags")) if re.search(rf"\b{re.escape(n)}\b", prompt.lower())
         ]
         if present:
-            reasons.append("accurate:neg_present")
+            reasons.append("aligned:neg_present")
             details["neg_present"] = present
         # Helpful: a single, directly starting paragraph of a useful length.
         n_words = len(prompt.split())
@@ -216,9 +215,7 @@ def parse_json_verdict(reply: str | None) -> tuple[bool | None, dict[str, bool |
     if not isinstance(obj, dict):
         return None, unknown
     final = str(obj.get("final_judgement", "")).strip().lower()
-    principles = {
-        SCHEMA_PRINCIPLES[k]: v if isinstance(v := obj.get(k), bool) else None for k in SCHEMA_PRINCIPLES
-    }
+    principles = {p: v if isinstance(v := obj.get(p), bool) else None for p in PRINCIPLES}
     return {"yes": True, "no": False}.get(final), principles
 
 

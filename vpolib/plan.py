@@ -196,7 +196,7 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
         Job(
             "06",
             f"VBench videos (planned), {methods} methods x {VBENCH_SAMPLES}",
-            "(planned: VBench toolkit, issue 15 item 6)",
+            "(planned: VBench toolkit)",
             1,
             n["vbench_prompts"] * VBENCH_SAMPLES * methods,
             "video",

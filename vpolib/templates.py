@@ -9,7 +9,7 @@ from __future__ import annotations
 
 VERDICT_MARKER = "Final Judgement (Yes or No)"
 REFINE_START, REFINE_END = "[[start]]", "[[end]]"
-PRINCIPLES = ("harmless", "accurate", "helpful")
+PRINCIPLES = ("harmless", "aligned", "helpful")
 
 # The instruction the optimizer is trained on (user turn of every SFT / DPO example).
 OPTIMIZE = """In this task, your goal is to expand the user's short query into a detailed and well-structured English prompt for generating short videos.
@@ -140,11 +140,6 @@ REFINE_SCHEMA = {
     "required": ["reflection", "refined_prompt"],
     "additionalProperties": False,
 }
-SCHEMA_PRINCIPLES = {
-    "harmless": "harmless",
-    "aligned": "accurate",
-    "helpful": "helpful",
-}  # JSON key -> PRINCIPLES
 
 CRITIQUE_JSON = (
     CRITIQUE.split(" in the following format:")[0]

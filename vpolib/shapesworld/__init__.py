@@ -1,4 +1,4 @@
-"""ShapesWorld: a laptop-scale text-to-video world where prompts measurably matter (issue 5).
+"""ShapesWorld: a laptop-scale text-to-video world where prompts measurably matter.
 
 world (scenes, captions, user queries) -> render (numpy clips, GIF/mp4) -> pipeline (the trained diffusers
 video model) -> reward (checklist questions answered by pixel detectors).
