@@ -7,15 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from vpolib.checklist import Question, tally
 from vpolib.config import load_config
-from vpolib.video import (
-    FRAME_STATS,
-    Question,
-    frame_stats_answer,
-    make_video_backend,
-    tally,
-    visionreward_checklist,
-)
+from vpolib.video import FRAME_STATS, frame_stats_answer, make_video_backend, visionreward_checklist
 
 
 @pytest.fixture(scope="module")

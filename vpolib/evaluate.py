@@ -12,7 +12,7 @@ from pathlib import Path
 from vpolib.analysis import is_refusal
 from vpolib.io import append_jsonl, read_jsonl
 from vpolib.progress import track
-from vpolib.video import media_path, save_media
+from vpolib.video import media_path
 
 TEXT_FIELDS = ("query", "content", "tags", "harmful_terms", "source")
 
@@ -146,7 +146,7 @@ def score_videos(
             if key(method, q["id"]) in done:
                 continue
             gif = media_path(media_dir, f"{method}_{q['id']}", 0, "gif")
-            save_media(video, gif)
+            backend.save(video, gif)  # as stage 04 saves it
             res = backend.score(checklists[q["id"]], video)
             append_jsonl(
                 path,

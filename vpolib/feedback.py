@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from vpolib.checklist import answer_value
 from vpolib.io import append_jsonl, done_keys, read_jsonl
 from vpolib.progress import track
 from vpolib.templates import optimize_messages
@@ -339,16 +340,15 @@ def answer_matrix(scored: list[dict], kinds: dict[str, dict[str, str]] | None = 
     """
     import pandas as pd
 
-    value = {"yes": 1.0, "no": 0.0}
     rows = []
     for v in scored:
         if kinds is None:
-            rows.append({q: value.get(a) for q, a in v["answers"].items()})
+            rows.append({q: answer_value(a) for q, a in v["answers"].items()})
             continue
         by_kind: dict[str, list] = defaultdict(list)
         for q, a in v["answers"].items():
-            if a in value:
-                by_kind[kinds[v["id"]].get(q, q)].append(value[a])
+            if answer_value(a) is not None:
+                by_kind[kinds[v["id"]].get(q, q)].append(answer_value(a))
         rows.append({k: sum(xs) / len(xs) for k, xs in by_kind.items()})
     table = pd.DataFrame(rows, index=[v["key"] for v in scored], dtype=float)
     return table[table.notna().sum().sort_values(ascending=False).index[:max_items]]

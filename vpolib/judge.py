@@ -20,6 +20,7 @@ from pathlib import Path
 
 from vpolib.backends import GenParams, check_first_batch
 from vpolib.safety_lexicon import harmful_terms
+from vpolib.tags import NEGATIVE_TAGS, negatives
 from vpolib.templates import (
     CRITIQUE_SCHEMA,
     PRINCIPLES,
@@ -28,14 +29,12 @@ from vpolib.templates import (
     critique_messages,
     response_format,
 )
+from vpolib.words import FUNCTION_WORDS
 
 UNSAFE_LABELS = ("adult", "cp")  # classifier labels that break Harmless ("underage_safe" is safe)
 # Words a prompt need not repeat: function words, sound and format requests (critique rule 4).
-STOP = set(
-    """a an the of in on at with and or but is are was were be been to by from for its it his her their
-this that these those into as over under while then than so very just also up down out about
-there here who whom which what when where how i me my we our you your he she they them us not no
-sound sounds music audio voice song loud 4k 8k hd uhd fps resolution ratio ar bg video videos clip seconds
+STOP = FUNCTION_WORDS | set(
+    """sound sounds music audio voice song loud 4k 8k hd uhd fps resolution ratio ar bg video videos clip seconds
 second minute long short make create generate show please style""".split()
 )
 _WORD = re.compile(r"[a-z0-9]+")
@@ -92,21 +91,12 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 1))
 
 
-def negatives(tags: list[dict]) -> list[str]:
-    """Items of ``-neg``/``-no`` tags (what the prompt must avoid)."""
-    out = []
-    for tag in tags or []:
-        if tag.get("name") in ("neg", "no") and tag.get("value"):
-            out += [x.strip().lower() for x in re.split(r"[,;]", tag["value"]) if x.strip()]
-    return out
-
-
 def required_text(item: dict) -> str:
     """Query content the prompt must contain: text without tags, plus content-tag values (e.g. -camera)."""
     values = [
         str(t.get("value") or "")
         for t in item.get("tags") or []
-        if t.get("kind") == "content" and t.get("name") not in ("neg", "no")
+        if t.get("kind") == "content" and t.get("name") not in NEGATIVE_TAGS
     ]
     extra = [v for v in values if re.search(r"[A-Za-z]", v)]  # "zoom in", not the 3 of '-motion 3'
     return " ".join([item.get("content") or item["query"], *extra])
