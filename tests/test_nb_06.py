@@ -15,8 +15,13 @@ def test_06_analysis(smoke_stage):
     run_dir, stage, m = smoke_stage("06_analysis")
     results = json.loads((stage / "results.json").read_text())
     methods = m["methods"]["text"]
-    assert {"raw", "rule", "sft", "vpo"} <= set(methods)
-    assert "fewshot" not in methods  # no local LLM on the smoke profile: skipped with a note
+    # no local LLM on the smoke profile: the few-shot baseline is skipped on real queries (with a note)
+    assert methods == ["raw", "rule", "sft", "vpo", "vpo-video"]
+    assert m["methods"]["video"] == ["caption", "fewshot", "raw", "rule", "sft", "vpo", "vpo-video"]
+    # 03 and 05 prompt 6 held-out queries, real and ShapesWorld in turn: 3 of each are evaluated
+    assert (m["n_text_queries"], m["n_video_queries"]) == (3, 3)
+    assert m["judge"] == {"resumed": 0, "judged": 3 * 5, "failed": 0, "unparsable": 0}
+    assert m["video"] == {"resumed": 0, "rendered": 3 * 7, "failed": 0}
     assert any("fewshot" in n for n in results["notes"])
     # every (method, query) judged once, nothing failed
     assert m["judge"]["judged"] + m["judge"]["resumed"] == m["n_text_queries"] * len(methods)
