@@ -4,6 +4,8 @@ and the full profile's knobs (full DPO, reference reloaded from the SFT dir) on 
 import math
 
 import pytest
+from tiny_records import CPU as TINY_CPU
+from tiny_records import QUERIES
 
 from vpolib.checkpoints import load_optimizer
 from vpolib.config import read_profile
@@ -11,15 +13,7 @@ from vpolib.examples import PAIR_SETS, pair_examples
 from vpolib.trainers import build_dpo_trainer, train_and_save
 from vpolib.training_log import dpo_failure_signs, first_last, log_frame
 
-QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
-CPU = {
-    "bf16": False,
-    "use_cpu": True,
-    "activation_checkpointing": False,
-    "per_device_train_batch_size": 3,
-    "logging_steps": 1,
-    "beta": 0.1,
-}
+CPU = {**TINY_CPU, "beta": 0.1}
 
 
 def turn(role, text):

@@ -52,94 +52,57 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
     return config_cls(output_dir=str(output_dir), **knobs)
 
 
-def _trainer(
-    trainer_cls,
-    config_cls,
-    columns,
-    desc,
-    model,
-    tokenizer,
-    train,
-    evaluation,
-    trainer,
-    output_dir,
-    seed,
-    lora,
-):
-    """The one place a TRL trainer is built (an upstream rename is a one-line fix here)."""
-    from vpolib.progress import StageProgressCallback
+def _builder(kind: str, columns: tuple[str, ...], desc: str, doc: str):
+    """``build_<kind>_trainer``: the one place a TRL trainer is built (an upstream rename is a one-line fix here).
 
-    train_ds, eval_ds = _datasets(train, evaluation, columns)
-    return trainer_cls(
-        model=model,
-        args=_args(config_cls, trainer, output_dir, seed, eval_ds is not None),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        peft_config=_lora(lora),
-        callbacks=[StageProgressCallback(desc)],
-    )
+    ``kind`` names TRL's classes (``SFTTrainer`` + ``SFTConfig``, ``DPOTrainer`` + ``DPOConfig``); ``columns``
+    are the dataset columns it trains on; ``desc`` labels its progress line.
+    """
 
-
-def build_sft_trainer(
-    model,
-    tokenizer,
-    train: list[dict],
-    evaluation: list[dict],
-    trainer: dict,
-    output_dir: str | os.PathLike,
-    seed: int,
-    lora: dict | None = None,
-):
-    """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set."""
-    from trl import SFTConfig, SFTTrainer
-
-    cols = ("prompt", "completion")
-    return _trainer(
-        SFTTrainer,
-        SFTConfig,
-        cols,
-        "SFT steps",
+    def build(
         model,
         tokenizer,
-        train,
-        evaluation,
-        trainer,
-        output_dir,
-        seed,
-        lora,
-    )
+        train: list[dict],
+        evaluation: list[dict],
+        trainer: dict,
+        output_dir: str | os.PathLike,
+        seed: int,
+        lora: dict | None = None,
+    ):
+        import trl
+
+        from vpolib.progress import StageProgressCallback
+
+        train_ds, eval_ds = _datasets(train, evaluation, columns)
+        return getattr(trl, f"{kind}Trainer")(
+            model=model,
+            args=_args(getattr(trl, f"{kind}Config"), trainer, output_dir, seed, eval_ds is not None),
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tokenizer,
+            peft_config=_lora(lora),
+            callbacks=[StageProgressCallback(desc)],
+        )
+
+    build.__name__ = build.__qualname__ = f"build_{kind.lower()}_trainer"
+    build.__doc__ = doc
+    return build
 
 
-def build_dpo_trainer(
-    model,
-    tokenizer,
-    train: list[dict],
-    evaluation: list[dict],
-    trainer: dict,
-    output_dir: str | os.PathLike,
-    seed: int,
-    lora: dict | None = None,
-):
+build_sft_trainer = _builder(
+    "SFT",
+    ("prompt", "completion"),
+    "SFT steps",
+    """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set.""",
+)
+build_dpo_trainer = _builder(
+    "DPO",
+    PAIR_COLUMNS,
+    "DPO steps",
     """A TRL DPOTrainer on conversational pairs. The reference is the starting model: TRL reloads it
     from ``model.name_or_path`` (so load the SFT model from its saved dir), or, with LoRA, uses the
-    same weights with the adapters disabled."""
-    from trl import DPOConfig, DPOTrainer
-
-    return _trainer(
-        DPOTrainer,
-        DPOConfig,
-        PAIR_COLUMNS,
-        "DPO steps",
-        model,
-        tokenizer,
-        train,
-        evaluation,
-        trainer,
-        output_dir,
-        seed,
-        lora,
-    )
+    same weights with the adapters disabled.""",
+)
 
 
 def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
@@ -205,19 +168,10 @@ def train_and_save(
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher {launcher!r}: use one of {LAUNCHERS}")
     if launcher == "accelerate":
-        return _launch(
-            build_trainer,
-            base,
-            train,
-            evaluation,
-            trainer,
-            lora,
-            out_dir,
-            seed,
-            key,
-            accelerate_config,
-            num_processes,
-        )
+        kind = {"build_sft_trainer": "sft", "build_dpo_trainer": "dpo"}[build_trainer.__name__]
+        job = {"kind": kind, "base": base, "train": train, "evaluation": evaluation, "trainer": trainer}
+        job.update(lora=lora, out_dir=str(out_dir.resolve()), seed=seed)
+        return _launch(job, out_dir, key, accelerate_config, num_processes)
     model, start = _start_model(base, lora, out_dir)
     tokenizer = load_tokenizer(str(base))
     built = build_trainer(
@@ -271,48 +225,24 @@ def launch_args(stage_cfg) -> dict:
     }
 
 
-def _launch(
-    build_trainer,
-    base,
-    train,
-    evaluation,
-    trainer,
-    lora,
-    out_dir: Path,
-    seed: int,
-    key: str,
-    accelerate_config,
-    num_processes,
-) -> dict:
-    """Write the job, run ``accelerate launch -m vpolib.train job`` with the log streamed, read the info."""
+def _launch(job: dict, out_dir: Path, key: str, accelerate_config, num_processes) -> dict:
+    """Write the job (``vpolib.train.run_job``'s keywords), run ``accelerate launch -m vpolib.train job`` with
+    the log streamed, and read the info it saved."""
     import subprocess
     import sys
 
     from vpolib.paths import REPO_ROOT
 
-    kind = {"build_sft_trainer": "sft", "build_dpo_trainer": "dpo"}[build_trainer.__name__]
-    job = out_dir.with_name(out_dir.name + "_job.json")
+    job_file = out_dir.with_name(out_dir.name + "_job.json")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    write_json(
-        job,
-        {
-            "kind": kind,
-            "base": base,
-            "train": train,
-            "evaluation": evaluation,
-            "trainer": trainer,
-            "lora": lora,
-            "out_dir": str(out_dir.resolve()),
-            "seed": seed,
-        },
-    )
+    write_json(job_file, job)
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if accelerate_config:
         cmd += ["--config_file", str(Path(REPO_ROOT, accelerate_config))]
     if num_processes:
         cmd += ["--num_processes", str(num_processes)]
     cmd += ["--main_process_port", str(_free_port())]  # concurrent jobs on one machine must not share a port
-    cmd += ["-m", "vpolib.train", "job", str(job.resolve())]
+    cmd += ["-m", "vpolib.train", "job", str(job_file.resolve())]
     print("$", " ".join(cmd), flush=True)
     env = {
         **os.environ,
