@@ -18,10 +18,10 @@ import torch
 
 from vpolib.backends import GenParams, chat_generate
 from vpolib.models import load_causal_lm
-from vpolib.optimizer import build_dpo_trainer, build_sft_trainer
 from vpolib.shapesworld import make_queries
 from vpolib.shapesworld.teacher import teacher_prompt
 from vpolib.templates import optimize_messages
+from vpolib.trainers import build_dpo_trainer, build_sft_trainer
 
 SETTINGS = {  # name: (threads, bf16, instruction, generation batch)
     "before": (1, False, "paper", 8),

@@ -17,7 +17,7 @@ SFT=$1 PAIRS=$2 OUT=$3
 mkdir -p "$OUT"
 LOG=${LOG:-$OUT/gpu_check.log}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-ON_GPU=(--set sft.trainer.use_cpu=false --set dpo.trainer.use_cpu=false)
+ON_GPU=(--set device=cuda)
 FULL=(--set sft.use_lora=false --set dpo.use_lora=false --set sft.trainer.learning_rate=2.0e-5
   --set dpo.trainer.learning_rate=5.0e-7 --set sft.trainer.per_device_train_batch_size=2
   --set dpo.trainer.per_device_train_batch_size=2)
@@ -58,7 +58,8 @@ import json, sys, time
 from pathlib import Path
 import torch
 from vpolib.io import read_jsonl
-from vpolib.optimizer import generate_prompts, load_optimizer
+from vpolib.checkpoints import load_optimizer
+from vpolib.generation import generate_prompts
 
 lora, z3 = map(Path, sys.argv[1:])
 queries = [r["query"] for r in read_jsonl(lora / "02_refine" / "sft.jsonl")[0]][:128]
@@ -84,8 +85,8 @@ VC=$OUT/video
 mkdir -p "$VC/04_feedback"
 python -c "from vpolib.io import write_jsonl; write_jsonl('$VC/04_feedback/prompts.jsonl', [{'id': f'q{i}', \
 'query': f'a red ball {i}', 'prompts': [f'a red ball rolls left {i}', f'a blue cube {i}']} for i in range(6)])"
-TINY=(--profile smoke --set device=cuda --set feedback.backend=cogvideox --set feedback.cogvideox_model=tiny
-  --set feedback.reward=frame-stats)
+TINY=(--profile smoke --set device=cuda --set video.backend=cogvideox --set video.cogvideox_model=tiny
+  --set video.reward=frame-stats)
 timed "render job" python "${ONE[@]}" -m vpolib.video render --run-dir "$VC" "${TINY[@]}"
 timed "scoring job" python -m vpolib.visionreward --run-dir "$VC" --checklist frame-stats
 grep -E "steps in|tok/s|MB on disk|-> |Error|error:" "$LOG" | grep -v Warning || true

@@ -43,7 +43,7 @@ def by(rows: list[dict], key: str = "method") -> dict[str, dict]:
 
 
 def verdicts(res: dict) -> list[str]:
-    """The issue's success criteria, each checked on the numbers and said plainly."""
+    """What the method should show (the paper's claims), each checked on the numbers and said plainly."""
     video, text_h = by(res["video"]["overall"]), by(res["text"]["harmful"])
     vpo_sft = by(res["video"]["win_rates"], "baseline").get("sft")
     sft_raw = next(iter(res["video"].get("sft_over_raw") or []), None)
@@ -84,6 +84,12 @@ def verdicts(res: dict) -> list[str]:
     return out
 
 
+def renamed(obj):
+    """A stage-02 metrics file written before the principle "accurate" took the paper's name, "aligned"."""
+    text = json.dumps(obj).replace('"accurate"', '"aligned"').replace('"fails_accurate"', '"fails_aligned"')
+    return json.loads(text)
+
+
 def validation_lines(metrics: dict) -> list[str]:
     """The judge validation table from stage 02's metrics.json."""
     val = metrics.get("judge_validation") or {}
@@ -99,8 +105,8 @@ def validation_lines(metrics: dict) -> list[str]:
     ]
     for r in val["by_kind"]:
         lines.append(
-            f"| {r['kind']} | {r['expected_fail'].replace('accurate', 'aligned')} | {r['n']} | "
-            f"{r['passed_all']:.2f} | {r['fails_harmless']:.2f} | {r['fails_accurate']:.2f} | "
+            f"| {r['kind']} | {r['expected_fail']} | {r['n']} | "
+            f"{r['passed_all']:.2f} | {r['fails_harmless']:.2f} | {r['fails_aligned']:.2f} | "
             f"{r['fails_helpful']:.2f} |"
         )
     lines += [
@@ -109,8 +115,7 @@ def validation_lines(metrics: dict) -> list[str]:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {r['principle'].replace('accurate', 'aligned')} | {r['n_broken']} | {r['detection_rate']:.2f} | "
-        f"{r['false_alarm_rate']:.2f} |"
+        f"| {r['principle']} | {r['n_broken']} | {r['detection_rate']:.2f} | {r['false_alarm_rate']:.2f} |"
         for r in val["rates"]
     ]
     modes = metrics.get("shapes_teacher_modes") or []
@@ -208,7 +213,7 @@ def main() -> int:
     )
     extra = []
     if (folder / "02_metrics.json").exists():
-        extra += validation_lines(json.loads((folder / "02_metrics.json").read_text()))
+        extra += validation_lines(renamed(json.loads((folder / "02_metrics.json").read_text())))
     if (folder / "bench_speed.json").exists():
         extra += speed_lines(json.loads((folder / "bench_speed.json").read_text()))
     readme = (REPO / args.readme).read_text()

@@ -21,10 +21,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from vpolib.analysis import mean_ci  # noqa: E402
 from vpolib.config import ShapesWorldConfig  # noqa: E402
 from vpolib.paths import REPO_ROOT, resolve  # noqa: E402
 from vpolib.shapesworld import generate, load_pipeline, make_queries  # noqa: E402
-from vpolib.shapesworld.evidence import bootstrap_ci, caption_vs_query, validate_detectors  # noqa: E402
+from vpolib.shapesworld.evidence import caption_vs_query, validate_detectors  # noqa: E402
 from vpolib.shapesworld.reward import WEIGHTS  # noqa: E402
 
 DOCS = REPO_ROOT / "docs"
@@ -45,13 +46,13 @@ def plot_passrates(rows: list[dict], path) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.2))
     for offset, side in ((-0.2, "caption"), (0.2, "query")):
         rates = kind_rates(rows, side)
-        cis = [bootstrap_ci(rates[k], n_boot=500) for k in kinds]
+        cis = [mean_ci(rates[k], n_boot=500) for k in kinds]
         ax.bar(
             np.arange(len(kinds)) + offset,
-            [c[0] for c in cis],
+            [c["mean"] for c in cis],
             width=0.4,
             label=f"video from the {side}",
-            yerr=[[c[0] - c[1] for c in cis], [c[2] - c[0] for c in cis]],
+            yerr=[[c["mean"] - c["lo"] for c in cis], [c["hi"] - c["mean"] for c in cis]],
             capsize=3,
         )
     ax.set_xticks(range(len(kinds)), kinds)
@@ -112,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         "n": len(rows),
         "steps": args.steps,
         "guidance": args.guidance,
-        "caption_pass": bootstrap_ci(cap),
-        "query_pass": bootstrap_ci(qry),
-        "gap": bootstrap_ci(cap - qry),
+        "caption_pass": mean_ci(cap, n_boot=2000),
+        "query_pass": mean_ci(qry, n_boot=2000),
+        "gap": mean_ci(cap - qry, n_boot=2000),
         "wilcoxon_p": float(stats.wilcoxon(cap, qry).pvalue) if np.any(cap != qry) else 1.0,
         "by_kind": {
             side: {k: round(float(np.mean(v)), 3) for k, v in sorted(kind_rates(rows, side).items())}
@@ -144,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _fmt(ci) -> str:
-    return f"{ci[0]:.3f} [{ci[1]:.3f}, {ci[2]:.3f}]"
+def _fmt(ci: dict) -> str:
+    return f"{ci['mean']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}]"
 
 
 def render_doc(s: dict, train_lines: list[dict], argv) -> str:

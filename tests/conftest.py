@@ -16,7 +16,7 @@ def smoke_run(tmp_path_factory):
 
     Returns ``(run_dir, exit_code)``; per-stage tests read run_dir/<stage>/metrics.json.
     """
-    from vpolib.runner import run
+    from vpolib.run import run
 
     run_dir = tmp_path_factory.mktemp("smoke-run")
     code = run("smoke", None, None, run_dir, overrides={}, progress=False)

@@ -4,27 +4,14 @@
 import json
 
 import torch
-from tiny_records import QUERIES, pair, sft_record  # noqa: E402
+from tiny_records import CPU, QUERIES, pair, sft_record  # noqa: E402
 
+from vpolib.checkpoints import dir_size, load_optimizer
+from vpolib.examples import pair_examples, sft_examples
+from vpolib.generation import generate_prompts
 from vpolib.models import load_causal_lm
-from vpolib.optimizer import (
-    build_dpo_trainer,
-    build_sft_trainer,
-    dir_size,
-    generate_prompts,
-    load_optimizer,
-    pair_examples,
-    sft_examples,
-    train_and_save,
-)
+from vpolib.trainers import build_dpo_trainer, build_sft_trainer, train_and_save
 
-CPU = {
-    "bf16": False,
-    "use_cpu": True,
-    "activation_checkpointing": False,
-    "per_device_train_batch_size": 3,
-    "logging_steps": 1,
-}
 LORA = {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}
 
 

@@ -157,7 +157,9 @@ def test_stage_timings_total():
 
 
 def test_answers_as_bools_or_yes_no_strings():
-    assert [A.answer_value(a) for a in (True, False, "yes", "No", None, "maybe")] == [
+    from vpolib.checklist import answer_value
+
+    assert [answer_value(a) for a in (True, False, "yes", "No", None, "maybe")] == [
         1.0,
         0.0,
         1.0,

@@ -92,21 +92,50 @@ def test_headless_static_table(cases, monkeypatch):
     assert "gif" not in shown.columns
 
 
-def test_headless_outside_a_kernel(monkeypatch):
+class FakeShell:
+    """What get_ipython() returns inside a kernel: IPKernelApp in its config, a user namespace."""
+
+    def __init__(self, user_ns=None):
+        self.config = {"IPKernelApp": {}}
+        self.user_ns = user_ns or {}
+
+
+def test_headless_unless_a_front_end_shows_widgets(monkeypatch):
+    import IPython
+
     monkeypatch.delenv("VPO_HEADLESS", raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    assert browser.is_headless()  # a plain python process: no kernel
+    monkeypatch.setattr(IPython, "get_ipython", lambda: FakeShell())
+    assert browser.is_headless()  # a kernel with no front end (papermill's)
     monkeypatch.setenv("JPY_SESSION_NAME", "x.ipynb")
-    assert browser.is_headless()  # plain python process (pytest): no kernel, no widgets
+    assert not browser.is_headless()  # a kernel a Jupyter server started
+    monkeypatch.setenv("VPO_HEADLESS", "1")
+    assert browser.is_headless()  # forced
+    monkeypatch.delenv("VPO_HEADLESS")
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    monkeypatch.setattr(IPython, "get_ipython", lambda: FakeShell({"__vsc_ipynb_file__": "x.ipynb"}))
+    assert not browser.is_headless()  # VS Code's notebooks
 
 
-def test_widget_builds(cases):
+def test_widget_builds(cases, monkeypatch):
     pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs: shown.extend(objs))
     box = browser.show_browser(cases, headless=False)
     method, principle, _ = box.children[0].children
     picked = box.children[2]
     assert [v for _, v in picked.options] == ["q1", "q2"]
     principle.value = "harmless"
     assert [v for _, v in picked.options] == ["q2"]
-    picked.value = "q2"  # renders the detail without error
+    shown.clear()
+    picked.value = "q2"  # the detail: the query, then each method's prompt and verdict
+    html = [getattr(o, "data", "") for o in shown]
+    assert html[0] == "<b>query</b>: gory fight"
+    assert "<b>vpo</b> (unsafe)" in html[1] and "A gory fight with blood." in html[1]
 
 
 def _free_port() -> int:

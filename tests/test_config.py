@@ -3,10 +3,67 @@ import pytest
 from vpolib.config import ConfigError, apply_overrides, load_config, read_profile
 
 
-def test_profiles_load():
-    for name in ("cpu", "smoke", "full"):
-        cfg = load_config(name)
-        assert cfg.profile == name
+def _leaves(node, path=()):
+    """(dotted path, value) of every leaf of a raw profile mapping (dicts the config keeps whole count as leaves)."""
+    for key, value in node.items():
+        if isinstance(value, dict) and key not in ("trainer", "lora", "teacher_rates", "cogvideox_call"):
+            yield from _leaves(value, (*path, key))
+        else:
+            yield ".".join((*path, key)), value
+
+
+def test_every_profile_key_reaches_the_config():
+    for name in ("cpu", "smoke", "quick", "full"):
+        raw, cfg = read_profile(name), load_config(name)
+        for dotted, value in _leaves(raw):
+            got = cfg
+            for part in dotted.split("."):
+                got = getattr(got, part)
+            if dotted.endswith(".trainer"):  # the trainers' use_cpu is added from `device`
+                got = {k: v for k, v in got.items() if k != "use_cpu"}
+            assert got == value, f"{name}: {dotted} is {got!r}, the profile says {value!r}"
+
+
+def test_device_is_the_one_device_switch():
+    assert load_config("cpu").sft.trainer["use_cpu"] is True
+    full = load_config("full")
+    assert (
+        full.device == "cuda"
+        and full.sft.trainer["use_cpu"] is False
+        and full.dpo.trainer["use_cpu"] is False
+    )
+    assert load_config("smoke", {"device": "cuda"}).dpo.trainer["use_cpu"] is False
+    with pytest.raises(ConfigError, match=r"sft.trainer.use_cpu is set by the top-level `device`"):
+        load_config("smoke", {"sft.trainer.use_cpu": True})
+
+
+@pytest.mark.parametrize(
+    ("key", "typo", "closest"),
+    [
+        ("sft.trainer", "learning_rte", "learning_rate"),
+        ("dpo.trainer", "betta", "beta"),
+        ("sft.lora", "lora_alpa", "lora_alpha"),
+        ("dpo.lora", "target_module", "target_modules"),
+    ],
+)
+def test_a_typo_in_a_trainer_or_lora_section_fails_at_load(tmp_path, key, typo, closest):
+    """Checked against TRL's SFTConfig/DPOConfig and PEFT's LoraConfig fields, before any stage runs."""
+    section, sub = key.split(".")
+    (tmp_path / "typo.yaml").write_text(f"{section}:\n  {sub}:\n    {typo}: 1\n")
+    with pytest.raises(ConfigError, match=rf"'{typo}' \(did you mean '{closest}'\?\) in {key}"):
+        load_config("typo", config_dir=tmp_path)
+    with pytest.raises(ConfigError, match=rf"did you mean '{closest}'"):
+        load_config("smoke", {f"{key}.{typo}": 1})
+
+
+def test_an_unknown_key_names_the_closest_or_where_it_moved():
+    with pytest.raises(ConfigError, match=r"'backend' \(moved to video.backend\) in feedback"):
+        load_config("smoke", {"feedback.backend": "cogvideox"})  # the video model has its own section
+    with pytest.raises(ConfigError, match=r"'judge' \(moved to judge.kind\) in refine"):
+        load_config("smoke", {"refine.judge": "llm"})
+    with pytest.raises(ConfigError, match=r"'n_querys' \(did you mean 'n_queries'\?\) in refine"):
+        load_config("smoke", {"refine.n_querys": 3})
+    assert load_config("smoke", {"video.backend": "cogvideox"}).video.backend == "cogvideox"
 
 
 def test_smoke_extends_cpu_with_tiny_counts():

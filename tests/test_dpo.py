@@ -4,28 +4,16 @@ and the full profile's knobs (full DPO, reference reloaded from the SFT dir) on 
 import math
 
 import pytest
+from tiny_records import CPU as TINY_CPU
+from tiny_records import QUERIES
 
+from vpolib.checkpoints import load_optimizer
 from vpolib.config import read_profile
-from vpolib.optimizer import (
-    PAIR_SETS,
-    build_dpo_trainer,
-    dpo_failure_signs,
-    first_last,
-    load_optimizer,
-    log_frame,
-    pair_examples,
-    train_and_save,
-)
+from vpolib.examples import PAIR_SETS, pair_examples
+from vpolib.trainers import build_dpo_trainer, train_and_save
+from vpolib.training_log import dpo_failure_signs, first_last, log_frame
 
-QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
-CPU = {
-    "bf16": False,
-    "use_cpu": True,
-    "activation_checkpointing": False,
-    "per_device_train_batch_size": 3,
-    "logging_steps": 1,
-    "beta": 0.1,
-}
+CPU = {**TINY_CPU, "beta": 0.1}
 
 
 def turn(role, text):
@@ -141,7 +129,7 @@ def test_full_profile_dpo_knobs_on_a_tiny_llama(tiny_dir, tmp_path):
 
 
 def test_dpo_loss_by_hand():
-    from vpolib.optimizer import dpo_loss_by_hand
+    from vpolib.training_log import dpo_loss_by_hand
 
     same = {"chosen": -12.0, "rejected": -9.0}
     assert dpo_loss_by_hand(same, same, 0.1)["loss"] == pytest.approx(math.log(2))  # policy = reference
@@ -155,7 +143,7 @@ def test_completion_logprob_sums_the_completion_tokens(tiny_dir):
     import torch
 
     from vpolib.models import load_causal_lm
-    from vpolib.optimizer import completion_logprob
+    from vpolib.training_log import completion_logprob
 
     model, tok = load_causal_lm(str(tiny_dir))
     prompt, completion = (

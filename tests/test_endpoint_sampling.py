@@ -29,7 +29,7 @@ def server():
 def test_sampling_four_prompts_per_query_through_the_endpoint_resumes_by_query_id(server, tmp_path):
     from vpolib.backends import OpenAIBackend
     from vpolib.feedback import sample_prompts
-    from vpolib.optimizer import generate_prompts
+    from vpolib.generation import generate_prompts
 
     backend = OpenAIBackend(base_url=server, model="smollm2", concurrency=2)
     calls = []
@@ -52,7 +52,7 @@ def test_sampling_four_prompts_per_query_through_the_endpoint_resumes_by_query_i
 
 def test_a_dead_endpoint_raises_and_keeps_nothing_half_done(tmp_path):
     from vpolib.backends import OpenAIBackend
-    from vpolib.optimizer import generate_prompts
+    from vpolib.generation import generate_prompts
 
     backend = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="m", max_retries=0, timeout=2)
     with pytest.raises(RuntimeError, match="2 of 2 requests failed"):
@@ -62,7 +62,7 @@ def test_a_dead_endpoint_raises_and_keeps_nothing_half_done(tmp_path):
 def test_prompt_source_follows_the_profile(server):
     from vpolib.backends import OpenAIBackend
     from vpolib.config import load_config
-    from vpolib.optimizer import generate_prompts, prompt_source
+    from vpolib.generation import generate_prompts, prompt_source
 
     cfg = load_config("cpu", {"feedback.sampler": "openai", "feedback.sampler_url": server})
     backend, tokenizer = prompt_source(cfg.feedback, "/nonexistent")  # nothing is loaded locally
@@ -75,8 +75,8 @@ def test_prompt_source_follows_the_profile(server):
 def test_heldout_prompts_through_the_endpoint_resume_by_id(server, tmp_path):
     """generate_heldout takes the same text backend (greedy, n=1): what 03/05 call for held-out prompts."""
     from vpolib.backends import OpenAIBackend
+    from vpolib.generation import generate_heldout
     from vpolib.io import write_jsonl
-    from vpolib.optimizer import generate_heldout
 
     backend = OpenAIBackend(base_url=server, model="smollm2")
     recs = [

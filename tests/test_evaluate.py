@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from vpolib import evaluate
+from vpolib.checklist import Question
 from vpolib.io import read_jsonl, write_jsonl
 from vpolib.judge import Verdict
-from vpolib.video import Question
+from vpolib.video import ShapesWorldBackend
 
 HELDOUT = [
     {"id": "q1", "query": "red ball", "flags": []},
@@ -34,7 +37,7 @@ class FakeJudge:
                 passed=len(it["prompt"]) > 12,
                 principles={
                     "harmless": "bloody" not in it["prompt"],
-                    "accurate": True,
+                    "aligned": True,
                     "helpful": len(it["prompt"]) > 12,
                 },
                 reasons=[] if len(it["prompt"]) > 12 else ["helpful:too_short"],
@@ -97,6 +100,9 @@ class FakeVideo:
             ]
         )  # one seed per video
 
+    scale = 8
+    save = ShapesWorldBackend.save  # the ShapesWorld backend's writer (it reads only ``scale``)
+
     def checklist(self, query):
         return [Question("long", "long prompt?", 2.0, "detail"), Question("lit", "bright?", 1.0, "quality")]
 
@@ -128,3 +134,21 @@ def test_score_videos_shared_seeds_and_resume(tmp_path):
     )
     assert backend.seeds == [[100, 101]] and counts["rendered"] == 1
     assert sorted(r["key"] for r in read_jsonl(path)[0]) == sorted(by_key)
+
+
+def test_stage_04_and_06_write_the_same_gif(tmp_path):
+    """One writer: the same clip (same prompt, same per-query seed) is the same GIF file in stage 04 and 06."""
+    from vpolib.feedback import render_and_score, video_seed
+
+    rows = [{"id": "s0", "query": "q0", "prompts": ["abc"]}]
+    scored = render_and_score(rows, FakeVideo(), tmp_path / "04", seed=3)
+    records, _ = evaluate.score_videos(
+        FakeVideo(),
+        [rows[0]],
+        {"raw": {"s0": "abc"}},
+        tmp_path / "e.jsonl",
+        tmp_path / "06",
+        lambda q: video_seed(3, q),
+    )
+    gif04, gif06 = tmp_path / "04" / scored[0]["video"], Path(records[0]["gif"])
+    assert gif04 != gif06 and gif04.read_bytes() == gif06.read_bytes()

@@ -1,9 +1,10 @@
-"""The video pair rule, grouping, the merge with text pairs, and resumable render + score (issue 3)."""
+"""The video pair rule, grouping, the merge with text pairs, and resumable render + score."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from vpolib.checklist import Question
 from vpolib.feedback import (
     CONFLICT,
     MARGIN,
@@ -21,7 +22,7 @@ from vpolib.feedback import (
 )
 from vpolib.io import read_jsonl
 from vpolib.templates import optimize_messages
-from vpolib.video import Question, save_media
+from vpolib.video import save_media
 
 # Three weighted items, max_score 4.0 (1 + 1 + 2).
 WEIGHTS = {"a": 1.0, "b": 1.0, "c": 2.0}
@@ -173,7 +174,7 @@ class FakeBackend:
         return [Question(w, f"is there {w}?") for w in query.split()]
 
     def score(self, questions, video):
-        from vpolib.video import tally
+        from vpolib.checklist import tally
 
         return tally(questions, [bool(video.mean() > 5)] * len(questions))
 

@@ -58,7 +58,7 @@ GOOD = (
 def test_rule_judge_passes_a_good_prompt():
     [v] = RuleJudge(classifier=lambda t: [0.01] * len(t), embedder=fake_embedder).judge([item(GOOD)])
     assert v.passed is True and v.reasons == []
-    assert v.principles == {"harmless": True, "accurate": True, "helpful": True}
+    assert v.principles == {"harmless": True, "aligned": True, "helpful": True}
     assert v.details["coverage"] == 1.0 and v.details["similarity"] == pytest.approx(1.0)
 
 
@@ -83,13 +83,13 @@ def test_rule_judge_reasons_per_principle():
     ]
     intro, harmful, off_topic, short, neg, empty = judge.judge(items)
     assert {"helpful:intro_phrase", "helpful:multi_paragraph"} <= set(intro.reasons)
-    assert intro.principles["helpful"] is False and intro.principles["accurate"] is True
+    assert intro.principles["helpful"] is False and intro.principles["aligned"] is True
     assert {"harmless:classifier", "harmless:lexicon"} <= set(harmful.reasons)
     assert harmful.details["harmful_terms"] == ["sexual:nude"]
-    assert {"accurate:missing_content", "accurate:low_similarity"} <= set(off_topic.reasons)
+    assert {"aligned:missing_content", "aligned:low_similarity"} <= set(off_topic.reasons)
     assert set(off_topic.details["missing"]) == {"red", "fox", "jumping", "log"}
     assert "helpful:too_short" in short.reasons
-    assert neg.reasons == ["accurate:neg_present"] and neg.details["neg_present"] == ["blurry"]
+    assert neg.reasons == ["aligned:neg_present"] and neg.details["neg_present"] == ["blurry"]
     assert "helpful:empty" in empty.reasons and empty.passed is False
 
 
@@ -114,7 +114,7 @@ def test_rule_judge_with_the_real_models():
     assert good.passed is True, good.reasons
     assert porn.principles["harmless"] is False and porn.details["unsafe_prob"] > 0.5
     assert (
-        unrelated.principles["accurate"] is False
+        unrelated.principles["aligned"] is False
         and unrelated.details["similarity"] < good.details["similarity"]
     )
 
@@ -164,7 +164,7 @@ def test_rule_judge_synonyms_cover_query_words():
     q = "tiny scarlet block moving left"
     prompt = "A small red square moves from the right to the left on a black background, steadily."
     [plain] = RuleJudge().judge([item(prompt, query=q)])
-    assert "accurate:missing_content" in plain.reasons and set(plain.details["missing"]) == {
+    assert "aligned:missing_content" in plain.reasons and set(plain.details["missing"]) == {
         "tiny",
         "scarlet",
         "block",

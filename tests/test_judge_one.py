@@ -17,7 +17,7 @@ ITEM = {
 
 
 def offline_cfg():
-    return load_config("smoke", {"refine.use_models": False})
+    return load_config("smoke", {"judge.use_models": False})
 
 
 @pytest.mark.parametrize("nb", ["02_refine", "03_sft", "04_feedback", "05_dpo", "06_analysis"])
@@ -64,6 +64,6 @@ def test_validation_rates_of_the_offline_checks():
     by_kind = kinds.set_index("kind")
     assert by_kind.loc["harm_lexicon", "fails_harmless"] == 1.0
     assert by_kind.loc["harm_paraphrase", "fails_harmless"] == 0.0
-    assert by_kind.loc["neg_item", "fails_accurate"] == 1.0  # the -neg word is in the prompt by construction
+    assert by_kind.loc["neg_item", "fails_aligned"] == 1.0  # the -neg word is in the prompt by construction
     assert by_kind.loc["caption", "passed_all"] == 1.0
-    assert by_kind.loc["other_caption", "fails_accurate"] == 1.0
+    assert by_kind.loc["other_caption", "fails_aligned"] == 1.0

@@ -42,18 +42,18 @@ VERDICT = {"verification": "ok", "harmless": True, "aligned": False, "helpful": 
 @pytest.mark.parametrize(
     "reply, expected",
     [
-        (json.dumps(VERDICT), (False, {"harmless": True, "accurate": False, "helpful": True})),
+        (json.dumps(VERDICT), (False, {"harmless": True, "aligned": False, "helpful": True})),
         (
             '```json\n{"final_judgement": "Yes", "harmless": true}\n```',
-            (True, {"harmless": True, "accurate": None, "helpful": None}),
+            (True, {"harmless": True, "aligned": None, "helpful": None}),
         ),
-        ('{"final_judgement": "Maybe"}', (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
+        ('{"final_judgement": "Maybe"}', (None, dict.fromkeys(("harmless", "aligned", "helpful")))),
         (
             '{"final_judgement": "Yes", ',
-            (None, dict.fromkeys(("harmless", "accurate", "helpful"))),
+            (None, dict.fromkeys(("harmless", "aligned", "helpful"))),
         ),  # cut off
-        ("Final Judgement (Yes or No): Yes", (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
-        (None, (None, dict.fromkeys(("harmless", "accurate", "helpful")))),
+        ("Final Judgement (Yes or No): Yes", (None, dict.fromkeys(("harmless", "aligned", "helpful")))),
+        (None, (None, dict.fromkeys(("harmless", "aligned", "helpful")))),
     ],
 )
 def test_parse_json_verdict(reply, expected):
@@ -81,8 +81,8 @@ def test_structured_judge_sends_the_schema_and_maps_principles():
     params = backend.params[0]
     assert params.response_format["json_schema"]["schema"] == templates.CRITIQUE_SCHEMA
     assert backend.seen[0][1]["content"].endswith('"final_judgement": "Yes" or "No"}')
-    assert v.passed is False and v.principles == {"harmless": True, "accurate": False, "helpful": True}
-    assert v.reasons == ["llm:no", "accurate:llm"]
+    assert v.passed is False and v.principles == {"harmless": True, "aligned": False, "helpful": True}
+    assert v.reasons == ["llm:no", "aligned:llm"]
 
 
 def test_response_format_changes_the_cache_key_but_none_keeps_old_keys():
@@ -113,7 +113,7 @@ def test_free_form_judge_stops_after_the_first_batch_with_a_clear_message():
     assert len(backend.seen) == 4  # stopped within the first batch, not after 40 requests
     msg = str(err.value)
     assert "4 of 4 replies" in msg and "'The video prompt aligns well with the given query.'" in msg
-    assert "--set refine.structured=true" in msg and "--set refine.judge=rule" in msg
+    assert "--set judge.structured=true" in msg and "--set judge.kind=rule" in msg
 
 
 def test_judge_check_passes_a_mostly_parsable_batch_and_runs_once():
@@ -125,14 +125,14 @@ def test_judge_check_passes_a_mostly_parsable_batch_and_runs_once():
 
 
 def test_failed_first_batch_names_the_endpoint():
-    judge = LLMJudge(Scripted(lambda c: None), check_first=2, section="analysis")
+    judge = LLMJudge(Scripted(lambda c: None), check_first=2, kind_key="analysis.judge")
     with pytest.raises(EndpointError, match="2 of 2 requests .* ConnectionError: refused.*OPENAI_BASE_URL"):
         judge.judge([item(i) for i in range(5)])
 
 
 def test_structured_judge_with_an_endpoint_that_ignores_the_schema():
     judge = LLMJudge(
-        Scripted(lambda c: "Sure! It is aligned."), structured=True, check_first=2, section="analysis"
+        Scripted(lambda c: "Sure! It is aligned."), structured=True, check_first=2, kind_key="analysis.judge"
     )
     with pytest.raises(OutputFormatError, match=r"response_format.*--set analysis\.judge=rule"):
         judge.judge([item(i) for i in range(5)])
@@ -140,7 +140,7 @@ def test_structured_judge_with_an_endpoint_that_ignores_the_schema():
 
 def test_refiner_structured_and_its_check():
     backend = Scripted(lambda c: '{"reflection": "add the log", "refined_prompt": "A red fox leaps a log."}')
-    verdicts = [Verdict(False, reasons=["accurate:missing_content"])] * 2
+    verdicts = [Verdict(False, reasons=["aligned:missing_content"])] * 2
     out = refine.LLMRefiner(backend, structured=True).refine([item(0), item(1)], verdicts)
     assert out == [("A red fox leaps a log.", "ok")] * 2
     assert backend.seen[0][-1]["content"] == templates.REFINE_JSON

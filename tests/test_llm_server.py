@@ -54,7 +54,7 @@ def test_structured_judge_agreement_with_the_rule_judge(server, tmp_path):
     assert all(v.passed is not None for v in llm), [
         v.raw for v in llm if v.passed is None
     ]  # every verdict parses
-    assert all(isinstance(v.principles["accurate"], bool) for v in llm)
+    assert all(isinstance(v.principles["aligned"], bool) for v in llm)
     rule = RuleJudge().judge(items)
     assert {v.passed for v in rule} == {True, False}  # the rule judge sees both kinds: kappa is informative
     out = agreement(rule, llm)
@@ -70,7 +70,7 @@ def test_free_form_judge_with_a_small_model_stops_in_the_first_batch(server, tmp
     assert cached.stats["generated"] == 6  # 6 requests, not 30
     msg = str(err.value)
     assert "6 of 6 replies in the first batch could not be parsed. One reply: " in msg
-    assert "--set refine.structured=true" in msg and "--set refine.judge=rule" in msg
+    assert "--set judge.structured=true" in msg and "--set judge.kind=rule" in msg
 
 
 def test_structured_refiner_and_stage_loop(server, tmp_path):
@@ -78,7 +78,7 @@ def test_structured_refiner_and_stage_loop(server, tmp_path):
     items = vbench_items(4)
     cached = backend(server, tmp_path / "llm.jsonl")
     fixes = LLMRefiner(cached, structured=True).refine(
-        items, [Verdict(False, reasons=["accurate:missing_content"])] * 4
+        items, [Verdict(False, reasons=["aligned:missing_content"])] * 4
     )
     assert sum(why == "ok" for _, why in fixes) >= 3, fixes
     rows = critique_and_refine(
@@ -111,7 +111,7 @@ def kill_when(srv: ServerProcess, path: Path, lines: int, restart_after: float |
 
 
 def test_server_killed_mid_run_retries_resumes_and_loses_nothing(tmp_path):
-    """Issue 10.6: a short outage is ridden out by retries with backoff; a long one is recorded and the
+    """A short outage is ridden out by retries with backoff; a long one is recorded and the
     rerun (resume from the cache) completes it; nothing is lost or generated twice."""
     params = GenParams(temperature=0.0, max_new_tokens=24)
     convs = conversations(12)

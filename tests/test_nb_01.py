@@ -15,7 +15,14 @@ def test_01_data(smoke_stage):
     assert all(
         a["remaining"] - b["removed"] == b["remaining"] for a, b in zip(steps, steps[1:], strict=False)
     )
-    assert m["kept"] == steps[-1]["remaining"]
+    assert m["kept"] == steps[-1]["remaining"] == 800  # the smoke queries are all distinct and non-empty
+    # the smoke profile's split: 50 real held-out (from the DPO pool), ShapesWorld 24 / 16 / 8
+    assert m["splits"] == {
+        "sft_pool": {"real": 400, "shapes": 24},
+        "dpo_pool": {"real": 350, "shapes": 16},
+        "heldout": {"real": 50, "shapes": 8},
+        "vbench_pairs": {"real": 946 + 800, "shapes": 0},
+    }
     splits = {
         name: read_jsonl(stage / "splits" / f"{name}.jsonl")[0]
         for name in ("sft_pool", "dpo_pool", "heldout", "vbench_pairs")

@@ -12,9 +12,10 @@ def test_02_refine(smoke_stage):
     n = m["n_candidates"]
     assert n == sum(m["candidates_per_teacher"].values()) > 0
     assert m["n_pass"] + m["n_refined"] + m["n_refine_failed"] + m["n_unparsable"] == n
-    assert m["candidates_per_teacher"]["llm0"] == 4  # smoke: 4 real queries through tiny-llama
-    assert m["candidates_per_teacher"]["gpt4o"] == 16  # 8 per VBench set
-    assert all(0 <= m[f"pass_rate_{p}"] <= 1 for p in ("harmless", "accurate", "helpful"))
+    # smoke: 8 VBench queries per set (GPT-4o for both sets, Wan2.1 for one), every ShapesWorld SFT query by
+    # the ShapesWorld teacher, 4 real queries through tiny-llama
+    assert m["candidates_per_teacher"] == {"gpt4o": 16, "wan": 8, "shapes": 24, "llm0": 4} and n == 52
+    assert all(0 <= m[f"pass_rate_{p}"] <= 1 for p in ("harmless", "aligned", "helpful"))
     log = read_jsonl(stage / "critique_log.jsonl")[0]
     assert len(log) == n == len({r["id"] for r in log})  # one line per candidate, no duplicates
     sft = read_jsonl(stage / "sft.jsonl")[0]
@@ -35,10 +36,13 @@ def test_02_refine(smoke_stage):
     assert m["candidates_per_teacher"]["shapes"] == 24  # smoke: every ShapesWorld SFT query, by the teacher
     modes = {r["mode"]: r for r in m["shapes_teacher_modes"]}
     assert sum(r["prompts"] for r in modes.values()) >= 24 and 0 <= modes["synonym"]["judge pass rate"] <= 1
+    # validation_per_kind 8 items of every kind; VBench has Wan2.1 expansions for one set only
+    sizes = {r["kind"]: r["n"] for r in m["judge_validation"]["by_kind"]}
+    assert sizes == dict.fromkeys(sizes, 8) | {"own_wan": 4} and len(sizes) == 8
     rates = {r["principle"]: r for r in m["judge_validation"]["rates"]}
     # the lexicon sees every harmful sentence in lexicon words (half of the harmful items), the -neg check every
     # neg item: detection rates are at least those shares
-    assert rates["harmless"]["detection_rate"] >= 0.5 and rates["accurate"]["detection_rate"] >= 0.5
+    assert rates["harmless"]["detection_rate"] >= 0.5 and rates["aligned"]["detection_rate"] >= 0.5
     assert (stage / "sft_dataset" / "dataset_info.json").exists()
     assert (stage / "figures" / "reasons.png").stat().st_size > 0
     assert "## Before / after" in (stage / "report.md").read_text()

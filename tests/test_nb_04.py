@@ -13,8 +13,15 @@ pytestmark = pytest.mark.notebook
 def test_04_feedback(smoke_stage):
     run_dir, stage, m = smoke_stage("04_feedback")
     fb = load_config("smoke").feedback
-    assert 0 < m["n_queries"] <= fb.n_queries
-    assert m["n_videos"] == (m["n_queries"] - m["n_skipped_queries"]) * fb.samples_per_query
+    # 6 of the 16 ShapesWorld DPO queries, 4 samples each; 4 real queries for text feedback only
+    assert (
+        (m["n_queries"], m["n_skipped_queries"], m["n_text_only_queries"])
+        == (fb.n_queries, 0, 4)
+        == (6, 0, 4)
+    )
+    assert m["n_videos"] == m["n_queries"] * fb.samples_per_query == 24
+    assert m["video_pairs_compared"] == 6 * 6  # every unordered pair of a query's 4 videos: 4 * 3 / 2 = 6
+    assert m["merge"]["video"]["kept"] == m["video_pairs_written"] <= m["n_queries"]  # one pair per query
     scores, _ = read_jsonl(stage / "scores.jsonl")
     assert len({v["key"] for v in scores}) == len(scores) == m["n_videos"]  # nothing scored twice
     assert all((stage / v["video"]).stat().st_size > 0 and 0 <= v["score"] <= v["max_score"] for v in scores)

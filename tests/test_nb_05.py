@@ -1,12 +1,14 @@
 """Notebook 05 on the smoke profile (run once for the whole chain by the smoke_run fixture)."""
 
+import json
 import math
 
 import pytest
 
+from vpolib.checkpoints import load_optimizer
 from vpolib.config import load_config
+from vpolib.examples import PAIR_FILES, PAIR_SETS
 from vpolib.io import read_jsonl
-from vpolib.optimizer import PAIR_FILES, PAIR_SETS, load_optimizer
 
 pytestmark = pytest.mark.notebook
 
@@ -16,7 +18,9 @@ def test_05_dpo(smoke_stage):
     dpo = load_config("smoke").dpo
     assert m["beta"] == dpo.trainer["beta"]
     pairs, _ = read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")
+    merged = json.loads((run_dir / "04_feedback" / "metrics.json").read_text())["merge"]
     assert m["pairs"]["records"] == len(pairs)
+    assert m["pairs"]["by_source"] == {s: merged[s]["kept"] for s in ("text", "video") if merged[s]["kept"]}
     # VPO trains on the merged pairs; an ablation on all pairs of its kind (04 writes each kind apart)
     sources = {
         name: read_jsonl(run_dir / "04_feedback" / PAIR_FILES[name])[0]
@@ -27,8 +31,9 @@ def test_05_dpo(smoke_stage):
     assert trained == {dpo.pairs, *dpo.ablations} and dpo.pairs in m["variants"]
     for name, v in m["variants"].items():
         usable = sum(p.get("source") in PAIR_SETS[name] for p in sources[name])
-        assert 0 < v["train_pairs"] <= min(dpo.max_pairs, usable)
-        assert v["steps"] == dpo.trainer["max_steps"]
+        n_eval = max(1, round(usable * dpo.eval_fraction))  # vpolib.examples.split
+        assert (v["train_pairs"], v["eval_pairs"], v["skipped_pairs"]) == (usable - n_eval, n_eval, 0)
+        assert v["steps"] == dpo.trainer["max_steps"] == 3
         assert all(math.isfinite(x) for x in v["loss"])
         assert v["loss"][0] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at step 1
         assert "nan_loss" not in v["failure_signs"]

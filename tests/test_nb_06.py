@@ -15,8 +15,13 @@ def test_06_analysis(smoke_stage):
     run_dir, stage, m = smoke_stage("06_analysis")
     results = json.loads((stage / "results.json").read_text())
     methods = m["methods"]["text"]
-    assert {"raw", "rule", "sft", "vpo"} <= set(methods)
-    assert "fewshot" not in methods  # no local LLM on the smoke profile: skipped with a note
+    # no local LLM on the smoke profile: the few-shot baseline is skipped on real queries (with a note)
+    assert methods == ["raw", "rule", "sft", "vpo", "vpo-video"]
+    assert m["methods"]["video"] == ["caption", "fewshot", "raw", "rule", "sft", "vpo", "vpo-video"]
+    # 03 and 05 prompt 6 held-out queries, real and ShapesWorld in turn: 3 of each are evaluated
+    assert (m["n_text_queries"], m["n_video_queries"]) == (3, 3)
+    assert m["judge"] == {"resumed": 0, "judged": 3 * 5, "failed": 0, "unparsable": 0}
+    assert m["video"] == {"resumed": 0, "rendered": 3 * 7, "failed": 0}
     assert any("fewshot" in n for n in results["notes"])
     # every (method, query) judged once, nothing failed
     assert m["judge"]["judged"] + m["judge"]["resumed"] == m["n_text_queries"] * len(methods)
@@ -99,10 +104,10 @@ def _hand_made_run(run_dir):
 @pytest.mark.slow
 def test_06_alone_on_hand_made_inputs(tmp_path):
     """Notebook 06 by itself (tiny CogVideoX video backend), then again without notebook 05's prompts."""
-    from vpolib.runner import run
+    from vpolib.run import run
 
     _hand_made_run(tmp_path)
-    overrides = {"feedback.backend": "cogvideox", "feedback.cogvideox_model": "tiny"}
+    overrides = {"video.backend": "cogvideox", "video.cogvideox_model": "tiny"}
     assert run("smoke", "06", "06", tmp_path, overrides, progress=False) == 0
     m = json.loads((tmp_path / "06_analysis" / "metrics.json").read_text())
     # raw, rule, sft, vpo on the text side; on video also the ShapesWorld teacher (fewshot) and the caption

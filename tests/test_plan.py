@@ -45,7 +45,7 @@ def test_jobs_costs_and_commands(full):
     assert job("DPO").gpus == 8 and job("DPO").items == 9456 * 3  # main pairs + text and video ablations
     assert all("assumption" in j.basis or j.gpu_s_per_item == 0 for j in jobs)  # nothing measured on a GPU
     # the 2B model is half the 5B's per-video cost (model cards: 45 vs 90 s on an H100)
-    small, _ = build_plan("full", {"feedback.cogvideox_model": "THUDM/CogVideoX-2b"})
+    small, _ = build_plan("full", {"video.cogvideox_model": "THUDM/CogVideoX-2b"})
     assert [j.gpu_hours for j in small if j.item == "video"] == pytest.approx(
         [
             j.gpu_hours / 2 if "render" in j.name or "VBench" in j.name else j.gpu_hours

@@ -8,7 +8,7 @@ import time
 
 from vpolib import progress
 from vpolib.progress import StageProgressCallback, read_progress, track
-from vpolib.runner import StageLine, clock, status_line
+from vpolib.run import StageLine, clock, status_line
 
 
 def test_track_writes_progress_and_eta(tmp_path, monkeypatch):
@@ -96,7 +96,7 @@ def test_stage_line_updates_one_line(tmp_path):
 def test_sft_training_reports_its_steps(tiny_dir, tmp_path, monkeypatch):
     """The trainer builders carry the callback: a real 2-step SFT run writes 'SFT steps 2/2'."""
     from vpolib.models import load_causal_lm
-    from vpolib.optimizer import build_sft_trainer
+    from vpolib.trainers import build_sft_trainer
 
     path = tmp_path / "progress.json"
     monkeypatch.setenv(progress.ENV, str(path))

@@ -69,7 +69,7 @@ def test_rule_refiner_repairs_each_failure_kind():
         ),
         (
             rec("Zebras graze on a savanna."),
-            verdict("accurate:missing_content", missing=["red", "fox", "log"]),
+            verdict("aligned:missing_content", missing=["red", "fox", "log"]),
             "Zebras graze on a savanna, with red fox jumping over a log.",
         ),  # woven in, not glued in front
         (
@@ -83,12 +83,12 @@ def test_rule_refiner_repairs_each_failure_kind():
                 query="a red fox jumping over a log -neg blurry",
                 content="a red fox jumping over a log",
             ),
-            verdict("accurate:neg_present", neg_present=["blurry"]),
+            verdict("aligned:neg_present", neg_present=["blurry"]),
             "A red fox, jumps over a log.",
         ),
         (
             rec("A red fox jumps over a log, and the lack of detail is gone."),
-            verdict("accurate:neg_present", neg_present=["lack of detail"]),
+            verdict("aligned:neg_present", neg_present=["lack of detail"]),
             "A red fox jumps over a log, and is gone.",
         ),
     ]
@@ -111,7 +111,7 @@ def test_rule_refiner_drops_harmful_query_words_when_restating_the_query():
         harmful_terms=["sexual:naked"],
     )
     [(text, _)] = refine.RuleRefiner().refine(
-        [item], [verdict("accurate:missing_content", missing=["beach", "umbrella"])]
+        [item], [verdict("aligned:missing_content", missing=["beach", "umbrella"])]
     )
     assert text == "A woman stands by the sea at dusk, with beach with a red umbrella."
     assert "naked" not in text.lower()
@@ -142,13 +142,13 @@ class Scripted:
 def test_llm_refiner_after_a_rule_verdict_gets_a_critique_in_the_reference_format():
     backend = Scripted(lambda c: "Reflection: x\nFinal Refined Prompt: [[start]] A red fox leaps. [[end]]")
     out = refine.LLMRefiner(backend).refine(
-        [rec("Zebras.")], [verdict("accurate:missing_content", coverage=0.0)]
+        [rec("Zebras.")], [verdict("aligned:missing_content", coverage=0.0)]
     )
     assert out == [("A red fox leaps.", "ok")]
     conv = backend.seen[0]
     assert [m["role"] for m in conv] == ["system", "user", "assistant", "user"]
     assert conv[2]["content"].endswith("Final Judgement (Yes or No): No")
-    assert "accurate:missing_content" in conv[2]["content"]
+    assert "aligned:missing_content" in conv[2]["content"]
 
 
 def test_teacher_candidates():
@@ -263,7 +263,7 @@ def test_summarize_and_failure_examples():
     rows = [
         {
             "status": "pass",
-            "verdict": {"reasons": [], "principles": {"harmless": True, "accurate": True, "helpful": True}},
+            "verdict": {"reasons": [], "principles": {"harmless": True, "aligned": True, "helpful": True}},
             "query": "a",
             "prompt": "p",
         },
@@ -274,7 +274,7 @@ def test_summarize_and_failure_examples():
             "prompt": "q",
             "verdict": {
                 "reasons": ["helpful:too_short"],
-                "principles": {"harmless": True, "accurate": True, "helpful": False},
+                "principles": {"harmless": True, "aligned": True, "helpful": False},
             },
         },
         {

@@ -48,4 +48,4 @@ def test_harmful_words_and_neg_items_are_removed():
     }
     text, _, again = repair(item)
     assert "gory" not in text.lower() and " red " not in f" {text.lower()} "
-    assert again.principles["harmless"] and "accurate:neg_present" not in again.reasons
+    assert again.principles["harmless"] and "aligned:neg_present" not in again.reasons

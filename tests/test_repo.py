@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from vpolib.paths import NOTEBOOK_DIR, REPO_ROOT
-from vpolib.runner import discover_notebooks
+from vpolib.run import discover_notebooks
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 

@@ -3,7 +3,7 @@ import json
 import nbformat
 import pytest
 
-from vpolib.runner import discover_notebooks, parse_sets, run, select
+from vpolib.run import discover_notebooks, parse_sets, run, select
 
 
 def _nb(path, code):

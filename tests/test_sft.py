@@ -6,22 +6,14 @@ import math
 import pytest
 import torch
 
+from vpolib.checkpoints import load_optimizer, save_optimizer, train_info
 from vpolib.config import read_profile
+from vpolib.examples import heldout_sample, sft_examples, split
+from vpolib.generation import generate_heldout, generate_prompts
 from vpolib.io import write_jsonl
+from vpolib.judge import judge_table
 from vpolib.models import load_causal_lm
-from vpolib.optimizer import (
-    build_sft_trainer,
-    generate_heldout,
-    generate_prompts,
-    heldout_sample,
-    judge_table,
-    load_optimizer,
-    save_optimizer,
-    sft_examples,
-    split,
-    train_and_save,
-    train_info,
-)
+from vpolib.trainers import build_sft_trainer, train_and_save
 
 QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
 CPU = {
@@ -219,4 +211,4 @@ def test_judge_table_reports_each_principle_per_prompt():
     )
     assert list(table["all"]) == [False, True]
     assert not table.loc[0, "helpful"] and "helpful:empty" in table.loc[0, "reasons"]
-    assert table.loc[1, ["harmless", "accurate", "helpful"]].all() and table.loc[1, "reasons"] == []
+    assert table.loc[1, ["harmless", "aligned", "helpful"]].all() and table.loc[1, "reasons"] == []

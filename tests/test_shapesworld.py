@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 import torch
 
+from vpolib.analysis import mean_ci
 from vpolib.shapesworld import (
     checklist,
     generate,
     load_pipeline,
     make_queries,
-    save_gif,
-    save_mp4,
     score_video,
 )
-from vpolib.shapesworld.evidence import bootstrap_ci, validate_detectors
+from vpolib.shapesworld.evidence import validate_detectors
 from vpolib.shapesworld.pipeline import ShapesWorldPipeline, build_components, build_tokenizer
 from vpolib.shapesworld.render import render
-from vpolib.shapesworld.reward import split_tags, warn_if_constant
+from vpolib.shapesworld.reward import warn_if_constant
 from vpolib.shapesworld.world import COLOURS, caption
+from vpolib.tags import parse_tags
 
 SQUARE = {
     "background": "black",
@@ -81,21 +81,21 @@ def test_make_queries_is_deterministic_and_well_formed():
     assert any(q["harmful"] for q in a) and not all(q["harmful"] for q in a)
     assert len({q["query"] for q in a}) > 180
     for q in a:
-        content, tags = split_tags(q["query"])
-        assert "-" not in content.split()[0] and content
-        for name, value in tags:
-            assert name in {"neg", "ar", "motion", "fps", "gs", "seed"}
-            if name == "neg":  # a negative never names a colour that is in the scene
-                assert value in COLOURS and value not in {o["colour"] for o in q["scene"]["objects"]}
+        parsed = parse_tags(q["query"])
+        assert "-" not in parsed.content.split()[0] and parsed.content and not parsed.warnings
+        for tag in parsed.tags:
+            assert tag.name in {"neg", "ar", "motion", "fps", "gs", "seed"}
+            if tag.name == "neg":  # a negative never names a colour that is in the scene
+                assert tag.value in COLOURS and tag.value not in {o["colour"] for o in q["scene"]["objects"]}
         assert re.fullmatch(r"A (small|large) [a-z]+ [a-z]+ .+ on a (black|gray) background\.", q["caption"])
 
 
-def test_split_tags():
-    assert split_tags("red ball going right -neg blue -ar 16:9") == (
-        "red ball going right",
-        [("neg", "blue"), ("ar", "16:9")],
-    )
-    assert split_tags("a well-lit box") == ("a well-lit box", [])
+def test_checklist_reads_the_query_tags():
+    """The checklist parses tags as every stage does (vpolib.tags): -neg items become questions, format tags
+    and hyphenated words are not content."""
+    ids = [q.id for q in checklist("red ball going right -neg blue -ar 16:9")]
+    assert ids == ["o1_colour", "o1_shape", "o1_motion", "neg_blue", "q_stable", "q_intact"]
+    assert [q.id for q in checklist("a well-lit box")][:2] == ["o1_object", "o1_shape"]
 
 
 def test_checklist_from_a_terse_query():
@@ -150,15 +150,16 @@ def test_warn_if_constant():
         assert not warn_if_constant([0.0, 1.0])
 
 
-def test_bootstrap_ci_brackets_the_mean():
-    mean, lo, hi = bootstrap_ci([0, 1] * 50, n_boot=500)
-    assert mean == 0.5 and lo < 0.5 < hi and hi - lo < 0.3
-
-
 def test_media_export(tmp_path):
     video = render(MOVER)
-    assert save_gif(video, tmp_path / "a.gif").stat().st_size > 0
-    assert save_mp4(video, tmp_path / "a.mp4").stat().st_size > 0
+    from PIL import Image
+
+    from vpolib.video import FPS, save_video
+
+    gif = Image.open(save_video(video, tmp_path / "a.gif", scale=8))
+    assert gif.size == (128, 128) and gif.n_frames == len(video)
+    assert abs(gif.info["duration"] - 1000 / FPS) <= 10  # GIF stores hundredths of a second
+    assert save_video(video, tmp_path / "a.mp4", scale=8).stat().st_size > 0
 
 
 @pytest.fixture(scope="module")
@@ -201,4 +202,4 @@ def test_committed_model_follows_captions_better_than_queries():
 
     rows = caption_vs_query(load_pipeline(), make_queries(64, 99), seed=0, steps=20, guidance=3.0)
     gap = [r["caption_pass"] - r["query_pass"] for r in rows]
-    assert bootstrap_ci(gap, n_boot=1000)[1] > 0  # the lower CI bound of the paired gap is above zero
+    assert mean_ci(gap, n_boot=1000)["lo"] > 0  # the lower CI bound of the paired gap is above zero

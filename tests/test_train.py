@@ -5,17 +5,13 @@ import json
 import subprocess
 import sys
 
+from vpolib.checkpoints import load_optimizer
 from vpolib.config import load_config
+from vpolib.examples import sft_examples
+from vpolib.generation import generate_prompts
 from vpolib.io import write_jsonl
-from vpolib.optimizer import (
-    build_sft_trainer,
-    generate_prompts,
-    launch_args,
-    load_optimizer,
-    sft_examples,
-    train_and_save,
-)
 from vpolib.paths import REPO_ROOT
+from vpolib.trainers import build_sft_trainer, launch_args, train_and_save
 
 QUERIES = [
     "a cat on a mat",

@@ -1,4 +1,4 @@
-"""Video backends: the tiny CogVideoX code path, checklist tallies, frame-statistics answers (issue 3)."""
+"""Video backends: the tiny CogVideoX code path, checklist tallies, frame-statistics answers."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from vpolib.checklist import Question, tally
 from vpolib.config import load_config
-from vpolib.video import (
-    FRAME_STATS,
-    Question,
-    frame_stats_answer,
-    make_backend,
-    tally,
-)
+from vpolib.video import FRAME_STATS, frame_stats_answer, make_video_backend
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +17,12 @@ def tiny_backend():
     cfg = load_config(
         "smoke",
         {
-            "feedback.backend": "cogvideox",
-            "feedback.cogvideox_model": "tiny",
-            "feedback.reward": "frame-stats",
+            "video.backend": "cogvideox",
+            "video.cogvideox_model": "tiny",
+            "video.reward": "frame-stats",
         },
     )
-    return make_backend(cfg, texts=["a red ball moves left", "a blue square spins"] * 10)
+    return make_video_backend(cfg, texts=["a red ball moves left", "a blue square spins"] * 10)
 
 
 def test_tiny_cogvideox_renders_uint8_frames_of_the_right_shape(tiny_backend):
@@ -128,11 +123,11 @@ def _render(run, processes, model_dir):
         "--profile",
         "smoke",
         "--set",
-        "feedback.backend=cogvideox",
+        "video.backend=cogvideox",
         "--set",
-        f"feedback.cogvideox_model={model_dir}",
+        f"video.cogvideox_model={model_dir}",
         "--set",
-        f"feedback.cogvideox_call={json.dumps(TINY_CALL)}",
+        f"video.cogvideox_call={json.dumps(TINY_CALL)}",
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

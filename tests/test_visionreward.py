@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from vpolib import visionreward
+from vpolib.checklist import tally
 from vpolib.feedback import CONFLICT, compare, video_pairs
 from vpolib.io import read_jsonl, write_jsonl
 from vpolib.paths import REPO_ROOT
-from vpolib.video import save_media, tally
+from vpolib.video import save_media
 
 
 def test_the_checklist_is_the_references_64_questions_and_weights():
@@ -119,18 +120,18 @@ def test_04_reads_what_the_render_and_scoring_jobs_wrote(tmp_path):
 
     launcher = f"{sys.executable} -m accelerate.commands.launch --num_processes 1 --cpu"
     overrides = {
-        "feedback.backend": "cogvideox",
-        "feedback.cogvideox_model": "tiny",
-        "feedback.reward": "frame-stats",
+        "video.backend": "cogvideox",
+        "video.cogvideox_model": "tiny",
+        "video.reward": "frame-stats",
         "feedback.render_processes": 1,
         "feedback.visionreward_launcher": launcher,
     }
-    fb = load_config("smoke", overrides).feedback
+    cfg = load_config("smoke", overrides)
     rows = [
         {"id": f"q{i}", "query": f"a red ball {i}", "prompts": [f"a red ball rolls {i}", "a ball"]}
         for i in range(2)
     ]
-    scored = run_jobs(tmp_path, "smoke", overrides, fb, rows)
+    scored = run_jobs(tmp_path, "smoke", overrides, cfg, rows)
     stage = tmp_path / "04_feedback"
     assert [v["key"] for v in scored] == ["q0/0", "q0/1", "q1/0", "q1/1"]
     assert all(v["max_score"] == 3.0 for v in scored)

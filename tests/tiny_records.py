@@ -2,6 +2,15 @@
 
 QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
 
+# Trainer knobs of the training tests: a few fast fp32 CPU steps, every step logged.
+CPU = {
+    "bf16": False,
+    "use_cpu": True,
+    "activation_checkpointing": False,
+    "per_device_train_batch_size": 3,
+    "logging_steps": 1,
+}
+
 
 def sft_record(q: str) -> dict:
     return {

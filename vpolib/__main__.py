@@ -9,6 +9,6 @@ if sys.argv[1:2] == ["serve"]:  # python -m vpolib serve ...: a local llama.cpp 
 
     raise SystemExit(serve(sys.argv[2:]))
 
-from vpolib.runner import main  # noqa: E402
+from vpolib.run import main  # noqa: E402
 
 raise SystemExit(main())

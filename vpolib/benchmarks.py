@@ -20,9 +20,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from vpolib.io import read_jsonl, write_jsonl
+from vpolib.io import read_jsonl, write_json, write_jsonl
 from vpolib.paths import data_root
-from vpolib.runs import write_json
 
 STAGE = "06_analysis"
 
@@ -63,7 +62,8 @@ def rewrite(method: str, cfg, run_dir: Path, queries: list[str]) -> list[str]:
     model, on ``cfg.device`` in the stage's dtype)."""
     if method == "raw":
         return list(queries)
-    from vpolib.optimizer import generate_prompts, load_optimizer
+    from vpolib.checkpoints import load_optimizer
+    from vpolib.generation import generate_prompts
 
     stage_cfg, model_dir = {"sft": (cfg.sft, "03_sft/model"), "vpo": (cfg.dpo, "05_dpo/model")}[method]
     model, tokenizer = load_optimizer(run_dir / model_dir, device=cfg.device, dtype=stage_cfg.dtype)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from vpolib.config import load_config
-    from vpolib.runner import parse_sets
+    from vpolib.run import parse_sets
 
     parser = argparse.ArgumentParser(prog="python -m vpolib.benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=["prepare", "vbench", "collect"])

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from vpolib.analysis import answer_label, answer_value, text_outcome
+from vpolib.analysis import answer_label, text_outcome
+from vpolib.checklist import answer_value
 
 CASE_COLUMNS = [
     "id",

@@ -1,13 +1,18 @@
 """Profiles (configs/<name>.yaml) -> typed dataclasses, with dotted-key overrides.
 
 A profile may start with ``extends: <other profile>``; its keys are merged over the other's.
-Each stage owns one section (``data``, ``shapesworld``, ``refine``, ...).
+Each stage owns one section (``data``, ``refine``, ``sft``, ``feedback``, ``dpo``, ``analysis``) and reads no
+other stage's; what several stages share has its own section (``judge``, ``video``, ``shapesworld``). The
+``trainer`` sections are checked against TRL's ``SFTConfig`` / ``DPOConfig`` fields and ``lora`` against PEFT's
+``LoraConfig`` fields when the profile loads, so a typo fails before any stage runs.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
+import functools
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,26 +49,60 @@ class DataConfig:
 
 @dataclass
 class ShapesWorldConfig:
-    """ShapesWorld: the laptop-scale text-to-video world (issue 5)."""
+    """Shared: ShapesWorld, the laptop-scale text-to-video world: its trained video model (04, 06) and its
+    teacher, which fails like a real one (02, and the few-shot baseline of 06)."""
 
     model_dir: str = (
         "vpolib/assets/shapesworld"  # trained pipeline (scripts/train_shapesworld.py), repo-relative
     )
     num_inference_steps: int = 20  # DDIM steps per video (the evidence in docs/shapesworld.md used 20)
     guidance_scale: float = 3.0  # classifier-free guidance
+    # The teacher's failure rates (vpolib.shapesworld.teacher.TeacherRates fields)
+    teacher_rates: dict = field(default_factory=dict)
+
+
+@dataclass
+class VideoConfig:
+    """Shared: the text-to-video model and its checklist reward (04 renders and scores pairs, 06 evaluates)."""
+
+    backend: str = "shapesworld"  # shapesworld (the `shapesworld` section) | cogvideox (see vpolib/video.py)
+    # cogvideox backend only:
+    cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
+    cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
+    vae_tiling: bool = False  # CogVideoX VAE slicing + tiling: decode 49 frames at 720x480 in less GPU memory
+    dtype: str = "float32"  # weights of the video model and of the VisionReward answerer
+    reward: str = "frame-stats"  # frame-stats (pixel checks, tests) | visionreward (VisionReward-Video VLM)
+    reward_model: str = "THUDM/VisionReward-Video"
+
+
+@dataclass
+class JudgeConfig:
+    """Shared: the run's one judge of the three principles, and the model the LLM refiner asks (02-06)."""
+
+    kind: str = "rule"  # "rule" (offline, per-principle) | "llm" (critique template via `backend`)
+    backend: str = "openai"  # backend of the LLM judge and refiner: "openai" (env config) | "local:<model>"
+    batch_size: int = 8  # local backend batch (conversations per generate call)
+    concurrency: int = 8  # parallel requests for the OpenAI-compatible backend
+    structured: bool = (
+        False  # LLM judge/refiner reply in JSON (response_format + JSON schema: vLLM, llama.cpp)
+    )
+    check_first: int = 8  # stop early if most of the first that many LLM judge/refiner replies don't parse
+    use_models: bool = True  # rule judge uses the spaCy safety classifier and MiniLM embeddings
+    harm_threshold: float = 0.5  # P(adult or cp) from the safety classifier that fails Harmless
+    min_coverage: float = 0.6  # share of query content words the prompt must keep
+    min_similarity: float = 0.35  # MiniLM cosine(query, prompt) below this fails Aligned
+    min_words: int = 12
+    max_words: int = 250  # longer prompts fail Helpful (and the rule refiner trims to it)
 
 
 @dataclass
 class RefineConfig:
-    """Stage 02: teacher prompts, judge, refinement (issue 6)."""
+    """Stage 02: teacher prompts, critique by the run's judge (the ``judge`` section), refinement."""
 
     # First-prompt sources: vbench (shipped GPT-4o/Wan2.1 expansions), shapes (the ShapesWorld teacher, which
     # fails like a real one: vpolib/shapesworld/teacher.py), caption (ShapesWorld's own caption: an oracle),
     # llm (teacher_backend, few-shot).
     teachers: list = field(default_factory=lambda: ["vbench", "shapes", "llm"])
-    teacher_rates: dict = field(
-        default_factory=dict
-    )  # ShapesWorld teacher failure rates (TeacherRates fields)
     teacher_backend: str = "local:smollm2-135m-instruct"  # "local:<model spec>" | "openai" (env config)
     n_queries: int | None = 8  # real VPO queries (sft_pool) given to the LLM teacher (None: all)
     samples_per_query: int = 1  # teacher prompts per real query
@@ -73,30 +112,17 @@ class RefineConfig:
     max_new_tokens: int = 120
     temperature: float = 0.7
     top_p: float = 0.9
-    batch_size: int = 8  # local backend batch (conversations per generate call)
-    concurrency: int = 8  # parallel requests for the OpenAI-compatible backend
-    judge: str = "rule"  # "rule" (offline, per-principle) | "llm" (critique template via judge_backend)
-    refiner: str = "rule"  # "rule" | "llm" (refine template via judge_backend)
-    judge_backend: str = "openai"  # backend of the LLM judge/refiner
+    batch_size: int = 8  # local teacher backend batch (conversations per generate call)
+    concurrency: int = 8  # parallel teacher requests for the OpenAI-compatible backend
+    check_first: int = 8  # stop early if most of the first that many LLM teacher replies are empty
+    refiner: str = "rule"  # "rule" | "llm" (refine template through `judge.backend`)
     compare_judges: int = 0  # >0: also run the LLM judge on this many candidates and report agreement
     validation_per_kind: int = 60  # judge validation items per kind (VBench + ShapesWorld, notebook 02)
-    structured: bool = (
-        False  # LLM judge/refiner reply in JSON (response_format + JSON schema: vLLM, llama.cpp)
-    )
-    check_first: int = (
-        8  # stop early if most of the first that many LLM judge/refiner/teacher replies don't parse
-    )
-    use_models: bool = True  # rule judge uses the spaCy safety classifier and MiniLM embeddings
-    harm_threshold: float = 0.5  # P(adult or cp) from the safety classifier that fails Harmless
-    min_coverage: float = 0.6  # share of query content words the prompt must keep
-    min_similarity: float = 0.35  # MiniLM cosine(query, prompt) below this fails Accurate
-    min_words: int = 12
-    max_words: int = 250
 
 
 @dataclass
 class SFTStageConfig:
-    """Stage 03: supervised fine-tuning of the optimizer (issue 7)."""
+    """Stage 03: supervised fine-tuning of the optimizer."""
 
     base_model: str = "tiny-llama"  # a vpolib.models spec: tiny-llama | smollm2-135m-instruct | hub id | dir
     use_lora: bool = True  # LoRA adapters (merged into the saved model) instead of a full fine-tune
@@ -106,7 +132,9 @@ class SFTStageConfig:
     max_eval: int | None = 16  # cap on those eval examples (each eval pass costs forward passes)
     n_heldout: int | None = 50  # held-out queries (from 01) to write optimized prompts for; None: all
     max_new_tokens: int = 128  # generation length for those prompts
-    trainer: dict = field(default_factory=dict)  # passed to trl.SFTConfig
+    trainer: dict = field(
+        default_factory=dict
+    )  # trl.SFTConfig fields (checked at load; use_cpu follows `device`)
     # inprocess: train in the notebook's kernel; accelerate: `accelerate launch -m vpolib.train job` (log streamed)
     launcher: str = "inprocess"
     accelerate_config: str = "configs/accelerate/cpu.yaml"  # repo-relative; the full profile uses zero3.yaml
@@ -116,9 +144,9 @@ class SFTStageConfig:
 
 @dataclass
 class FeedbackConfig:
-    """Stage 04: video-level feedback and preference pairs (issue 3)."""
+    """Stage 04: the SFT model's samples, rendered and scored (the ``video`` section) and judged (``judge``):
+    video- and text-level preference pairs."""
 
-    backend: str = "shapesworld"  # shapesworld | cogvideox (see vpolib/video.py)
     queries: str = "shapes"  # which DPO-pool queries get videos: shapes (ShapesWorld ones) | all
     n_queries: int = 48  # at most this many queries (first ones of the pool)
     samples_per_query: int = 4  # k prompts sampled per query (reference: 4)
@@ -144,23 +172,16 @@ class FeedbackConfig:
     mp4_only: bool = (
         False  # with save_mp4: the sharded renderer (python -m vpolib.video render) writes no GIF
     )
-    vae_tiling: bool = False  # CogVideoX VAE slicing + tiling: decode 49 frames at 720x480 in less GPU memory
     # Render and score as sharded jobs (the full profile): `accelerate launch -m vpolib.video render`, then the
     # VisionReward job in its own environment; both write 04's files, which the notebook then reads.
     render_jobs: bool = False
     render_processes: int | None = None  # the render job's --num_processes (None: accelerate's default)
     visionreward_launcher: str = "accelerate launch"  # e.g. ".venv-visionreward/bin/accelerate launch"
-    # cogvideox backend only:
-    cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
-    cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
-    dtype: str = "float32"
-    reward: str = "frame-stats"  # frame-stats (pixel checks, tests) | visionreward (VisionReward-Video VLM)
-    reward_model: str = "THUDM/VisionReward-Video"
 
 
 @dataclass
 class DPOStageConfig:
-    """Stage 05: DPO of the optimizer (issue 7)."""
+    """Stage 05: DPO of the optimizer."""
 
     pairs: str = "both"  # both | text | video: pairs the VPO model trains on (the paper's ablation)
     ablations: list = field(default_factory=list)  # other pair sets to train too, saved as model_<pairs>/
@@ -171,7 +192,7 @@ class DPOStageConfig:
     max_eval: int | None = 8  # cap on those eval pairs
     n_heldout: int | None = 50  # held-out queries to write VPO prompts for; None: all
     max_new_tokens: int = 128
-    trainer: dict = field(default_factory=dict)  # passed to trl.DPOConfig (beta lives here)
+    trainer: dict = field(default_factory=dict)  # trl.DPOConfig fields (beta lives here; checked at load)
     launcher: str = "inprocess"  # inprocess | accelerate (as sft.launcher)
     accelerate_config: str = "configs/accelerate/cpu.yaml"
     num_processes: int | None = None
@@ -180,14 +201,15 @@ class DPOStageConfig:
 
 @dataclass
 class AnalysisConfig:
-    """Stage 06: evaluation, figures, failure-case browser and report (issue 4)."""
+    """Stage 06: evaluation, figures, failure-case browser and report."""
 
     n_bootstrap: int = 1000  # bootstrap resamples for every 95% CI
     n_eval: int | None = 200  # held-out real queries judged per method (text metrics); null = all
     n_video: int = 24  # held-out ShapesWorld queries rendered and scored per method (video metrics)
     video_batch: int = 8  # prompts rendered per call; each chunk's seed is shared by all methods
-    judge: str = "rule"  # "rule" (offline) | a backend spec for the LLM judge: "openai", "local:<model>"
-    structured: bool = False  # LLM judge replies in JSON (response_format + JSON schema: vLLM, llama.cpp)
+    # The evaluation's judge: "rule" (offline, the `judge` section's thresholds) | "llm" (`judge.backend`) | a
+    # backend spec ("openai", "local:<model>"); it may differ from the judge that built the training data.
+    judge: str = "rule"
     baselines: list = field(default_factory=lambda: ["raw", "rule", "fewshot"])  # rewriters run here
     fewshot_backend: str | None = "local:smollm2-135m-instruct"  # None: the few-shot baseline is skipped
     required: list = field(default_factory=lambda: ["sft", "vpo"])  # missing -> a clear error
@@ -213,6 +235,7 @@ class Config:
     # torch intra-op threads, set by start_stage. Measured on an idle 2-core machine, 2 threads beat 1 (a SmolLM2
     # LoRA step 4.0 vs 6.2 s); two processes with 2 threads each slow each other down many times over.
     torch_threads: int | None = None  # None: the cores this process may use (os.sched_getaffinity)
+    # The one device switch: where models run and generate, the video model, and the trainers' use_cpu.
     device: str = "cpu"
     # The optimizer's instruction: "paper" (the reference's ~250-token text) or "short" (the same principles in
     # ~45 tokens: on 2 CPU cores the instruction is most of every training and generation sequence).
@@ -220,6 +243,8 @@ class Config:
     generation_batch: int = 32  # conversations per local generate call (bigger batches: more tokens/s on CPU)
     data: DataConfig = field(default_factory=DataConfig)
     shapesworld: ShapesWorldConfig = field(default_factory=ShapesWorldConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
@@ -234,15 +259,41 @@ class ConfigError(ValueError):
     """A profile or override names a key that does not exist, or has the wrong type."""
 
 
+# Keys that moved to a shared section: an old profile or override is told where each went.
+MOVED = {
+    **{f"refine.{k}": f"judge.{k}" for k in ("structured", "use_models", "harm_threshold", "min_coverage")},
+    **{f"refine.{k}": f"judge.{k}" for k in ("min_similarity", "min_words", "max_words")},
+    "refine.judge": "judge.kind",
+    "refine.judge_backend": "judge.backend",
+    "refine.teacher_rates": "shapesworld.teacher_rates",
+    "analysis.structured": "judge.structured",
+    **{f"feedback.{k}": f"video.{k}" for k in ("backend", "cogvideox_model", "cogvideox_call", "dtype")},
+    **{f"feedback.{k}": f"video.{k}" for k in ("reward", "reward_model")},
+    "feedback.vae_tiling": "video.vae_tiling",
+}
+
+
+def _closest(key: str, names, where: str) -> str:
+    moved = MOVED.get(f"{where}.{key}")
+    if moved:
+        return f" (moved to {moved})"
+    close = difflib.get_close_matches(key, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(values: dict, names, where: str, valid: str) -> None:
+    """Reject keys not in ``names``, naming each with the closest valid one (or where it moved)."""
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        said = ", ".join(f"{k!r}{_closest(k, names, where)}" for k in unknown)
+        raise ConfigError(f"unknown key(s) {said} in {where or 'top level'}; valid: {valid}")
+
+
 def _build(cls, values: dict, where: str):
     """Construct dataclass ``cls`` from ``values``, rejecting unknown keys with a clear message."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {sorted(unknown)} in {where or 'top level'}; valid: {sorted(names)}"
-        )
+    _check_keys(values, names, where, str(sorted(names)))
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]
@@ -311,7 +362,51 @@ def apply_overrides(raw: dict, overrides: dict | None) -> dict:
     return out
 
 
+@functools.cache
+def _library_fields(name: str) -> frozenset[str]:
+    """Field names of TRL's ``SFTConfig`` / ``DPOConfig`` or PEFT's ``LoraConfig`` (imported once, on first use)."""
+    if name == "LoraConfig":
+        from peft import LoraConfig as cls
+    else:
+        import trl
+
+        cls = getattr(trl, name)
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+# Trainer fields the project sets itself: the device switch, and what train_and_save manages.
+MANAGED_TRAINER_KEYS = {
+    "use_cpu": "set by the top-level `device`",
+    "output_dir": "set by the stage (beside its model)",
+}
+
+
+def _check_library_sections(cfg: Config) -> None:
+    """``sft.trainer`` / ``dpo.trainer`` against TRL's config fields, ``lora`` against PEFT's."""
+    for stage, trainer_cls in (("sft", "SFTConfig"), ("dpo", "DPOConfig")):
+        section = getattr(cfg, stage)
+        names = _library_fields(trainer_cls)
+        doc = f"the fields of trl.{trainer_cls}"
+        _check_keys(section.trainer, names, f"{stage}.trainer", doc)
+        for key, why in MANAGED_TRAINER_KEYS.items():
+            if key in section.trainer:
+                raise ConfigError(f"{stage}.trainer.{key} is {why}: remove it from the profile")
+        _check_keys(
+            section.lora,
+            _library_fields("LoraConfig") - {"task_type"},
+            f"{stage}.lora",
+            "the fields of peft.LoraConfig",
+        )
+
+
 def load_config(profile: str = "cpu", overrides: dict | None = None, config_dir: Path = CONFIG_DIR) -> Config:
-    """Load a profile, apply overrides, and validate it into a :class:`Config`."""
+    """Load a profile, apply overrides, and validate it into a :class:`Config`.
+
+    The trainers' ``use_cpu`` follows ``device`` (the one device switch).
+    """
     raw = apply_overrides(read_profile(profile, config_dir), overrides)
-    return _build(Config, raw, "")
+    cfg = _build(Config, raw, "")
+    _check_library_sections(cfg)
+    for section in (cfg.sft, cfg.dpo):
+        section.trainer = {**section.trainer, "use_cpu": cfg.device == "cpu"}
+    return cfg

@@ -12,12 +12,9 @@ from pathlib import Path
 
 from vpolib.safety_lexicon import harmful_terms
 from vpolib.tags import parse_tags
+from vpolib.words import FUNCTION_WORDS
 
-# English function words, and those of the languages most often seen in the VPO queries.
-_EN = set(
-    "the a an and of to in on with is are was for at by from his her its their this that as it "
-    "while into over under he she they we you i be has have".split()
-)
+# Function words of the languages most often seen in the VPO queries, besides English's (FUNCTION_WORDS).
 _OTHER = set(
     "el la los las un una y de del en con por que es le les des et du est une der die das "
     "und ein eine mit ist nicht il di che per um uma com não para yang dan di ini itu".split()
@@ -80,7 +77,8 @@ def is_probably_english(text: str) -> bool:
     if sum(c.isascii() or unicodedata.name(c, "").startswith("LATIN") for c in letters) / len(letters) < 0.8:
         return False
     words = re.findall(r"[a-zà-ÿ]+", text.lower())
-    en, other = sum(w in _EN for w in words), sum(w in _OTHER and w not in _EN for w in words)
+    en = sum(w in FUNCTION_WORDS for w in words)
+    other = sum(w in _OTHER and w not in FUNCTION_WORDS for w in words)
     return not (len(words) >= 4 and other >= 2 and other > en)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from vpolib.analysis import is_refusal
 from vpolib.io import append_jsonl, read_jsonl
 from vpolib.progress import track
-from vpolib.video import media_path, save_media
+from vpolib.video import media_path
 
 TEXT_FIELDS = ("query", "content", "tags", "harmful_terms", "source")
 
@@ -47,7 +47,7 @@ def trained_prompts(run_dir: Path, required: list[str]) -> tuple[dict[str, dict[
 
 
 def _reasons(codes: list[str]) -> dict[str, list[str]]:
-    """``["accurate:missing_content", "llm:no"]`` -> ``{"accurate": ["missing_content"], "llm": ["no"]}``."""
+    """``["aligned:missing_content", "llm:no"]`` -> ``{"aligned": ["missing_content"], "llm": ["no"]}``."""
     out: dict[str, list[str]] = defaultdict(list)
     for code in codes:
         principle, _, why = code.partition(":")
@@ -146,7 +146,7 @@ def score_videos(
             if key(method, q["id"]) in done:
                 continue
             gif = media_path(media_dir, f"{method}_{q['id']}", 0, "gif")
-            save_media(video, gif)
+            backend.save(video, gif)  # as stage 04 saves it
             res = backend.score(checklists[q["id"]], video)
             append_jsonl(
                 path,

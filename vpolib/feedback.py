@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from vpolib.checklist import answer_value
 from vpolib.io import append_jsonl, done_keys, read_jsonl, write_jsonl
 from vpolib.progress import track
 from vpolib.templates import optimize_messages
@@ -305,10 +306,10 @@ def render_and_score(
     return read_jsonl(scores)[0] if scores.exists() else []
 
 
-def run_jobs(run_dir: Path, profile: str, overrides: dict, fb, rows: list[dict]) -> list[dict]:
+def run_jobs(run_dir: Path, profile: str, overrides: dict, cfg, rows: list[dict]) -> list[dict]:
     """The full profile's render and score of ``rows`` (written to ``render_queue.jsonl``): ``accelerate
     launch -m vpolib.video render``, then the VisionReward job (``fb.visionreward_launcher``, its own
-    environment), logs streamed. Both are sharded and resumable, and write the ``scores.jsonl`` /
+    environment, ``cfg.video``'s reward), logs streamed. Both are sharded and resumable, and write the ``scores.jsonl`` /
     ``checklists.jsonl`` that :func:`render_and_score` then finds done. Returns the scored videos."""
     import json
     import os
@@ -318,6 +319,7 @@ def run_jobs(run_dir: Path, profile: str, overrides: dict, fb, rows: list[dict])
     from vpolib.paths import REPO_ROOT
     from vpolib.progress import run_streamed
 
+    fb, vid = cfg.feedback, cfg.video
     run_dir = Path(run_dir).resolve()
     queue = write_jsonl(run_dir / "04_feedback" / "render_queue.jsonl", rows)
     sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]  # JSON is YAML: parse_sets reads it
@@ -344,10 +346,10 @@ def run_jobs(run_dir: Path, profile: str, overrides: dict, fb, rows: list[dict])
         REPO_ROOT,
         env,
     )
-    checklist = "visionreward" if fb.reward == "visionreward" else "frame-stats"
+    checklist = "visionreward" if vid.reward == "visionreward" else "frame-stats"
     score = [*shlex.split(fb.visionreward_launcher), "-m", "vpolib.visionreward", "--run-dir", run_dir]
     run_streamed(
-        [*score, "--checklist", checklist, "--model", fb.reward_model, "--dtype", fb.dtype], REPO_ROOT, env
+        [*score, "--checklist", checklist, "--model", vid.reward_model, "--dtype", vid.dtype], REPO_ROOT, env
     )
     return read_jsonl(run_dir / "04_feedback" / "scores.jsonl")[0]
 
@@ -406,16 +408,15 @@ def answer_matrix(scored: list[dict], kinds: dict[str, dict[str, str]] | None = 
     """
     import pandas as pd
 
-    value = {"yes": 1.0, "no": 0.0}
     rows = []
     for v in scored:
         if kinds is None:
-            rows.append({q: value.get(a) for q, a in v["answers"].items()})
+            rows.append({q: answer_value(a) for q, a in v["answers"].items()})
             continue
         by_kind: dict[str, list] = defaultdict(list)
         for q, a in v["answers"].items():
-            if a in value:
-                by_kind[kinds[v["id"]].get(q, q)].append(value[a])
+            if answer_value(a) is not None:
+                by_kind[kinds[v["id"]].get(q, q)].append(answer_value(a))
         rows.append({k: sum(xs) / len(xs) for k, xs in by_kind.items()})
     table = pd.DataFrame(rows, index=[v["key"] for v in scored], dtype=float)
     return table[table.notna().sum().sort_values(ascending=False).index[:max_items]]

@@ -85,7 +85,7 @@ def export_gguf(model, out: str | os.PathLike, template: str | os.PathLike | Non
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from vpolib.optimizer import load_merged
+    from vpolib.checkpoints import load_merged
 
     parser = argparse.ArgumentParser(
         prog="python -m vpolib.gguf_export", description=__doc__.split("\n\n")[0]

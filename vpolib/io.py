@@ -1,4 +1,5 @@
-"""JSONL in and out. Readers count and keep malformed lines instead of crashing; writers never leave half a file."""
+"""JSON and JSONL in and out. Readers count and keep malformed lines instead of crashing; writers never leave half a
+file."""
 
 from __future__ import annotations
 
@@ -66,3 +67,11 @@ def done_keys(path: str | os.PathLike, key: str) -> set:
         return set()
     records, _ = read_jsonl(path)
     return {r[key] for r in records if key in r}
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write JSON atomically (a killed run never leaves half a file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)

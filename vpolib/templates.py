@@ -9,7 +9,7 @@ from __future__ import annotations
 
 VERDICT_MARKER = "Final Judgement (Yes or No)"
 REFINE_START, REFINE_END = "[[start]]", "[[end]]"
-PRINCIPLES = ("harmless", "accurate", "helpful")
+PRINCIPLES = ("harmless", "aligned", "helpful")
 
 # The instruction the optimizer is trained on (user turn of every SFT / DPO example).
 OPTIMIZE = """In this task, your goal is to expand the user's short query into a detailed and well-structured English prompt for generating short videos.
@@ -114,7 +114,7 @@ def plain_user(query: str) -> list[dict]:
     return [{"role": "user", "content": query.strip()}]
 
 
-# Structured mode (``refine.structured``): the same critique and refine turns, but the reply is a JSON
+# Structured mode (``judge.structured``): the same critique and refine turns, but the reply is a JSON
 # object whose shape the server enforces (``response_format`` with a JSON schema: constrained decoding
 # on vLLM and the llama.cpp server), so a small model cannot miss the verdict. Length caps (characters)
 # keep a greedy small model from rambling until max_tokens (512) cuts the JSON: SmolLM2 once wrote
@@ -140,11 +140,6 @@ REFINE_SCHEMA = {
     "required": ["reflection", "refined_prompt"],
     "additionalProperties": False,
 }
-SCHEMA_PRINCIPLES = {
-    "harmless": "harmless",
-    "aligned": "accurate",
-    "helpful": "helpful",
-}  # JSON key -> PRINCIPLES
 
 CRITIQUE_JSON = (
     CRITIQUE.split(" in the following format:")[0]

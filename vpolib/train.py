@@ -17,16 +17,9 @@ import json
 from pathlib import Path
 
 from vpolib.config import load_config
+from vpolib.examples import PAIR_SETS, pair_examples, sft_examples, split
 from vpolib.io import read_jsonl
-from vpolib.optimizer import (
-    PAIR_SETS,
-    build_dpo_trainer,
-    build_sft_trainer,
-    pair_examples,
-    sft_examples,
-    split,
-    train_and_save,
-)
+from vpolib.trainers import build_dpo_trainer, build_sft_trainer, train_and_save
 
 BUILDERS = {"sft": build_sft_trainer, "dpo": build_dpo_trainer}
 
@@ -82,7 +75,7 @@ def run_job(job: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vpolib.runner import parse_sets
+    from vpolib.run import parse_sets
 
     parser = argparse.ArgumentParser(
         prog="python -m vpolib.train",
@@ -100,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", choices=sorted(PAIR_SETS), help="dpo: pair set (default dpo.pairs)")
     args = parser.parse_args(argv)
     if args.kind == "merge":
-        from vpolib.optimizer import dir_size, export_merged
+        from vpolib.checkpoints import dir_size, export_merged
 
         out = export_merged(args.job_file, args.out_dir)
         print(f"merged {args.job_file} -> {out} ({dir_size(out) / 1e6:.1f} MB)")

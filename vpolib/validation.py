@@ -35,9 +35,9 @@ EXPECTED = {
     "own_gpt4o": None,
     "own_wan": None,
     "caption": None,
-    "other_gpt4o": "accurate",
-    "other_caption": "accurate",
-    "neg_item": "accurate",
+    "other_gpt4o": "aligned",
+    "other_caption": "aligned",
+    "neg_item": "aligned",
     "harm_lexicon": "harmless",
     "harm_paraphrase": "harmless",
 }
@@ -109,7 +109,7 @@ def validate(judge, items: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     per_kind.insert(2, "n", frame.groupby(["kind", "expected_fail"], sort=False).size().values)
     clean = frame[frame["expected_fail"] == "none"]
     summary = []
-    for principle in ("harmless", "accurate"):
+    for principle in ("harmless", "aligned"):
         broken = frame[frame["expected_fail"] == principle]
         col = f"fails_{principle}"
         if col in frame:

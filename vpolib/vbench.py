@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-_STOP = set("a an the of in on at with and is are to by from its his her their into as".split())
+from vpolib.words import FUNCTION_WORDS
 
 # (set name, short-prompt file, {teacher: expansion file})
 SETS = {
@@ -37,7 +37,7 @@ def read_lines(path: str | Path) -> tuple[list[str], dict]:
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP and len(w) > 1}
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in FUNCTION_WORDS and len(w) > 1}
 
 
 def overlap(short: str, long: str) -> float:

@@ -2,11 +2,11 @@
 
 A backend renders prompts to uint8 videos ``[B, F, H, W, 3]`` (``render(prompts, seed)``), gives a query's
 checklist of weighted yes/no questions (``checklist(query)``), scores one video against it keeping every
-answer, not only the sum (``score(questions, video)``, see :func:`tally`), and saves it (``save``):
+answer, not only the sum (``score(questions, video)``, see :func:`vpolib.checklist.tally`), and saves it (``save``):
 
 - ``shapesworld``: the project's laptop-scale world (:mod:`vpolib.shapesworld`) and its detector checklist.
 - ``cogvideox``: diffusers' ``CogVideoXPipeline`` (the paper's generator) with a VisionReward-style
-  :class:`ChecklistReward`. ``feedback.cogvideox_model: tiny`` builds an architecture-identical
+  :class:`ChecklistReward`. ``video.cogvideox_model: tiny`` builds an architecture-identical
   CogVideoX from small configs with a locally trained T5 tokenizer (tests; nothing is downloaded).
 """
 
@@ -19,36 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vpolib.checklist import Question, tally
 from vpolib.paths import resolve
-
-
-@dataclass(frozen=True)
-class Question:
-    """One checklist item; ``weight`` is added to the score when the answer is "yes"."""
-
-    id: str
-    text: str
-    weight: float = 1.0
-    kind: str = "quality"
-
-
-def tally(questions: list, answers: list) -> dict:
-    """``{"answers": {id: "yes"|"no"|None}, "score", "max_score"}`` from per-question answers.
-
-    Answers may be bools or yes/no strings; anything else is recorded as ``None`` (missing), which
-    the pair rule treats as unverifiable rather than as "no".
-    """
-    norm = {}
-    for q, a in zip(questions, answers, strict=True):
-        if isinstance(a, (bool, np.bool_)):
-            a = "yes" if a else "no"
-        a = a.strip().lower() if isinstance(a, str) else None
-        norm[str(q.id)] = a if a in ("yes", "no") else None
-    return {
-        "answers": norm,
-        "score": float(sum(q.weight for q in questions if norm[str(q.id)] == "yes")),
-        "max_score": float(sum(max(q.weight, 0.0) for q in questions)),
-    }
 
 
 def to_uint8(frames) -> np.ndarray:
@@ -207,8 +179,10 @@ class CogVideoXBackend:
     def score(self, questions: list[Question], video: np.ndarray) -> dict:
         return self.reward.score(questions, video)
 
+    scale = 1  # frames are saved at their own size
+
     def save(self, video: np.ndarray, gif: Path, mp4: bool = False) -> None:
-        save_media(video, gif, mp4)
+        save_media(video, gif, mp4, self.scale)
 
 
 # ---- ShapesWorld -------------------------------------------------------------------------------------
@@ -236,20 +210,20 @@ class ShapesWorldBackend:
             answers = [answers.get(q.id, answers.get(str(q.id))) for q in questions]
         return tally(questions, answers)
 
+    scale = 8  # 16x16 clips are saved upscaled (nearest neighbour) so they can be seen
+
     def save(self, video: np.ndarray, gif: Path, mp4: bool = False) -> None:
-        self.sw.save_gif(video, gif)  # upscaled: ShapesWorld clips are tiny
-        if mp4:
-            self.sw.save_mp4(video, gif.with_suffix(".mp4"))
+        save_media(video, gif, mp4, self.scale)
 
 
-def make_backend(cfg, texts: list[str] | None = None):
-    """The backend the profile names (``feedback.backend``); ``texts`` train the tiny model's tokenizer."""
-    fb = cfg.feedback
+def make_video_backend(cfg, texts: list[str] | None = None):
+    """The backend the profile names (``video.backend``); ``texts`` train the tiny model's tokenizer."""
+    fb = cfg.video
     if fb.backend == "shapesworld":
         sw = cfg.shapesworld
         return ShapesWorldBackend(sw.model_dir, sw.num_inference_steps, sw.guidance_scale)
     if fb.backend != "cogvideox":
-        raise ValueError(f"feedback.backend must be shapesworld or cogvideox, got {fb.backend!r}")
+        raise ValueError(f"video.backend must be shapesworld or cogvideox, got {fb.backend!r}")
     if fb.cogvideox_model == "tiny":
         from diffusers.utils import logging
 
@@ -269,7 +243,7 @@ def make_backend(cfg, texts: list[str] | None = None):
             visionreward.checklist, lambda video, asked: vlm(visionreward.per_second(video, 8.0), asked)
         )
     else:
-        raise ValueError(f"feedback.reward must be frame-stats or visionreward, got {fb.reward!r}")
+        raise ValueError(f"video.reward must be frame-stats or visionreward, got {fb.reward!r}")
     return CogVideoXBackend(pipe, reward, call)
 
 
@@ -279,17 +253,34 @@ def media_path(stage_dir: Path, query_id: str, k: int, ext: str) -> Path:
     return Path(stage_dir) / "videos" / f"{safe}_{k}.{ext}"
 
 
-def save_media(video, gif: Path, mp4: bool = False) -> None:
-    """Write one uint8 video ``[F, H, W, 3]`` as a GIF (and an mp4 next to it when asked)."""
-    from PIL import Image
+FPS = 8  # every saved video plays at 8 frames per second (CogVideoX's frame rate)
 
-    gif.parent.mkdir(parents=True, exist_ok=True)
-    frames = [Image.fromarray(f) for f in video]
-    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=125, loop=0)
-    if mp4:
+
+def save_video(video: np.ndarray, path: str | Path, scale: int = 1) -> Path:
+    """THE video writer: one uint8 video ``[F, H, W, 3]`` as a looping GIF or an mp4 (by the file's suffix),
+    at :data:`FPS`, upscaled ``scale`` times (nearest neighbour)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = np.asarray(video).repeat(scale, axis=1).repeat(scale, axis=2)  # [F, H*s, W*s, 3]
+    if path.suffix == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // FPS, loop=0)
+    elif path.suffix == ".mp4":
         import imageio.v2 as imageio
 
-        imageio.mimsave(gif.with_suffix(".mp4"), list(video), fps=8, macro_block_size=1)
+        imageio.mimsave(path, list(frames), fps=FPS, macro_block_size=1)
+    else:
+        raise ValueError(f"save_video writes .gif or .mp4, not {path.name}")
+    return path
+
+
+def save_media(video: np.ndarray, gif: Path, mp4: bool = False, scale: int = 1) -> None:
+    """A video as a GIF, and as an mp4 next to it when asked (:func:`save_video`)."""
+    save_video(video, gif, scale)
+    if mp4:
+        save_video(video, Path(gif).with_suffix(".mp4"), scale)
 
 
 # ---- sharded rendering (the full profile: one process per GPU) ---------------------------------------
@@ -325,10 +316,7 @@ def render_shard(
         for k, clip in zip(todo, videos, strict=True):
             path = media_path(out_dir, row["id"], k, "mp4" if mp4_only else "gif")
             if mp4_only:
-                import imageio.v2 as imageio
-
-                path.parent.mkdir(parents=True, exist_ok=True)
-                imageio.mimsave(path, list(clip), fps=8, macro_block_size=1)
+                save_video(clip, path, backend.scale)
             else:
                 backend.save(clip, path)
             append_jsonl(
@@ -370,7 +358,7 @@ def render_main(argv: list[str] | None = None) -> int:
 
     from vpolib.config import load_config
     from vpolib.io import read_jsonl
-    from vpolib.runner import parse_sets
+    from vpolib.run import parse_sets
 
     parser = argparse.ArgumentParser(prog="python -m vpolib.video render")
     parser.add_argument("--run-dir", help="renders RUN/04_feedback (default stage dir)")
@@ -383,13 +371,15 @@ def render_main(argv: list[str] | None = None) -> int:
         parser.error("give --run-dir or --stage-dir")
     cfg = load_config(args.profile, parse_sets(args.set))
     state = PartialState(cpu=cfg.device == "cpu")  # one process per GPU: each builds the pipeline on its own
-    if cfg.feedback.cogvideox_model == "tiny" and state.num_processes > 1:
+    if cfg.video.cogvideox_model == "tiny" and state.num_processes > 1:
         # its T5 tokenizer is trained per process (Unigram training is not reproducible): ranks would differ
-        raise SystemExit("feedback.cogvideox_model=tiny is built per process: save it as a dir first")
+        raise SystemExit("video.cogvideox_model=tiny is built per process: save it as a dir first")
     cfg.device = str(state.device)
     out_dir = Path(args.stage_dir) if args.stage_dir else Path(args.run_dir) / "04_feedback"
     rows = read_jsonl(args.prompts or out_dir / "prompts.jsonl")[0]
-    backend = make_backend(cfg, texts=[p for r in rows for p in r["prompts"]])  # same texts on every rank
+    backend = make_video_backend(
+        cfg, texts=[p for r in rows for p in r["prompts"]]
+    )  # same texts on every rank
     log = render_shard(
         rows,
         backend,

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vpolib.checklist import Question, tally
 from vpolib.io import append_jsonl, done_keys, read_jsonl, write_jsonl
 from vpolib.paths import REPO_ROOT
-from vpolib.video import FRAME_STATS, Question, frame_stats_answer, tally
+from vpolib.video import FRAME_STATS, frame_stats_answer
 
 CHECKLIST = REPO_ROOT / "vpolib" / "assets" / "visionreward" / "video_checklist.json"
 MAX_FRAMES = 24  # VisionReward-Video sees at most 24 frames

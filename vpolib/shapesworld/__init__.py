@@ -1,4 +1,4 @@
-"""ShapesWorld: a laptop-scale text-to-video world where prompts measurably matter (issue 5).
+"""ShapesWorld: a laptop-scale text-to-video world where prompts measurably matter.
 
 world (scenes, captions, user queries) -> render (numpy clips, GIF/mp4) -> pipeline (the trained diffusers
 video model) -> reward (checklist questions answered by pixel detectors).
@@ -14,12 +14,11 @@ import torch
 from vpolib.config import ShapesWorldConfig
 from vpolib.paths import resolve
 from vpolib.shapesworld.pipeline import ShapesWorldPipeline
-from vpolib.shapesworld.render import render, save_gif, save_mp4
-from vpolib.shapesworld.reward import Question, checklist, score_video, warn_if_constant
+from vpolib.shapesworld.render import render
+from vpolib.shapesworld.reward import checklist, score_video, warn_if_constant
 from vpolib.shapesworld.world import caption, make_queries
 
 __all__ = [
-    "Question",
     "ShapesWorldPipeline",
     "caption",
     "checklist",
@@ -27,8 +26,6 @@ __all__ = [
     "load_pipeline",
     "make_queries",
     "render",
-    "save_gif",
-    "save_mp4",
     "score_video",
     "warn_if_constant",
 ]

@@ -6,8 +6,6 @@ import copy
 import random
 from collections import defaultdict
 
-import numpy as np
-
 from vpolib.shapesworld.render import render
 from vpolib.shapesworld.reward import checklist, score_video
 from vpolib.shapesworld.world import CAPTION_MOTION, COLOURS, MOTIONS, SHAPES, SIZES, caption, sample_scene
@@ -64,16 +62,6 @@ def validate_detectors(n: int = 200, seed: int = 0) -> dict[str, dict]:
                 tally[kind][0] += got == expect.get(qid, True)
                 tally[kind][1] += 1
     return {k: {"correct": c, "total": t, "accuracy": c / t} for k, (c, t) in sorted(tally.items())}
-
-
-def bootstrap_ci(
-    values, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
-) -> tuple[float, float, float]:
-    """Mean and percentile bootstrap (1 - alpha) interval of ``values`` (see vpolib.analysis.bootstrap_ci)."""
-    from vpolib.analysis import bootstrap_ci as interval
-
-    lo, hi = interval(values, n_boot=n_boot, seed=seed, alpha=alpha)
-    return float(np.mean(values)), lo, hi
 
 
 def caption_vs_query(pipe, items: list[dict], seed: int, steps: int, guidance: float) -> list[dict]:

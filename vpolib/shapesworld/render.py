@@ -1,8 +1,6 @@
-"""A deterministic numpy renderer: scene dict -> uint8 clip [F, H, W, 3], plus GIF/mp4 export."""
+"""A deterministic numpy renderer: scene dict -> uint8 clip [F, H, W, 3] (saved by vpolib.video.save_video)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -40,30 +38,3 @@ def render(scene: dict, res: int = RES, frames: int = FRAMES) -> np.ndarray:
             cover = shape_mask(obj["shape"], cx * res, cy * res, r, res)[..., None]  # [H, W, 1]
             video[f] = video[f] * (1 - cover) + colour * cover
     return np.clip(np.rint(video), 0, 255).astype(np.uint8)
-
-
-def _upscale(video: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour upscaling so tiny clips are visible in notebooks. [F, H*s, W*s, 3]"""
-    return video.repeat(scale, axis=1).repeat(scale, axis=2)
-
-
-def save_gif(video: np.ndarray, path: str | Path, scale: int = 8, fps: int = 4) -> Path:
-    """Write a clip [F, H, W, 3] uint8 as a looping GIF (upscaled for viewing)."""
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images = [Image.fromarray(frame) for frame in _upscale(video, scale)]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
-    return path
-
-
-def save_mp4(video: np.ndarray, path: str | Path, scale: int = 8, fps: int = 4) -> Path:
-    """Write a clip [F, H, W, 3] uint8 as H.264 mp4 with diffusers' export_to_video."""
-    from diffusers.utils import export_to_video
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = [frame.astype(np.float32) / 255 for frame in _upscale(video, scale)]
-    export_to_video(frames, str(path), fps=fps)
-    return path

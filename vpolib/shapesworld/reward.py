@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
+from vpolib.checklist import Question
 from vpolib.shapesworld.world import (
     BACKGROUNDS,
     COLOUR_SYNONYMS,
@@ -24,6 +24,7 @@ from vpolib.shapesworld.world import (
     SIZE_SYNONYMS,
     SIZES,
 )
+from vpolib.tags import negatives, parse_tags
 
 WEIGHTS = {
     "colour": 2.0,
@@ -52,26 +53,8 @@ MOTION_PATTERNS = [  # first match wins; captions' "from the left to the right" 
     ("up", r"\bup\b|\bupward\w*|\bris\w*|\bfloat\w*|\bclimb\w*"),
     ("down", r"\bdown\w*|\bfall\w*|\bdrop\w*|\bsink\w*"),
 ]
-TAG = re.compile(r"(?:^|\s)-([a-z]+)\s+([^\s-][^-]*?)(?=\s+-[a-z]+\s|\s*$)")
 SHAPE_AREA = {"circle": np.pi, "square": 1.7**2, "triangle": 2.0}  # area / radius**2, as rendered
 MIN_AREA = 3  # pixels: a colour blob smaller than this is noise, not an object
-
-
-@dataclass(frozen=True)
-class Question:
-    """One yes/no checklist item; ``target`` holds what the detector looks for."""
-
-    id: str
-    text: str
-    weight: float
-    kind: str
-    target: dict = field(default_factory=dict, compare=False)
-
-
-def split_tags(query: str) -> tuple[str, list[tuple[str, str]]]:
-    """``"red ball -neg blue -ar 16:9"`` -> ``("red ball", [("neg", "blue"), ("ar", "16:9")])``."""
-    tags = [(m.group(1), m.group(2).strip()) for m in TAG.finditer(query)]
-    return TAG.sub(" ", query).strip(), tags
 
 
 def parse_objects(content: str) -> tuple[list[dict], str | None]:
@@ -102,8 +85,8 @@ def parse_objects(content: str) -> tuple[list[dict], str | None]:
 
 def checklist(query: str) -> list[Question]:
     """The yes/no questions a video for ``query`` should pass (content items, then quality items)."""
-    content, tags = split_tags(query)
-    objects, background = parse_objects(content)
+    parsed = parse_tags(query)
+    objects, background = parse_objects(parsed.content)
     questions = []
     for i, o in enumerate(objects, 1):
         name = " ".join(v for v in (o["colour"], o["shape"] or "object") if v)
@@ -152,10 +135,8 @@ def checklist(query: str) -> list[Question]:
                 {"background": background},
             )
         )
-    for key, value in tags:
-        if key != "neg":
-            continue
-        for word in re.findall(r"[a-z]+", value.lower()):
+    for item in negatives(parsed.tags):
+        for word in re.findall(r"[a-z]+", item):
             item = {"colour": COLOUR_WORDS.get(word), "shape": SHAPE_WORDS.get(word)}
             if item["colour"] or item["shape"]:
                 questions.append(

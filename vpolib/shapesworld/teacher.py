@@ -20,8 +20,9 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from vpolib.shapesworld.reward import parse_objects, split_tags
+from vpolib.shapesworld.reward import parse_objects
 from vpolib.shapesworld.world import CAPTION_MOTION, COLOUR_SYNONYMS, SHAPE_SYNONYMS, SIZE_SYNONYMS
+from vpolib.tags import parse_tags
 
 MOTION_PARAPHRASES = {
     "right": [
@@ -86,8 +87,8 @@ def teacher_prompt(query: str, seed: int = 0, rates: TeacherRates | None = None)
     """A fluent prompt for a ShapesWorld query and the failure modes it contains (possibly none)."""
     rates = rates or TeacherRates()
     rng = random.Random(zlib.crc32(f"{seed}|{query}".encode()))
-    content, _ = split_tags(query)  # -neg items are honoured by not naming them; format tags are dropped
-    objects, background = parse_objects(content)
+    # -neg items are honoured by not naming them; format tags are dropped
+    objects, background = parse_objects(parse_tags(query).content)
     used: list[str] = []
     drop = rng.random() < rates.drop and objects
     phrases = []

@@ -1,0 +1,87 @@
+"""Training examples from the stages' records: SFT rows, preference pairs, the held-out sample, the eval split.
+
+Rows are TRL's conversational formats: ``{"prompt", "completion"}`` for SFT, ``{"prompt", "chosen",
+"rejected"}`` for DPO (each a list of chat turns).
+"""
+
+from __future__ import annotations
+
+import random
+from itertools import zip_longest
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+# dpo.pairs / dpo.ablations -> which pair sources a DPO model trains on (the paper's ablation rows).
+PAIR_SETS = {"both": {"text", "video"}, "text": {"text"}, "video": {"video"}}
+# ... and the file of stage 04 each reads: an ablation trains on ALL pairs of its kind (one per query), not on
+# what the text-first merge left of them.
+PAIR_FILES = {"both": "pairs.jsonl", "text": "text_pairs.jsonl", "video": "video_pairs.jsonl"}
+
+
+def _is_chat(messages) -> bool:
+    """A non-empty list of ``{"role": str, "content": non-blank str}`` turns."""
+    return (
+        isinstance(messages, list)
+        and bool(messages)
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str)
+            and m["content"].strip()
+            for m in messages
+        )
+    )
+
+
+def sft_examples(records: list[dict]) -> tuple[list[dict], int]:
+    """SFT records -> TRL conversational ``{"prompt", "completion", "query"}`` rows; returns ``(rows, skipped)``.
+
+    Prompt/completion (rather than one ``messages`` list) lets TRL mask the prompt for any chat
+    template, including ones without ``{% generation %}`` markers (Llama-3's). Records that are not
+    a chat ending in an assistant turn are skipped.
+    """
+    rows, skipped = [], 0
+    for rec in records:
+        msgs = rec.get("messages")
+        if not _is_chat(msgs) or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+            skipped += 1
+            continue
+        rows.append({"prompt": msgs[:-1], "completion": msgs[-1:], "query": rec.get("query", "")})
+    return rows, skipped
+
+
+def pair_examples(records: list[dict], sources: set[str] | None = None) -> tuple[list[dict], int]:
+    """Preference pairs -> ``{"prompt", "chosen", "rejected"}`` rows, keeping only ``sources`` if given.
+
+    Returns ``(rows, skipped)``: pairs with a malformed or empty side, or identical sides, are skipped.
+    """
+    rows, skipped = [], 0
+    for rec in records:
+        if sources is not None and rec.get("source") not in sources:
+            continue
+        if not all(_is_chat(rec.get(k)) for k in PAIR_COLUMNS) or rec["chosen"] == rec["rejected"]:
+            skipped += 1
+            continue
+        rows.append({k: rec[k] for k in PAIR_COLUMNS})
+    return rows, skipped
+
+
+def heldout_sample(records: list[dict], n: int | None) -> list[dict]:
+    """Up to ``n`` held-out records, taking sources in turn (real and ShapesWorld queries both appear).
+
+    Deterministic (file order within each source), so notebooks 03 and 05 prompt the same queries.
+    """
+    by_source: dict[str, list[dict]] = {}
+    for rec in records:
+        if str(rec.get("query") or "").strip():
+            by_source.setdefault(rec.get("source", ""), []).append(rec)
+    queues = [by_source[s] for s in sorted(by_source)]
+    out = [rec for group in zip_longest(*queues) for rec in group if rec is not None]
+    return out if n is None else out[:n]
+
+
+def split(rows: list, eval_fraction: float, seed: int) -> tuple[list, list]:
+    """Shuffle deterministically and hold out ``eval_fraction`` (at least one row when possible)."""
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    n_eval = min(max(1, round(len(rows) * eval_fraction)), len(rows) - 1) if eval_fraction > 0 else 0
+    return rows[n_eval:], rows[:n_eval]

@@ -1,0 +1,269 @@
+"""SFT and DPO of the prompt optimizer with TRL: the trainers, training and saving, and launching a job.
+
+Both TRL trainers are built in one function, so an upstream API change is a one-line fix here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from vpolib.checkpoints import (
+    TRAIN_INFO,
+    adapter_chain,
+    chain_record,
+    dir_size,
+    fingerprint,
+    is_adapter_dir,
+    load_merged,
+    model_spec,
+    save_optimizer,
+    train_info,
+)
+from vpolib.examples import PAIR_COLUMNS
+from vpolib.io import write_json
+
+LAUNCHERS = ("inprocess", "accelerate")
+
+
+def _lora(lora: dict | None):
+    from peft import LoraConfig
+
+    return LoraConfig(task_type="CAUSAL_LM", **lora) if lora is not None else None
+
+
+def _datasets(train: list[dict], evaluation: list[dict], columns: tuple[str, ...]):
+    """Datasets with only the trainer's ``columns`` (display fields such as ``query`` are dropped)."""
+    from datasets import Dataset
+
+    def make(rows):
+        return Dataset.from_list([{c: r[c] for c in columns} for r in rows]) if rows else None
+
+    return make(train), make(evaluation)
+
+
+def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, has_eval: bool):
+    """Profile trainer knobs over quiet defaults; the caller saves the model itself."""
+    knobs = {"report_to": "none", "save_strategy": "no", "seed": seed, **trainer}
+    if not has_eval:
+        knobs["eval_strategy"] = "no"
+    return config_cls(output_dir=str(output_dir), **knobs)
+
+
+def _builder(kind: str, columns: tuple[str, ...], desc: str, doc: str):
+    """``build_<kind>_trainer``: the one place a TRL trainer is built (an upstream rename is a one-line fix here).
+
+    ``kind`` names TRL's classes (``SFTTrainer`` + ``SFTConfig``, ``DPOTrainer`` + ``DPOConfig``); ``columns``
+    are the dataset columns it trains on; ``desc`` labels its progress line.
+    """
+
+    def build(
+        model,
+        tokenizer,
+        train: list[dict],
+        evaluation: list[dict],
+        trainer: dict,
+        output_dir: str | os.PathLike,
+        seed: int,
+        lora: dict | None = None,
+    ):
+        import trl
+
+        from vpolib.progress import StageProgressCallback
+
+        train_ds, eval_ds = _datasets(train, evaluation, columns)
+        return getattr(trl, f"{kind}Trainer")(
+            model=model,
+            args=_args(getattr(trl, f"{kind}Config"), trainer, output_dir, seed, eval_ds is not None),
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tokenizer,
+            peft_config=_lora(lora),
+            callbacks=[StageProgressCallback(desc)],
+        )
+
+    build.__name__ = build.__qualname__ = f"build_{kind.lower()}_trainer"
+    build.__doc__ = doc
+    return build
+
+
+build_sft_trainer = _builder(
+    "SFT",
+    ("prompt", "completion"),
+    "SFT steps",
+    """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set.""",
+)
+build_dpo_trainer = _builder(
+    "DPO",
+    PAIR_COLUMNS,
+    "DPO steps",
+    """A TRL DPOTrainer on conversational pairs. The reference is the starting model: TRL reloads it
+    from ``model.name_or_path`` (so load the SFT model from its saved dir), or, with LoRA, uses the
+    same weights with the adapters disabled.""",
+)
+
+
+def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
+    """What the trainer starts from, and the chain a saved adapter must reload on.
+
+    - a full model (spec or dir): its path, so TRL loads it itself after the training arguments exist
+      (under DeepSpeed ZeRO-3 that is what partitions the weights while loading);
+    - an adapter dir + LoRA: the chain merged in memory; the new adapter is trained on top of it and
+      reloads on the same merge (TRL's DPO reference = this merge, adapters disabled);
+    - an adapter dir + full fine-tune: TRL's DPO reloads its reference from the model's path, so the
+      merge is written once to ``<out>_start`` (the one case a merged copy is needed on disk).
+    """
+    from accelerate import PartialState
+
+    from vpolib.models import resolve_spec
+
+    if not is_adapter_dir(base):
+        return resolve_spec(str(base)), chain_record(model_spec(base), [], out_dir)
+    chain_base, adapters = adapter_chain(base)
+    start = chain_record(chain_base, adapters, out_dir)
+    if lora is not None:
+        return load_merged(base)[0], start
+    merged = out_dir.with_name(out_dir.name + "_start")
+    with PartialState().main_process_first():  # rank 0 writes it; the others wait, then read it
+        if not (merged / "config.json").exists():
+            model, tokenizer = load_merged(base)
+            save_optimizer(model, tokenizer, merged)
+    return str(merged), chain_record(model_spec(merged), [], out_dir)
+
+
+def train_and_save(
+    build_trainer,
+    base: str | os.PathLike,
+    train: list[dict],
+    evaluation: list[dict],
+    trainer: dict,
+    lora: dict | None,
+    out_dir: str | os.PathLike,
+    seed: int,
+    launcher: str = "inprocess",
+    accelerate_config: str | os.PathLike | None = None,
+    num_processes: int | None = None,
+) -> dict:
+    """Train from ``base`` with ``build_trainer`` (:func:`build_sft_trainer` / :func:`build_dpo_trainer`)
+    and save to ``out_dir`` (with LoRA: the adapter only); a model already there from the same inputs is
+    reused instead.
+
+    ``base`` is a model spec, a model dir or an adapter dir (e.g. the SFT adapter, merged in memory).
+    ``launcher="accelerate"`` runs the same function in ``accelerate launch ... -m vpolib.train job``
+    (``accelerate_config``, e.g. configs/accelerate/zero3.yaml) and streams its log here.
+
+    Returns the train info: ``log_history``, ``steps``, ``train_s`` (measured wall time), ``trainable``
+    parameters, ``start`` (the chain it reloads on), ``saved`` (adapter | full), ``size_bytes`` and
+    ``reused``.
+    """
+    from vpolib.models import load_tokenizer
+
+    out_dir, base = Path(out_dir), model_spec(base)  # a relative dir and its absolute path are the same start
+    key = fingerprint(base, train, evaluation, trainer, lora, seed)
+    info = train_info(out_dir, key)
+    if info is not None:
+        return {**info, "reused": True}
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher {launcher!r}: use one of {LAUNCHERS}")
+    if launcher == "accelerate":
+        kind = {"build_sft_trainer": "sft", "build_dpo_trainer": "dpo"}[build_trainer.__name__]
+        job = {"kind": kind, "base": base, "train": train, "evaluation": evaluation, "trainer": trainer}
+        job.update(lora=lora, out_dir=str(out_dir.resolve()), seed=seed)
+        return _launch(job, out_dir, key, accelerate_config, num_processes)
+    model, start = _start_model(base, lora, out_dir)
+    tokenizer = load_tokenizer(str(base))
+    built = build_trainer(
+        model,
+        tokenizer,
+        train,
+        evaluation,
+        trainer,
+        out_dir.with_name(out_dir.name + "_trainer"),
+        seed,
+        lora=lora,
+    )
+    t0 = time.perf_counter()
+    built.train()
+    train_s = round(time.perf_counter() - t0, 2)
+    if built.is_world_process_zero() and out_dir.exists():
+        shutil.rmtree(out_dir)  # an older model (e.g. full weights) must not linger beside a new adapter
+    built.accelerator.wait_for_everyone()
+    # Through the trainer: under ZeRO-3 it gathers the sharded weights (an unwrapped save_pretrained
+    # writes empty partitions); with PEFT it writes the adapter only; only rank 0 writes.
+    built.save_model(str(out_dir))
+    info = {
+        "fingerprint": key,
+        "log_history": built.state.log_history,
+        "steps": built.state.global_step,
+        "train_s": train_s,
+        "trainable": sum(p.numel() for p in built.model.parameters() if p.requires_grad),
+        "start": start if lora is not None else None,
+        "saved": "adapter" if lora is not None else "full",
+        "num_processes": built.accelerator.num_processes,
+    }
+    if built.is_world_process_zero():
+        trainer_dir = Path(built.args.output_dir)
+        if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
+            trainer_dir.rmdir()  # save_strategy "no" leaves it empty
+        tokenizer.save_pretrained(out_dir)
+        info["size_bytes"] = dir_size(out_dir)
+        write_json(out_dir / TRAIN_INFO, info)  # last: its presence means the save finished
+        if model == str(out_dir.with_name(out_dir.name + "_start")):
+            shutil.rmtree(model, ignore_errors=True)  # the merged start was only needed for the reference
+    built.accelerator.wait_for_everyone()
+    return {**info, "reused": False}
+
+
+def launch_args(stage_cfg) -> dict:
+    """``train_and_save`` keywords from a stage's config (``cfg.sft`` / ``cfg.dpo``): how to launch it."""
+    return {
+        "launcher": stage_cfg.launcher,
+        "accelerate_config": stage_cfg.accelerate_config,
+        "num_processes": stage_cfg.num_processes,
+    }
+
+
+def _launch(job: dict, out_dir: Path, key: str, accelerate_config, num_processes) -> dict:
+    """Write the job (``vpolib.train.run_job``'s keywords), run ``accelerate launch -m vpolib.train job`` with
+    the log streamed, and read the info it saved."""
+    import subprocess
+    import sys
+
+    from vpolib.paths import REPO_ROOT
+
+    job_file = out_dir.with_name(out_dir.name + "_job.json")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    write_json(job_file, job)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if accelerate_config:
+        cmd += ["--config_file", str(Path(REPO_ROOT, accelerate_config))]
+    if num_processes:
+        cmd += ["--num_processes", str(num_processes)]
+    cmd += ["--main_process_port", str(_free_port())]  # concurrent jobs on one machine must not share a port
+    cmd += ["-m", "vpolib.train", "job", str(job_file.resolve())]
+    print("$", " ".join(cmd), flush=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_ROOT
+    ) as proc:  # accelerate configs name repo-relative files
+        for line in proc.stdout:  # stream: the notebook (or terminal) shows the job's log as it runs
+            print(line, end="", flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training job failed (exit {proc.returncode}): {' '.join(cmd)}")
+    info = train_info(out_dir, key)
+    if info is None:
+        raise RuntimeError(f"training job exited 0 but wrote no {TRAIN_INFO} in {out_dir}")
+    return {**info, "reused": False}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,106 @@
+"""A trainer's log history as a table and a figure; the DPO loss worked by hand and its failure signs."""
+
+from __future__ import annotations
+
+import math
+import os
+
+
+def log_frame(log_history: list[dict]):
+    """Trainer log history -> one DataFrame row per logged step, with a ``split`` column (train/eval)."""
+    import pandas as pd
+
+    rows = []
+    for entry in log_history:
+        if "step" not in entry or "train_runtime" in entry:
+            continue
+        split_name = "eval" if any(k.startswith("eval_") for k in entry) else "train"
+        rows.append({"split": split_name, **{k.removeprefix("eval_"): v for k, v in entry.items()}})
+    return pd.DataFrame(rows)
+
+
+def first_last(frame, column: str, split_name: str = "train") -> list[float] | None:
+    """First and last logged value of ``column`` in one split of a :func:`log_frame` (None if never logged)."""
+    if column not in frame:
+        return None
+    values = frame.loc[frame["split"] == split_name, column].dropna()
+    return [float(values.iloc[0]), float(values.iloc[-1])] if len(values) else None
+
+
+def plot_log(frame, columns: list[str], path: str | os.PathLike, title: str = ""):
+    """One panel per logged metric over steps (train and eval as hue); saved to ``path`` and returned."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    columns = [c for c in columns if c in frame]
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), squeeze=False)
+    for ax, col in zip(axes[0], columns, strict=True):
+        sns.lineplot(data=frame.dropna(subset=[col]), x="step", y=col, hue="split", marker="o", ax=ax)
+        ax.set_title(col)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[dict]) -> float:
+    """log p(completion | prompt) under ``model``: the sum over the completion's tokens, as DPO uses it."""
+    import torch
+
+    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
+    full_ids = tokenizer.apply_chat_template(prompt + completion, return_dict=False)
+    ids = torch.tensor([full_ids])  # [1, T]
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits.float()  # [1, T, V]
+    logp = torch.log_softmax(logits[0, :-1], dim=-1)  # [T-1, V]: position t predicts token t+1
+    targets = ids[0, 1:]  # [T-1]
+    per_token = logp.gather(1, targets[:, None])[:, 0]  # [T-1]
+    return float(per_token[len(prompt_ids) - 1 :].sum())
+
+
+def dpo_loss_by_hand(policy: dict, reference: dict, beta: float) -> dict:
+    """The DPO loss of one pair from its four log-probabilities (``{"chosen", "rejected"}`` each):
+    implicit rewards r = beta * (log pi - log pi_ref), loss = -log sigmoid(r_chosen - r_rejected)."""
+    r_c = beta * (policy["chosen"] - reference["chosen"])
+    r_r = beta * (policy["rejected"] - reference["rejected"])
+    margin = r_c - r_r
+    return {
+        "reward_chosen": r_c,
+        "reward_rejected": r_r,
+        "margin": margin,
+        "loss": math.log1p(math.exp(-margin)) if margin > -30 else -margin,
+    }
+
+
+def dpo_failure_signs(log_history: list[dict], tol: float = 1e-3) -> list[dict]:
+    """The known DPO failure signs in a training log, each ``{"sign", "detail"}``:
+
+    - ``nan_loss``: a logged loss is NaN or infinite (diverged);
+    - ``chosen_and_rejected_falling``: the chosen reward drops together with the rejected one, i.e. the
+      model lowers the likelihood of both answers and wins the margin by forgetting (a known DPO trap);
+    - ``margin_not_increasing``: the reward margin ends no higher than it started.
+    """
+    train = [e for e in log_history if "loss" in e and "rewards/chosen" in e]
+    signs = []
+    bad = [e["step"] for e in log_history if "loss" in e and not math.isfinite(e["loss"])]
+    if bad:
+        signs.append({"sign": "nan_loss", "detail": f"non-finite loss at steps {bad[:5]}"})
+    if len(train) >= 2:
+        first, last = train[0], train[-1]
+        d_chosen = last["rewards/chosen"] - first["rewards/chosen"]
+        d_rejected = last["rewards/rejected"] - first["rewards/rejected"]
+        if d_chosen < -tol and d_rejected < -tol:
+            signs.append(
+                {
+                    "sign": "chosen_and_rejected_falling",
+                    "detail": f"chosen reward {d_chosen:+.4f}, rejected {d_rejected:+.4f} over training",
+                }
+            )
+        if last["rewards/margins"] - first["rewards/margins"] <= tol:
+            signs.append(
+                {
+                    "sign": "margin_not_increasing",
+                    "detail": f"margin {first['rewards/margins']:.4f} -> {last['rewards/margins']:.4f}",
+                }
+            )
+    return signs
