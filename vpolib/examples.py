@@ -85,3 +85,17 @@ def split(rows: list, eval_fraction: float, seed: int) -> tuple[list, list]:
     random.Random(seed).shuffle(rows)
     n_eval = min(max(1, round(len(rows) * eval_fraction)), len(rows) - 1) if eval_fraction > 0 else 0
     return rows[n_eval:], rows[:n_eval]
+
+
+def capped_split(
+    rows: list, eval_fraction: float, seed: int, max_train: int | None = None, max_eval: int | None = None
+) -> tuple[list, list]:
+    """:func:`split`, then at most ``max_train`` training and ``max_eval`` eval rows (None: all)."""
+    train, evaluation = split(rows, eval_fraction, seed)
+    return train[:max_train], evaluation[:max_eval]
+
+
+def require_examples(train: list, source: str) -> None:
+    """Stop with what was read when no training example is left (``source`` names the file and its counts)."""
+    if not train:
+        raise ValueError(f"no usable training examples in {source}")
