@@ -57,6 +57,8 @@ def test_notebook_style(path):
     assert not long, f"code cells over {MAX_LINES} lines (cell index: lines): {long}"
     stored = [i for i, c in enumerate(code) if c.get("outputs") or c.get("execution_count") is not None]
     assert not stored, f"code cells with stored outputs: {stored}"
-    assert "stage.finish(" in code[-1]["text"], "the last code cell finishes the stage, asserting its artifacts"
+    assert "stage.finish(" in code[-1]["text"], (
+        "the last code cell finishes the stage, asserting its artifacts"
+    )
     closing = nb[-1]["text"].lower()
     assert nb[-1]["cell_type"] == "markdown" and "what you should see" in closing and "try" in closing

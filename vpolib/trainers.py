@@ -350,7 +350,11 @@ def train_stage(
     stale: tuple[str | os.PathLike, ...] = (),
 ) -> dict:
     """:func:`train_and_save` with a stage's section (``sft`` or ``dpo``: ``trainer``, ``lora`` when ``use_lora``,
-    the launcher); files in ``stale`` (prompts an older model wrote) are removed when the model is retrained."""
+    the launcher); files in ``stale`` (prompts an older model wrote) are removed when the model is retrained.
+    TRL's per-step dataset preparation bars are turned off: in a notebook they would flood the output."""
+    import datasets
+
+    datasets.disable_progress_bars()
     lora = stage_cfg.lora if stage_cfg.use_lora else None
     info = train_and_save(
         build_trainer,
