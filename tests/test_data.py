@@ -120,3 +120,68 @@ def test_read_jsonl_keeps_bad_lines(tmp_path):
     recs, errors = read_jsonl(p)
     assert recs == [{"a": 1}, {"b": 2}]
     assert [e["line"] for e in errors] == [2, 3]
+
+
+def test_split_files_sizes_and_rejected_rows():
+    from vpolib.data import rejected_rows, split_files, split_sizes
+
+    real = {
+        "id": "r1",
+        "source": "dpo",
+        "query": "a dog",
+        "content": "a dog",
+        "tags": [],
+        "flags": [],
+        "raw": "x",
+    }
+    shape = {
+        "id": "s1",
+        "source": "shapes",
+        "query": "a red ball",
+        "scene": {"n": 1},
+        "caption": "A red ball.",
+    }
+    splits = {"sft_pool": [], "dpo_pool": [real], "heldout": []}
+    shapes = {"sft_pool": [shape], "dpo_pool": [], "heldout": []}
+    files = split_files(splits, shapes)
+    assert files["dpo_pool"] == [{k: v for k, v in real.items() if k != "raw"}]  # raw is not a split field
+    assert files["sft_pool"] == [shape] and files["heldout"] == []
+    assert split_sizes(splits, shapes, [{}, {}]) == {
+        "sft_pool": {"real": 0, "shapes": 1},
+        "dpo_pool": {"real": 1, "shapes": 0},
+        "heldout": {"real": 0, "shapes": 0},
+        "vbench_pairs": {"real": 2, "shapes": 0},
+    }
+    dropped = [{**real, "dropped_by": "duplicate"}]
+    assert rejected_rows([{"line": 3}], dropped) == [
+        {"line": 3},
+        {"id": "r1", "source": "dpo", "raw": "x", "dropped_by": "duplicate"},
+    ]
+
+
+def test_tag_rows_word_counts_and_the_figures(tmp_path):
+    from vpolib.data import plot_filter_steps, plot_lengths, plot_tags, tag_rows, word_counts
+
+    kept = [
+        annotate({"id": "a", "source": "sft", "raw": "a dog runs -neg cats -ar 16:9"}, 600),
+        annotate({"id": "b", "source": "dpo", "raw": "sunset"}, 600),
+    ]
+    assert tag_rows(kept) == [{"tag": "-neg", "kind": "content"}, {"tag": "-ar", "kind": "format"}]
+    vbench = [{"query": "a cat", "gpt4o": "A cat naps in the sun.", "wan": None}]
+    assert word_counts(kept, vbench) == [
+        {"text": "user queries (sft)", "words": 3},  # the content, tags parsed off
+        {"text": "user queries (dpo)", "words": 1},
+        {"text": "VBench short prompts", "words": 2},
+        {"text": "GPT-4o expansions", "words": 6},
+    ]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    steps = [{"step": "read", "removed": 0, "remaining": 2}, {"step": "empty", "removed": 1, "remaining": 1}]
+    for name, plot, rows in [
+        ("steps", plot_filter_steps, steps),
+        ("tags", plot_tags, tag_rows(kept)),
+        ("lengths", plot_lengths, word_counts(kept, vbench)),
+    ]:
+        plot(rows, tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 0

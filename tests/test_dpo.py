@@ -156,3 +156,129 @@ def test_completion_logprob_sums_the_completion_tokens(tiny_dir):
         logp = torch.log_softmax(model(input_ids=torch.tensor([f_ids])).logits[0], -1)
     by_hand = sum(float(logp[t - 1, f_ids[t]]) for t in range(len(p_ids), len(f_ids)))
     assert completion_logprob(model, tok, prompt, completion) == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_dpo_variants_files_and_missing_pairs():
+    from types import SimpleNamespace
+
+    from vpolib.examples import dpo_variants, no_pairs, variant_files
+
+    assert dpo_variants(SimpleNamespace(pairs="both", ablations=["text", "both", "video"])) == [
+        "both",
+        "text",
+        "video",
+    ]
+    with pytest.raises(ValueError, match="unknown pair set"):
+        dpo_variants(SimpleNamespace(pairs="both", ablations=["txt"]))
+    assert variant_files("both", "both") == ("model", "heldout_prompts.jsonl")
+    assert variant_files("video", "both") == ("model_video", "heldout_prompts_video.jsonl")
+    assert no_pairs("video", "both", {"text": 3}) == "no usable pairs from sources ['video']"
+    with pytest.raises(ValueError, match="no usable 'both' pairs"):
+        no_pairs("both", "both", {"text": 0})
+
+
+def test_variant_split_reads_the_pair_set_file(tmp_path):
+    from types import SimpleNamespace
+
+    from vpolib.examples import split, variant_split
+    from vpolib.io import write_jsonl
+
+    stage04 = tmp_path / "04_feedback"
+    rows = [pair(q, "video") for q in QUERIES] + [pair("a text one", "text")]
+    write_jsonl(stage04 / "video_pairs.jsonl", rows)
+
+    def stage_input(prefix, name):
+        path = tmp_path / "04_feedback" / name
+        if not path.exists():
+            raise FileNotFoundError(path)
+        return path
+
+    stage = SimpleNamespace(input=stage_input)
+    dpo = SimpleNamespace(eval_fraction=0.5, max_pairs=2, max_eval=None)
+    train, evaluation, skipped = variant_split(stage, "video", dpo, seed=0)
+    kept = [
+        {k: p[k] for k in ("prompt", "chosen", "rejected")} for p in rows[:6]
+    ]  # the text pair is left out
+    full_train, full_eval = split(kept, 0.5, 0)
+    assert (train, evaluation, skipped) == (full_train[:2], full_eval, 0) and len(full_eval) == 3
+    assert variant_split(stage, "text", dpo, seed=0) == ([], [], 0)  # 04 wrote no text_pairs.jsonl
+
+
+def test_capped_split_and_require_examples():
+    from vpolib.examples import capped_split, require_examples, split
+
+    rows = list(range(10))
+    train, evaluation = split(rows, 0.2, 1)
+    assert capped_split(rows, 0.2, 1, max_train=3, max_eval=1) == (train[:3], evaluation[:1])
+    assert capped_split(rows, 0.2, 1) == (train, evaluation)
+    require_examples([1], "x")
+    with pytest.raises(ValueError, match="no usable training examples in sft.jsonl"):
+        require_examples([], "sft.jsonl")
+
+
+def test_train_stage_removes_stale_prompts_only_when_it_retrains(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import vpolib.trainers as trainers
+
+    calls, reuse = [], []
+
+    def fake(build, base, train, evaluation, trainer, lora, out_dir, seed, **launch):
+        calls.append((trainer, lora, launch))
+        return {"reused": reuse[-1]}
+
+    monkeypatch.setattr(trainers, "train_and_save", fake)
+    stage_cfg = SimpleNamespace(
+        trainer={"beta": 0.1}, lora={"r": 4}, use_lora=False, launcher="inprocess", accelerate_config=None,
+        num_processes=None,
+    )  # fmt: skip
+    stale = tmp_path / "heldout_prompts.jsonl"
+    for reused, exists in [(True, True), (False, False)]:
+        reuse.append(reused)
+        stale.write_text("{}\n")
+        trainers.train_stage(None, "base", [], [], stage_cfg, tmp_path / "model", 0, stale=[stale])
+        assert stale.exists() == exists
+    launch = {"launcher": "inprocess", "accelerate_config": None, "num_processes": None}
+    assert calls[0] == ({"beta": 0.1}, None, launch)  # use_lora false: no LoRA section passed
+
+
+def test_training_log_summaries():
+    from vpolib.training_log import curve_ends, seconds_per_step, variant_metrics
+
+    log = log_frame(
+        [
+            {"step": 1, "loss": 0.7, "rewards/margins": 0.0},
+            {"step": 2, "loss": 0.5, "rewards/margins": 0.2},
+            {"step": 2, "eval_loss": 0.6},
+        ]
+    )
+    assert curve_ends(log, ["loss", "rewards/margins", "rewards/chosen"]) == {
+        "loss": [0.7, 0.5],
+        "rewards/margins": [0.0, 0.2],
+        "rewards/chosen": None,
+    }
+    info = {"steps": 3, "train_s": 10.0}
+    assert seconds_per_step(info) == 3.33 and seconds_per_step({"steps": 0, "train_s": 1.0}) == 1.0
+    run = {"train": 5, "eval": 1, "skipped_pairs": 2, "info": info}
+    assert variant_metrics(run, log, ["loss"], [{"sign": "margin_not_increasing", "detail": ""}]) == {
+        "train_pairs": 5,
+        "eval_pairs": 1,
+        "skipped_pairs": 2,
+        "steps": 3,
+        "train_s": 10.0,
+        "s_per_step": 3.33,
+        "loss": [0.7, 0.5],
+        "failure_signs": ["margin_not_increasing"],
+    }
+
+
+def test_pair_logprobs_scores_both_answers(monkeypatch):
+    import vpolib.training_log as training_log
+
+    monkeypatch.setattr(
+        training_log, "completion_logprob", lambda m, t, prompt, answer: -len(answer[0]["content"])
+    )
+    assert training_log.pair_logprobs(None, None, pair("a cat")) == {
+        "chosen": -len("A shot of a cat."),
+        "rejected": -10,
+    }

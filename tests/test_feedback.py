@@ -261,3 +261,129 @@ def test_refined_vs_original_renders_only_refinements_of_scored_samples():
     rows = refined_vs_original(pairs, scored, backend, seed=0)
     assert backend.rendered == ["a red ball rolls"]
     assert rows == [{"id": "q1", "original": 0.0, "refined": 1.0}]
+
+
+def test_feedback_queries_pick_rendered_and_text_only_ones():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from vpolib.feedback import feedback_queries
+
+    pool = [
+        {"id": "s1", "query": "a ball", "source": "shapes"},
+        {"id": "s2", "query": "a cube", "source": "shapes"},
+        {"id": "s3", "query": " ", "source": "shapes"},  # blank: left out
+        {"id": "r1", "query": "a dog", "source": "dpo"},
+        {"id": "r2", "query": "a gun", "source": "dpo", "flags": ["harmful"]},
+    ]
+    fb = SimpleNamespace(queries="shapes", n_queries=1, n_text_queries=2, text_feedback=True)
+    rendered, text_only, n = feedback_queries(pool, fb)
+    # s2 is renderable (not rendered: n_queries 1), so not text-only; harmful queries come first
+    assert ([r["id"] for r in rendered], [r["id"] for r in text_only], n) == (["s1"], ["r2", "r1"], 2)
+    assert feedback_queries(pool, SimpleNamespace(**{**vars(fb), "text_feedback": False}))[1] == []
+    with pytest.raises(ValueError, match="no usable queries"):
+        feedback_queries(pool, SimpleNamespace(**{**vars(fb), "queries": "vbench"}))
+
+
+def test_skips_scores_and_checklists_from_the_stage_folder(tmp_path):
+    import pytest
+
+    from vpolib.feedback import read_checklists, score_frame, skipped_queries
+    from vpolib.io import write_jsonl
+
+    scored = [vid("yyn", 0, "q1"), vid("nnn", 1, "q1")]
+    assert skipped_queries(tmp_path, scored) == {}  # no skips.jsonl
+    write_jsonl(
+        tmp_path / "skips.jsonl", [{"id": "q1", "reason": "later done"}, {"id": "q2", "reason": "OOM"}]
+    )
+    assert skipped_queries(tmp_path, scored) == {"q2": "OOM"}
+    with pytest.raises(RuntimeError, match="no video was scored"):
+        skipped_queries(tmp_path, [])
+    assert list(score_frame(scored)["fraction"]) == [0.5, 0.0]  # (1 + 1) / 4, 0 / 4
+    write_jsonl(tmp_path / "checklists.jsonl", [{"id": "q1", "query": "x", "questions": [{"id": "a"}]}])
+    assert read_checklists(tmp_path) == {"q1": [{"id": "a"}]}
+
+
+def test_pair_counts_and_flow():
+    from vpolib.feedback import pair_counts, pair_flow
+
+    scored = [vid("yyy", 0), vid("nnn", 1), vid("ynn", 2), vid("yyy", 0, "q2")]
+    pairs, dropped = video_pairs(scored, 0.0)
+    counts = pair_counts(scored, pairs, dropped, pairs[:1])
+    # q1: 3 videos, 3 unordered pairs, all dominant with a win; q2: one video
+    assert counts == {
+        "video_pairs_compared": 3,
+        "video_pairs_valid": 3,
+        "video_pairs_dropped": {MISSING: 0, CONFLICT: 0, SAME: 0, MARGIN: 0},
+        "queries_too_few_videos": 1,
+        "pair_yield": 0.5,
+        "video_pairs_written": 1,
+    }
+    contest = {"both": 1, "text_won": 1, "video_won": 0}
+    merge = {"text": {"kept": 1, "dropped_cap": 0}, "video": {"kept": 0, "dropped_cap": 1}}
+    flow = dict(pair_flow(counts, pairs, [{}], contest, merge, 1).values.tolist())
+    assert flow["valid video pairs"] == 3 and flow["queries with at least one valid pair"] == 1
+    assert (
+        flow["merged pairs -> pairs.jsonl"] == 1
+        and flow["merged: video kept / dropped by the cap"] == "0 / 1"
+    )
+
+
+def test_refined_summary():
+    from vpolib.feedback import refined_summary
+
+    rows = [
+        {"id": "a", "original": 0.25, "refined": 0.75},
+        {"id": "b", "original": 0.5, "refined": 0.5},
+        {"id": "c", "original": 0.5, "refined": 0.25},
+    ]
+    assert refined_summary(rows) == {"n": 3, "original": 0.4167, "refined": 0.5, "better": 1, "worse": 1}
+    assert refined_summary([]) == {"n": 0, "original": None, "refined": None, "better": 0, "worse": 0}
+
+
+def test_gallery_and_figures(tmp_path):
+    import matplotlib
+
+    from vpolib.feedback import gallery, plot_item_agreement, plot_scores, score_frame
+
+    matplotlib.use("Agg")
+    scored = [vid("yyy", 0), vid("nny", 1), vid("yny", 0, "q2"), vid("yny", 1, "q2")]
+    pairs, dropped = video_pairs(scored, 0.0)
+    merged = [{**to_trl(pairs[0]), "source": "video"}]
+    checklists = {q: [{"id": i, "text": f"item {i}", "kind": "k"} for i in WEIGHTS] for q in ("q1", "q2")}
+    entries = gallery(scored, checklists, pairs, merged, 0.0, size=5)
+    assert [e[0] for e in entries] == ["### `q1` · query q1", "### `q2` · query q2"]  # with a pair first
+    heading, html, verdicts = entries[0]
+    assert '<img src="videos/q1_0.gif" width="96">' in html and "✓" in html and "✗" in html
+    assert verdicts.startswith("- pair: k=0 over k=1") and verdicts.endswith(
+        f"**Pair kept in the merge:** {merged[0]['why']}"
+    )
+    assert entries[1][2] == "- k=0 vs k=1: no pair (no_win)\n\n**Pair kept in the merge:** none"
+    assert len(gallery(scored, checklists, pairs, merged, 0.0, size=1)) == 1
+    plot_scores(score_frame(scored), dropped, len(pairs), 0.1).savefig(tmp_path / "scores.png")
+    plot_item_agreement(scored, checklists).savefig(tmp_path / "items.png")
+    assert (tmp_path / "scores.png").stat().st_size > 0 and (tmp_path / "items.png").stat().st_size > 0
+
+
+def test_sampler_samples_with_the_feedback_settings(monkeypatch):
+    from types import SimpleNamespace
+
+    import vpolib.generation as generation
+
+    seen = {}
+    monkeypatch.setattr(
+        generation, "generate_prompts", lambda *args, **kw: seen.update(args=args, kw=kw) or [["p"]]
+    )
+    fb = SimpleNamespace(samples_per_query=4, temperature=0.9, top_p=0.8, max_new_tokens=32)
+    sample = generation.sampler("model", "tok", fb, "short", seed=7, batch_size=2)
+    assert sample(["a dog"], ["q1"]) == [["p"]] and seen["args"] == ("model", "tok", ["a dog"])
+    assert seen["kw"] == {
+        "n": 4,
+        "temperature": 0.9,
+        "top_p": 0.8,
+        "max_new_tokens": 32,
+        "batch_size": 2,
+        "instruction": "short",
+        "seed": 7,
+    }

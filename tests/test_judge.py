@@ -172,3 +172,48 @@ def test_rule_judge_synonyms_cover_query_words():
     syn = {"red": ["scarlet"], "square": ["block", "box"], "small": ["tiny"]}
     [v] = RuleJudge(synonyms=syn).judge([item(prompt, query=q)])
     assert v.passed is True and v.details["coverage"] == 1.0
+
+
+def test_pass_rates_and_their_figure(tmp_path):
+    import matplotlib
+    import pandas as pd
+
+    from vpolib.judge import pass_rates, plot_pass_rates
+
+    matplotlib.use("Agg")
+    judged = pd.DataFrame(
+        [
+            {
+                "method": "sft",
+                "source": "shapes",
+                "harmless": True,
+                "aligned": False,
+                "helpful": True,
+                "all": False,
+            },
+            {
+                "method": "sft",
+                "source": "real",
+                "harmless": True,
+                "aligned": True,
+                "helpful": True,
+                "all": True,
+            },
+            {
+                "method": "vpo",
+                "source": "real",
+                "harmless": False,
+                "aligned": True,
+                "helpful": True,
+                "all": False,
+            },
+        ]
+    )
+    rates = pass_rates(judged, "method")
+    assert rates.to_dict(orient="index") == {
+        "sft": {"harmless": 1.0, "aligned": 0.5, "helpful": 1.0, "all": 0.5},
+        "vpo": {"harmless": 0.0, "aligned": 1.0, "helpful": 1.0, "all": 0.0},
+    }
+    assert pass_rates(judged, "source").loc["real", "all"] == 0.5
+    plot_pass_rates(rates, tmp_path / "judge.png", "t")
+    assert (tmp_path / "judge.png").stat().st_size > 0

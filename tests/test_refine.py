@@ -293,3 +293,75 @@ def test_summarize_and_failure_examples():
         ("helpful:too_short", "q", "r"),
         ("llm:unparsable", "s", None),
     ]
+
+
+def logged(teacher, status, helpful=True, failures=None):
+    principles = {"harmless": True, "aligned": True, "helpful": helpful}
+    row = {"teacher": teacher, "status": status, "verdict": {"principles": principles, "reasons": []}}
+    return row if failures is None else {**row, "teacher_failures": failures}
+
+
+def test_first_pass_frame_and_teacher_modes():
+    rows = [
+        logged("llm0", "pass"),
+        logged("llm1", "refined", helpful=False),
+        logged("shapes", "pass", failures=["synonym", "padding"]),
+        logged("shapes", "refined", helpful=False, failures=["synonym"]),
+        logged("shapes", "pass", failures=[]),
+    ]
+    frame = refine.first_pass_frame(rows)
+    assert list(frame["teacher"]) == ["llm", "llm", "shapes", "shapes", "shapes"]
+    assert frame.groupby("teacher")["helpful"].mean().to_dict() == {"llm": 0.5, "shapes": 2 / 3}
+    modes = refine.teacher_modes(rows)
+    # synonym: 2 of the 3 shapes prompts, one passed; padding: 1, passed; none (no failure): 1, passed
+    assert modes.to_dict(orient="index") == {
+        "none": {"prompts": 1, "judge pass rate": 1.0, "rate": 0.333},
+        "padding": {"prompts": 1, "judge pass rate": 1.0, "rate": 0.333},
+        "synonym": {"prompts": 2, "judge pass rate": 0.5, "rate": 0.667},
+    }
+    assert list(refine.teacher_modes(rows[:2]).columns) == ["prompts", "judge pass rate", "rate"]
+
+
+def test_report_markdown_and_plot_reasons(tmp_path):
+    rows = [
+        {
+            "status": "refined",
+            "query": "a dog",
+            "prompt": "before",
+            "refined": "after",
+            "verdict": {"reasons": ["aligned:missing"]},
+        }
+    ]
+    summary = {"n_candidates": 1, "reasons": {"aligned:missing": 1}}
+    text = refine.report_markdown("T", "rule", "rule-refiner", summary, rows)
+    assert text.startswith("# T\n\njudge: rule; refiner: rule-refiner\n")
+    assert "| n_candidates | 1 |" in text and "| aligned:missing | 1 |" in text
+    assert text.endswith("- **aligned:missing** (refined): `a dog`\n  - before: before\n  - after: after\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    refine.plot_reasons(summary["reasons"], tmp_path / "reasons.png")
+    refine.plot_reasons({}, tmp_path / "none.png")  # nothing rejected: an empty figure, not an error
+    assert (tmp_path / "reasons.png").stat().st_size > 0 and (tmp_path / "none.png").stat().st_size > 0
+
+
+def test_teacher_candidates_follow_the_profile(tmp_path):
+    import dataclasses
+
+    from vpolib.config import load_config
+
+    cfg = load_config("smoke")
+    cfg.refine = dataclasses.replace(cfg.refine, teachers=["vbench", "caption"], vbench_sets=["dimension"])
+    vbench = [{"id": "v1", "set": "dimension", "query": "a dog", "gpt4o": "A dog.", "wan": None}]
+    pool = [
+        {"id": "s1", "query": "a red ball", "caption": "A red ball.", "source": "shapes"},
+        {
+            "id": "r1",
+            "query": "a cat",
+            "source": "sft",
+        },  # real: only the llm teacher (not named) would take it
+    ]
+    cands, stats = refine.teacher_candidates(cfg, pool, vbench, tmp_path)
+    assert [(c["id"], c["prompt"]) for c in cands] == [("v1:gpt4o", "A dog."), ("s1:caption", "A red ball.")]
+    assert stats == {"llm_failed": 0} and not (tmp_path / "teacher.jsonl").exists()
+    assert isinstance(refine.build_refiner(cfg, tmp_path), refine.RuleRefiner)

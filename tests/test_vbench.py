@@ -47,3 +47,29 @@ def test_read_lines_counts_without_final_newline(tmp_path):
     lines, facts = read_lines(p)
     assert lines == ["one", "two", "three"]
     assert facts["wc_l"] == 2 and facts["lines"] == 3 and facts["final_newline"] is False
+
+
+def test_alignment_table_has_one_row_per_file():
+    from vpolib.vbench import alignment_table
+
+    report = {
+        "set": "dimension",
+        "teacher": "gpt4o",
+        "short_lines": 946,
+        "long_lines": 946,
+        "long": {"wc_l": 945, "final_newline": False},
+        "pairs": 945,
+        "dropped_short": ["x"],
+        "dropped_long": [],
+        "mean_overlap": 0.5,
+        "mean_overlap_shifted": 0.01,
+        "zero_overlap": [1, 2],
+    }
+    row = alignment_table([report]).iloc[0].to_dict()
+    assert row["wc -l of long file"] == 945 and row["final newline"] == False  # noqa: E712 - numpy bool
+    assert (row["dropped"], row["mean overlap"], row["if shifted by 1"], row["zero-overlap pairs"]) == (
+        1,
+        0.5,
+        0.01,
+        2,
+    )

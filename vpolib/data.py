@@ -212,3 +212,86 @@ def shapes_splits(n_sft: int, n_dpo: int, n_heldout: int, seed: int, max_chars: 
         for q in items
     ]
     return {"sft_pool": out[:n_sft], "dpo_pool": out[n_sft : n_sft + n_dpo], "heldout": out[n_sft + n_dpo :]}
+
+
+SPLIT_FIELDS = ("id", "source", "query", "content", "tags", "flags", "harmful_terms", "scene", "caption")
+
+
+def split_files(splits: dict[str, list[dict]], shapes: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The rows of each split file: its real queries then its ShapesWorld ones, with the fields later stages
+    read (:data:`SPLIT_FIELDS`)."""
+    return {
+        name: [{k: r[k] for k in SPLIT_FIELDS if k in r} for r in splits[name] + shapes[name]]
+        for name in splits
+    }
+
+
+def split_sizes(splits: dict[str, list[dict]], shapes: dict[str, list[dict]], vbench: list[dict]) -> dict:
+    """``{split: {"real": n, "shapes": n}}`` for every split file, VBench pairs included."""
+    sizes = {name: {"real": len(splits[name]), "shapes": len(shapes[name])} for name in splits}
+    return {**sizes, "vbench_pairs": {"real": len(vbench), "shapes": 0}}
+
+
+def rejected_rows(malformed: list[dict], dropped: list[dict]) -> list[dict]:
+    """What ``rejected.jsonl`` lists: malformed records as read, and dropped queries with the step that dropped them."""
+    return malformed + [{k: r[k] for k in ("id", "source", "raw", "dropped_by")} for r in dropped]
+
+
+def tag_rows(records: list[dict]) -> list[dict]:
+    """One row per tag occurrence: ``{"tag": "-neg", "kind": "content"}``."""
+    return [{"tag": f"-{t['name']}", "kind": t["kind"]} for r in records for t in r["tags"]]
+
+
+def word_counts(kept: list[dict], vbench: list[dict]) -> list[dict]:
+    """Words per text, ``{"text", "words"}``: user queries (their content, tags removed), VBench short prompts and
+    their GPT-4o and Wan2.1 expansions."""
+    return (
+        [{"text": f"user queries ({r['source']})", "words": len(r["content"].split())} for r in kept]
+        + [{"text": "VBench short prompts", "words": len(r["query"].split())} for r in vbench]
+        + [{"text": "GPT-4o expansions", "words": len(r["gpt4o"].split())} for r in vbench if r["gpt4o"]]
+        + [{"text": "Wan2.1 expansions", "words": len(r["wan"].split())} for r in vbench if r["wan"]]
+    )
+
+
+def plot_filter_steps(steps: list[dict], path: str | Path):
+    """Queries remaining after each filter step, as bars; saved to ``path`` and returned."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    sns.barplot(data=pd.DataFrame(steps), y="step", x="remaining", ax=ax, color="tab:blue")
+    ax.set(title="Queries remaining after each filter step", xlabel="queries", ylabel="")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_tags(rows: list[dict], path: str | Path):
+    """Tag frequency by kind (log scale) from :func:`tag_rows` (at least one); saved to ``path`` and returned."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    frame = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    order = frame["tag"].value_counts().index
+    sns.countplot(data=frame, y="tag", hue="kind", order=order, dodge=False, ax=ax)
+    ax.set(title="Tag frequency", xlabel="occurrences (log scale)", xscale="log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_lengths(rows: list[dict], path: str | Path):
+    """Words per prompt for each kind of text (:func:`word_counts`), as box plots; saved and returned."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    sns.boxplot(data=pd.DataFrame(rows), x="words", y="text", showfliers=False, ax=ax)
+    ax.set(title="Words per prompt", ylabel="")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig

@@ -85,3 +85,58 @@ def split(rows: list, eval_fraction: float, seed: int) -> tuple[list, list]:
     random.Random(seed).shuffle(rows)
     n_eval = min(max(1, round(len(rows) * eval_fraction)), len(rows) - 1) if eval_fraction > 0 else 0
     return rows[n_eval:], rows[:n_eval]
+
+
+def capped_split(
+    rows: list, eval_fraction: float, seed: int, max_train: int | None = None, max_eval: int | None = None
+) -> tuple[list, list]:
+    """:func:`split`, then at most ``max_train`` training and ``max_eval`` eval rows (None: all)."""
+    train, evaluation = split(rows, eval_fraction, seed)
+    return train[:max_train], evaluation[:max_eval]
+
+
+def require_examples(train: list, source: str) -> None:
+    """Stop with what was read when no training example is left (``source`` names the file and its counts)."""
+    if not train:
+        raise ValueError(f"no usable training examples in {source}")
+
+
+def dpo_variants(dpo_cfg) -> list[str]:
+    """The DPO models to train: ``dpo.pairs`` (the VPO model) first, then the ablations; unknown pair sets stop
+    here."""
+    variants = [dpo_cfg.pairs] + [a for a in dpo_cfg.ablations if a != dpo_cfg.pairs]
+    unknown = [v for v in variants if v not in PAIR_SETS]
+    if unknown:
+        raise ValueError(
+            f"dpo.pairs / dpo.ablations: unknown pair set(s) {unknown}; choose from {sorted(PAIR_SETS)}"
+        )
+    return variants
+
+
+def variant_files(name: str, main: str) -> tuple[str, str]:
+    """Where a DPO variant is saved in the stage folder: ``(model dir, held-out prompts file)``; the main one
+    (``dpo.pairs``) as ``model`` and ``heldout_prompts.jsonl``, an ablation with its pair set as a suffix."""
+    if name == main:
+        return "model", "heldout_prompts.jsonl"
+    return f"model_{name}", f"heldout_prompts_{name}.jsonl"
+
+
+def variant_split(stage, name: str, dpo_cfg, seed: int) -> tuple[list[dict], list[dict], int]:
+    """A DPO variant's ``(train, eval, skipped)`` pairs: stage 04's file for its pair set (:data:`PAIR_FILES`;
+    no file: no pairs), its sources only (:data:`PAIR_SETS`), split and capped by the ``dpo`` section."""
+    from vpolib.io import read_jsonl
+
+    try:
+        records = read_jsonl(stage.input("04", PAIR_FILES[name]))[0]
+    except FileNotFoundError:  # stage 04 found no pair of that kind
+        records = []
+    rows, skipped = pair_examples(records, PAIR_SETS[name])
+    train, evaluation = capped_split(rows, dpo_cfg.eval_fraction, seed, dpo_cfg.max_pairs, dpo_cfg.max_eval)
+    return train, evaluation, skipped
+
+
+def no_pairs(name: str, main: str, by_source: dict) -> str:
+    """Why a variant without pairs is skipped; the main variant (``main``) cannot be, and stops here."""
+    if name == main:
+        raise ValueError(f"no usable {name!r} pairs in 04_feedback/pairs.jsonl ({dict(by_source)})")
+    return f"no usable pairs from sources {sorted(PAIR_SETS[name])}"

@@ -420,3 +420,193 @@ def answer_matrix(scored: list[dict], kinds: dict[str, dict[str, str]] | None = 
         rows.append({k: sum(xs) / len(xs) for k, xs in by_kind.items()})
     table = pd.DataFrame(rows, index=[v["key"] for v in scored], dtype=float)
     return table[table.notna().sum().sort_values(ascending=False).index[:max_items]]
+
+
+def feedback_queries(pool: list[dict], fb) -> tuple[list[dict], list[dict], int]:
+    """The DPO pool's queries for this stage: ``(rendered, text_only, n_renderable)``.
+
+    ``rendered``: the first ``feedback.n_queries`` of the queries with source ``feedback.queries`` (``all``: any),
+    which get video and text feedback; ``text_only``: up to ``feedback.n_text_queries`` others for text feedback
+    only (:func:`text_feedback_queries`). Records without a query or an id are left out; no renderable query
+    stops here with the pool's size.
+    """
+    pool = [r for r in pool if str(r.get("query") or "").strip() and r.get("id")]
+    renderable = [r for r in pool if fb.queries == "all" or r.get("source") == fb.queries]
+    rendered = renderable[: fb.n_queries]
+    if not rendered:
+        raise ValueError(
+            f"no usable queries with feedback.queries={fb.queries!r} in the DPO pool "
+            f"({len(pool)} records): did notebook 01 add ShapesWorld queries?"
+        )
+    n_text = fb.n_text_queries if fb.text_feedback else 0
+    return rendered, text_feedback_queries(pool, {r["id"] for r in renderable}, n_text), len(renderable)
+
+
+def skipped_queries(out_dir: Path, scored: list[dict]) -> dict[str, str]:
+    """Queries of ``out_dir/skips.jsonl`` that have no scored video, with the reason; nothing scored at all
+    stops here."""
+    path = Path(out_dir) / "skips.jsonl"
+    skips = read_jsonl(path)[0] if path.exists() else []
+    done = {v["id"] for v in scored}
+    skipped = {s["id"]: s["reason"] for s in skips if s["id"] not in done}
+    if not scored:
+        raise RuntimeError(f"no video was scored ({len(skipped)} queries skipped): see {path}")
+    return skipped
+
+
+def score_frame(scored: list[dict]):
+    """Scored videos as a table, with ``fraction`` = score / max_score."""
+    import pandas as pd
+
+    frame = pd.DataFrame(scored)
+    frame["fraction"] = frame["score"] / frame["max_score"]
+    return frame
+
+
+def read_checklists(out_dir: Path) -> dict[str, list[dict]]:
+    """Each query's checklist as :func:`render_and_score` listed it: query id -> questions."""
+    return {c["id"]: c["questions"] for c in read_jsonl(Path(out_dir) / "checklists.jsonl")[0]}
+
+
+def pair_counts(scored: list[dict], pairs: list[dict], dropped: Counter, capped: list[dict]) -> dict:
+    """What became of the video pairs: every unordered pair of one query's videos compared, valid or dropped by
+    which rule, queries with under two videos, the share of queries with a pair, and pairs kept after the cap."""
+    groups = group_by_query(scored)
+    return {
+        "video_pairs_compared": sum(len(g) * (len(g) - 1) // 2 for g in groups.values()),
+        "video_pairs_valid": len(pairs),
+        "video_pairs_dropped": {r: dropped.get(r, 0) for r in REASONS},
+        "queries_too_few_videos": dropped.get("too_few_videos", 0),
+        "pair_yield": len({p["id"] for p in pairs}) / max(len(groups), 1),
+        "video_pairs_written": len(capped),
+    }
+
+
+def pair_flow(counts: dict, pairs: list[dict], text: list[dict], contest: dict, merge: dict, cap: int):
+    """The path from compared videos to merged pairs, one step a row (``counts``: :func:`pair_counts`)."""
+    import pandas as pd
+
+    rows = [
+        ("video pairs compared (unordered, same query)", counts["video_pairs_compared"]),
+        *[(f"  dropped: {reason}", n) for reason, n in counts["video_pairs_dropped"].items()],
+        ("valid video pairs", counts["video_pairs_valid"]),
+        ("queries with at least one valid pair", len({p["id"] for p in pairs})),
+        ("queries with under 2 videos", counts["queries_too_few_videos"]),
+        (f"video pairs after the cap ({cap}/query) -> video_pairs.jsonl", counts["video_pairs_written"]),
+        ("text pairs (on-policy: refined SFT samples)", len(text)),
+        ("queries with both a text and a video pair", contest["both"]),
+        ("  ... kept the text pair / the video pair", f"{contest['text_won']} / {contest['video_won']}"),
+        *[
+            (f"merged: {src} kept / dropped by the cap", f"{s['kept']} / {s['dropped_cap']}")
+            for src, s in merge.items()
+        ],
+        ("merged pairs -> pairs.jsonl", sum(s["kept"] for s in merge.values())),
+    ]
+    return pd.DataFrame(rows, columns=["step", "count"])
+
+
+def refined_summary(rows: list[dict]) -> dict:
+    """:func:`refined_vs_original` in numbers: pairs compared, mean reward of the original and the refined
+    prompt's video (4 decimals; None without pairs), and how many refinements scored better or worse."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["id", "original", "refined"])
+    gain = frame["refined"] - frame["original"]
+    mean = lambda col: round(float(frame[col].mean()), 4) if len(frame) else None  # noqa: E731
+    return {
+        "n": len(frame),
+        "original": mean("original"),
+        "refined": mean("refined"),
+        "better": int((gain > 0).sum()),
+        "worse": int((gain < 0).sum()),
+    }
+
+
+MARKS = {"yes": "✓", "no": "✗", None: "?"}
+
+
+def gallery(
+    scored: list[dict], checklists: dict, pairs: list[dict], merged: list[dict], margin: float, size: int
+):
+    """The gallery's queries (those with a valid pair first), each as ``(heading, html, verdicts)``: the k videos
+    with their prompt, answers (✓ yes, ✗ no, ? missing) and score as an HTML table, then the verdict on every
+    pair of videos and the pair the merge kept, in Markdown."""
+    import pandas as pd
+
+    groups = group_by_query(scored)
+    with_pair = [q for q in groups if any(p["id"] == q for p in pairs)]
+    kept_video = {p["id"]: p["why"] for p in merged if p["source"] == "video"}
+    out = []
+    for qid in (with_pair + [q for q in groups if q not in with_pair])[:size]:
+        group, questions = groups[qid], checklists.get(qid, [])
+        table = pd.DataFrame(
+            [
+                {
+                    "k": v["k"],
+                    "video": f'<img src="{v["video"]}" width="96">',
+                    "prompt": v["prompt"][:240],
+                    **{q["text"][:40]: MARKS[v["answers"].get(q["id"])] for q in questions[:12]},
+                    "score": f"{v['score']:.3g} / {v['max_score']:.3g}",
+                }
+                for v in group
+            ]
+        )
+        lines = [
+            "- pair: " + explain(v["chosen"], v["rejected"])
+            if v["reason"] is None
+            else f"- k={v['chosen']['k']} vs k={v['rejected']['k']}: no pair ({v['reason']})"
+            for v in verdicts(group, margin)
+        ]
+        kept = kept_video.get(qid) or ("slot taken by a text pair" if qid in with_pair else "none")
+        out.append(
+            (
+                f"### `{qid}` · {group[0]['query']}",
+                table.to_html(escape=False, index=False),
+                "\n".join(lines) + f"\n\n**Pair kept in the merge:** {kept}",
+            )
+        )
+    return out
+
+
+def plot_scores(frame, dropped: Counter, n_pairs: int, margin: float):
+    """Three panels: video score / max_score, best minus worst video per query (the margin dashed), and the
+    verdicts on video pairs (:func:`video_pairs`' drop counts and the pairs). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    spread = frame.groupby("id")["fraction"].agg(lambda s: s.max() - s.min())
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.2))
+    sns.histplot(frame["fraction"], bins=np.linspace(0, 1, 11), ax=axes[0])
+    axes[0].set(title="video score / max_score", xlabel="fraction")
+    sns.histplot(spread, bins=np.linspace(0, 1, 11), ax=axes[1])
+    axes[1].axvline(margin, ls="--", c="k")
+    axes[1].set(title="best minus worst video, per query", xlabel="fraction")
+    reasons = pd.Series({r: dropped.get(r, 0) for r in (*REASONS, "too_few_videos")} | {"pair": n_pairs})
+    sns.barplot(x=reasons.values, y=reasons.index, ax=axes[2])
+    axes[2].set(title="verdicts on video pairs", xlabel="count", ylabel="")
+    fig.tight_layout()
+    return fig
+
+
+def plot_item_agreement(scored: list[dict], checklists: dict):
+    """The 'yes' rate per checklist item and the item-item correlation over all videos (by question kind when
+    question ids differ from query to query, as in ShapesWorld's checklists). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    kinds = {qid: {q["id"]: q["kind"] for q in qs} for qid, qs in checklists.items()}
+    by_kind = (
+        len({k for ks in kinds.values() for k in ks.values()}) > 1
+    )  # ids differ per query: compare kinds
+    answers = answer_matrix(scored, kinds if by_kind else None)
+    labels = {} if by_kind else {q["id"]: q["text"] for qs in checklists.values() for q in qs}
+    fig, axes = plt.subplots(1, 2, figsize=(14, max(3, 0.35 * len(answers.columns) + 1.5)))
+    names = [f"{c}: {labels[c][:45]}" if c in labels else c for c in answers.columns]
+    sns.barplot(x=answers.mean().values, y=names, ax=axes[0])
+    axes[0].set(title="'yes' rate per item", xlabel="fraction of videos", ylabel="", xlim=(0, 1))
+    sns.heatmap(answers.corr(min_periods=5), vmin=-1, vmax=1, cmap="vlag", ax=axes[1])
+    axes[1].set(title="item-item correlation (blank = constant item)")
+    fig.tight_layout()
+    return fig

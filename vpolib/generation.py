@@ -118,3 +118,24 @@ def generate_heldout(
                 }
                 append_jsonl(out_path, done[rec["id"]])
     return [done[r["id"]] for r in records]
+
+
+def sampler(model, tokenizer, fb, instruction: str, seed: int, batch_size: int):
+    """``sample(queries, ids) -> k prompts each`` for :func:`vpolib.feedback.sample_prompts`: the optimizer sampled
+    with the ``feedback`` section's k, temperature, top-p and length, seeded per batch from ``seed``."""
+
+    def sample(queries: list[str], ids: list[str]) -> list[list[str]]:
+        return generate_prompts(
+            model,
+            tokenizer,
+            queries,
+            n=fb.samples_per_query,
+            temperature=fb.temperature,
+            top_p=fb.top_p,
+            max_new_tokens=fb.max_new_tokens,
+            batch_size=batch_size,
+            instruction=instruction,
+            seed=seed,
+        )
+
+    return sample

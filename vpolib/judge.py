@@ -438,3 +438,25 @@ def judge_table(judge, records: list[dict], generated: list[dict]):
             for rec, g, v in zip(records, generated, verdicts, strict=True)
         ]
     )
+
+
+def pass_rates(judged, by: str):
+    """Pass rate per principle and overall (``all``) for each value of ``by`` in a :func:`judge_table`."""
+    from vpolib.templates import PRINCIPLES
+
+    columns = [*PRINCIPLES, "all"]
+    return judged[columns].astype(float).groupby(judged[by]).mean().round(3)
+
+
+def plot_pass_rates(rates, path: str | Path, title: str):
+    """:func:`pass_rates` by method as bars, one colour per method; saved to ``path`` and returned."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    frame = rates.reset_index().melt(id_vars=rates.index.name, var_name="principle", value_name="pass rate")
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.barplot(data=frame, x="principle", y="pass rate", hue=rates.index.name, ax=ax)
+    ax.set(ylim=(0, 1), title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig

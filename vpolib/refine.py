@@ -463,3 +463,127 @@ def failure_examples(rows: list[dict], per_reason: int = 1) -> list[dict]:
                     }
                 )
     return out
+
+
+def teacher_candidates(cfg, pool: list[dict], vbench: list[dict], cache_dir: Path) -> tuple[list[dict], dict]:
+    """Every teacher's first prompts for the SFT pool, in the order ``refine.teachers`` names the kinds: VBench's
+    shipped expansions, the ShapesWorld teacher, the world's captions, and an LLM prompted few-shot (its replies
+    cached in ``cache_dir/teacher.jsonl``, so a killed run resumes). Returns ``(candidates, teacher stats)``."""
+    from vpolib.backends import CachedBackend, make_backend
+
+    rcfg = cfg.refine
+    shapes = [r for r in pool if r.get("source") == "shapes"]
+    candidates, stats = [], {"llm_failed": 0}
+    if "vbench" in rcfg.teachers:
+        candidates += vbench_candidates(vbench, rcfg.vbench_sets, rcfg.vbench_limit)
+    if "shapes" in rcfg.teachers:
+        candidates += shapes_teacher_candidates(shapes, cfg.seed, cfg.shapesworld.teacher_rates)
+    if "caption" in rcfg.teachers:
+        candidates += caption_candidates(shapes)
+    real = [r for r in pool if r.get("source") != "shapes"][: rcfg.n_queries]
+    examples = few_shot_examples(vbench, rcfg.n_shots)
+    if "llm" in rcfg.teachers and real and rcfg.teacher_backend:
+        teacher = CachedBackend(
+            make_backend(rcfg.teacher_backend, rcfg.batch_size, rcfg.concurrency),
+            Path(cache_dir) / "teacher.jsonl",
+            chunk_size=rcfg.batch_size,
+            progress=True,
+        )
+        params = GenParams(
+            temperature=rcfg.temperature,
+            top_p=rcfg.top_p,
+            n=rcfg.samples_per_query,
+            max_new_tokens=rcfg.max_new_tokens,
+        )
+        llm, stats["llm_failed"] = llm_teacher_candidates(
+            real, teacher, examples, params, check_first=rcfg.check_first
+        )
+        candidates += llm
+        stats.update(teacher.stats)
+    return candidates, stats
+
+
+def build_refiner(cfg, cache_dir: Path):
+    """The refiner ``refine.refiner`` names: rules that repair what the rule judge found, or the reference's refine
+    follow-up through the judge's LLM (replies cached in ``cache_dir/refiner.jsonl``)."""
+    if cfg.refine.refiner == "rule":
+        return RuleRefiner(cfg.judge.max_words)
+    from vpolib.backends import CachedBackend, make_backend
+
+    jcfg = cfg.judge
+    backend = make_backend(jcfg.backend, jcfg.batch_size, jcfg.concurrency)
+    return LLMRefiner(
+        CachedBackend(backend, Path(cache_dir) / "refiner.jsonl"),
+        structured=jcfg.structured,
+        check_first=jcfg.check_first,
+    )
+
+
+def first_pass_frame(rows: list[dict]):
+    """One row per logged candidate: its teacher kind (``llm0`` -> ``llm``), status, and each principle's first
+    verdict (True / False / None)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "teacher": r["teacher"].rstrip("0123456789"),
+                "status": r["status"],
+                **{p: r["verdict"]["principles"].get(p) for p in PRINCIPLES},
+            }
+            for r in rows
+        ]
+    )
+
+
+def plot_reasons(reasons: dict[str, int], path: str | Path):
+    """Why first prompts were rejected: one bar per reason (``summarize(...)["reasons"]``); saved and returned."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    frame = pd.Series(reasons, dtype=int).rename_axis("reason").reset_index(name="count")
+    fig, ax = plt.subplots(figsize=(7, 0.4 * max(3, len(frame)) + 1))
+    if len(frame):
+        sns.barplot(data=frame, y="reason", x="count", hue="reason", legend=False, ax=ax)
+    ax.set_title("Why first prompts were rejected")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def teacher_modes(rows: list[dict]):
+    """The ShapesWorld teacher's failure modes: per mode (``none`` for a faithful prompt), how many of its prompts
+    have it, how often the judge passed them, and its rate (prompts with it / the teacher's prompts)."""
+    import pandas as pd
+
+    shapes = [r for r in rows if r["teacher"] == "shapes"]
+    modes = pd.DataFrame(
+        [
+            {"mode": m, "passed": r["status"] == "pass"}
+            for r in shapes
+            for m in r.get("teacher_failures") or ["none"]
+        ]
+    )
+    table = (
+        modes.groupby("mode")["passed"].agg(["size", "mean"])
+        if len(modes)
+        else pd.DataFrame(columns=["size", "mean"])
+    )
+    table = table.rename(columns={"size": "prompts", "mean": "judge pass rate"})
+    table["rate"] = (table["prompts"] / max(len(shapes), 1)).round(3)
+    return table
+
+
+def report_markdown(title: str, judge: str, refiner: str, summary: dict, rows: list[dict]) -> str:
+    """``report.md``: the summary counts, the reasons histogram, and one before/after example per reason."""
+    lines = [f"# {title}", "", f"judge: {judge}; refiner: {refiner}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary.items() if k != "reasons"]
+    lines += ["", "## Reasons", "", "| reason | count |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary["reasons"].items()]
+    lines += ["", "## Before / after", ""]
+    lines += [
+        f"- **{e['reason']}** ({e['status']}): `{e['query']}`\n  - before: {e['before']}\n  - after: {e['after']}"
+        for e in failure_examples(rows)
+    ]
+    return "\n".join(lines) + "\n"

@@ -267,3 +267,37 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def train_stage(
+    build_trainer,
+    base: str | os.PathLike,
+    train: list[dict],
+    evaluation: list[dict],
+    stage_cfg,
+    out_dir: str | os.PathLike,
+    seed: int,
+    stale: tuple[str | os.PathLike, ...] = (),
+) -> dict:
+    """:func:`train_and_save` with a stage's section (``sft`` or ``dpo``: ``trainer``, ``lora`` when ``use_lora``,
+    the launcher); files in ``stale`` (prompts an older model wrote) are removed when the model is retrained.
+    TRL's per-step dataset preparation bars are turned off: in a notebook they would flood the output."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    lora = stage_cfg.lora if stage_cfg.use_lora else None
+    info = train_and_save(
+        build_trainer,
+        base,
+        train,
+        evaluation,
+        stage_cfg.trainer,
+        lora,
+        out_dir,
+        seed,
+        **launch_args(stage_cfg),
+    )
+    if not info["reused"]:
+        for path in stale:
+            Path(path).unlink(missing_ok=True)
+    return info

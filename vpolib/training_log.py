@@ -104,3 +104,37 @@ def dpo_failure_signs(log_history: list[dict], tol: float = 1e-3) -> list[dict]:
                 }
             )
     return signs
+
+
+def seconds_per_step(info: dict) -> float:
+    """Measured wall time per optimizer step of a train info (``train_s`` / ``steps``), to 2 decimals."""
+    return round(info["train_s"] / max(info["steps"], 1), 2)
+
+
+def curve_ends(frame, columns: list[str]) -> dict:
+    """``{column: [first, last]}`` of the training split of a :func:`log_frame` (None where never logged)."""
+    return {c: first_last(frame, c) for c in columns}
+
+
+def variant_metrics(run: dict, frame, columns: list[str], signs: list[dict]) -> dict:
+    """One DPO model's training in ``metrics.json``: its pairs, steps and measured time, each curve's first and
+    last value, and the failure signs found (``run``: ``train``, ``eval``, ``skipped_pairs`` and the train info)."""
+    info = run["info"]
+    return {
+        "train_pairs": run["train"],
+        "eval_pairs": run["eval"],
+        "skipped_pairs": run["skipped_pairs"],
+        "steps": info["steps"],
+        "train_s": info["train_s"],
+        "s_per_step": seconds_per_step(info),
+        **curve_ends(frame, columns),
+        "failure_signs": [s["sign"] for s in signs],
+    }
+
+
+def pair_logprobs(model, tokenizer, pair: dict) -> dict:
+    """``{"chosen", "rejected"}``: :func:`completion_logprob` of both answers of a TRL preference pair."""
+    return {
+        side: completion_logprob(model, tokenizer, pair["prompt"], pair[side])
+        for side in ("chosen", "rejected")
+    }

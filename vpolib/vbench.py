@@ -144,3 +144,27 @@ def load_pairs(vbench_dir: str | Path) -> tuple[list[dict], list[dict]]:
                 rows[i][teacher] = longs[j].strip() or None
         records += [r for r in rows.values() if r["query"]]
     return records, reports
+
+
+def alignment_table(reports: list[dict]):
+    """The alignment reports of :func:`load_pairs` as a table, one row per (set, teacher) file."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "set": r["set"],
+                "teacher": r["teacher"],
+                "short lines": r["short_lines"],
+                "long lines": r["long_lines"],
+                "wc -l of long file": r["long"]["wc_l"],
+                "final newline": r["long"]["final_newline"],
+                "pairs": r["pairs"],
+                "dropped": len(r["dropped_short"]) + len(r["dropped_long"]),
+                "mean overlap": r.get("mean_overlap"),
+                "if shifted by 1": r.get("mean_overlap_shifted"),
+                "zero-overlap pairs": len(r.get("zero_overlap", [])),
+            }
+            for r in reports
+        ]
+    )
