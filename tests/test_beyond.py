@@ -128,6 +128,11 @@ def test_hints_name_what_failed():
     assert testtime.hint(qs["q_stable"]) == "no flicker"
     text = testtime.feedback_query("crimson ball", [qs["q_stable"], qs["o1_colour"], qs["o1_shape"]])
     assert text == "crimson ball, a red circle, the red object is a circle, no flicker"  # content first
+    asked = testtime.feedback_query("crimson ball", [qs["o1_colour"]], style="questions")
+    assert asked == "crimson ball, Is there a red object?"
+    assert testtime.feedback_query("crimson ball", [qs["o1_colour"]], style="none") == "crimson ball"
+    with pytest.raises(ValueError):
+        testtime.feedback_query("x", [], style="shout")
 
 
 def _loop(tmp_path, calls):
@@ -264,6 +269,7 @@ def test_committed_model_b_is_small_and_loads():
 def test_beyond_profiles():
     cpu, ext, smoke = (load_config(p).beyond for p in ("cpu", "extended", "smoke"))
     assert cpu.testtime_rounds == 0 and cpu.model_b and cpu.probe and cpu.diagnostics
-    assert ext.testtime_rounds > 1 and ext.testtime_methods == ["sft", "vpo"] and ext.testtime_queries is None
+    assert ext.testtime_rounds > 1 and ext.testtime_queries is None
+    assert ext.testtime_methods == ["sft", "vpo", "vpo:none"] and ext.testtime_feedback == "statements"
     assert smoke.testtime_rounds >= 1  # the smoke chain exercises the loop
     assert load_config("extended").analysis.n_video == load_config("cpu").analysis.n_video

@@ -210,7 +210,11 @@ class BeyondConfig:
     testtime_rounds: int = (
         0  # test-time baseline: up to this many generate -> score -> rewrite rounds (0: off)
     )
-    testtime_methods: list = field(default_factory=lambda: ["vpo"])  # optimizers that rewrite (03/05 models)
+    # optimizers that rewrite (03/05 models); "vpo:none" = that optimizer with another feedback style
+    testtime_methods: list = field(default_factory=lambda: ["vpo"])
+    testtime_feedback: str = (
+        "statements"  # statements | questions | none (resampling only: the loop's control)
+    )
     testtime_queries: int | None = 24  # held-out ShapesWorld queries in the loop (first ones); None: all
     testtime_temperature: float = 0.7  # sampling temperature of each rewrite
     testtime_max_new_tokens: int = 64  # ShapesWorld's text encoder reads 32 words

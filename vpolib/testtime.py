@@ -57,11 +57,21 @@ def hint(question) -> str:
     return question.text.rstrip("?")
 
 
-def feedback_query(query: str, failed: list, max_hints: int = 4) -> str:
+FEEDBACK = ("statements", "questions", "none")
+
+
+def feedback_query(query: str, failed: list, max_hints: int = 4, style: str = "statements") -> str:
     """The optimizer's input for a rewrite: the query, then what the best video so far failed (content items
-    first, at most ``max_hints``)."""
+    first, at most ``max_hints``). ``style``: "statements" (:func:`hint`: what the video must show, in the
+    checklist's words), "questions" (the checklist questions as asked) or "none" (the query alone: the loop
+    is then best-of-n sampling with no feedback, its control)."""
+    if style not in FEEDBACK:
+        raise ValueError(f"feedback style must be one of {FEEDBACK}, got {style!r}")
+    if style == "none":
+        return query
     order = sorted(failed, key=lambda q: (getattr(q, "kind", "") == "quality", -getattr(q, "weight", 1.0)))
-    hints = list(dict.fromkeys(hint(q) for q in order))[:max_hints]
+    say = hint if style == "statements" else (lambda q: q.text)
+    hints = list(dict.fromkeys(say(q) for q in order))[:max_hints]
     return f"{query}, {', '.join(hints)}" if hints else query
 
 
@@ -75,6 +85,7 @@ def run_loop(
     checklist: Callable[[str], list],
     rounds: int,
     log_path: Path,
+    feedback: str = "statements",
 ) -> list[dict]:
     """Up to ``rounds`` rounds for every query in ``queries`` that has a first prompt; returns this method's
     records (one per query and round, stopped queries included with ``rendered`` False).
@@ -107,7 +118,7 @@ def run_loop(
             else:
                 questions = checklist(q["query"])
                 failed = [x for x in questions if p["best_answers"].get(str(x.id)) != "yes"]
-                inputs.append(feedback_query(q["query"], failed))
+                inputs.append(feedback_query(q["query"], failed, style=feedback))
         ids = [q["id"] for q in active]
         prompts = [first_prompts[i] for i in ids] if rnd == 1 else (rewrite(inputs, ids, rnd) if ids else [])
         scores = render_score(prompts, ids) if ids else []
@@ -316,14 +327,15 @@ def run_methods(
         return render_score
 
     records, notes = [], []
-    for method in bcfg.testtime_methods:
-        first = {i: p for i, p in prompts.get(method, {}).items() if i in by_id}
-        model_dir = optimizer_dir(run_dir, method) if method == "sft" or method.startswith("vpo") else None
+    for method in bcfg.testtime_methods:  # "vpo" or "vpo:none" (an optimizer and its feedback style)
+        name, _, style = method.partition(":")
+        first = {i: p for i, p in prompts.get(name, {}).items() if i in by_id}
+        model_dir = optimizer_dir(run_dir, name) if name == "sft" or name.startswith("vpo") else None
         if not first or model_dir is None or not model_dir.exists():
             notes.append(f"test-time loop: {method} skipped (no held-out prompts or no saved model)")
             continue
         loaded = {}
-        stage_cfg = cfg.sft if method == "sft" else cfg.dpo
+        stage_cfg = cfg.sft if name == "sft" else cfg.dpo
 
         def rewrite(inputs, ids, rnd, model_dir=model_dir, loaded=loaded, stage_cfg=stage_cfg):
             if "fn" not in loaded:
@@ -349,5 +361,6 @@ def run_methods(
             backend.checklist,
             bcfg.testtime_rounds,
             log_path,
+            feedback=style or bcfg.testtime_feedback,
         )
     return records, notes
