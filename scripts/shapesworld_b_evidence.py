@@ -129,7 +129,8 @@ world, frames, resolution and checklist reward.
 
 Model B was trained by `scripts/train_shapesworld.py --model b` (the same training code as model A, `vpolib/shapesworld/train.py`,
 with `VARIANTS["b"]`): {t.get("step", "?")} steps, last logged loss {t.get("loss", "?")}, {t.get("s_per_step", "?")} s/step
-(1 thread on the shared 2-core machine):
+(1 thread on the shared 2-core machine, about {t.get("step", 0) * t.get("s_per_step", 0) / 60:.0f} minutes, after about a minute rendering the
+30,000 training clips):
 
     .venv/bin/python scripts/train_shapesworld.py --model b --work-dir outputs/shapesworld-b-train \\
         --install-to vpolib/assets/shapesworld_b --steps {t.get("step", 4500)} --threads 1
