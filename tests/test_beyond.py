@@ -273,3 +273,21 @@ def test_beyond_profiles():
     assert ext.testtime_methods == ["sft", "vpo", "vpo:none"] and ext.testtime_feedback == "statements"
     assert smoke.testtime_rounds >= 1  # the smoke chain exercises the loop
     assert load_config("extended").analysis.n_video == load_config("cpu").analysis.n_video
+
+
+def test_run_loop_on_fewer_queries_reuses_the_log(tmp_path):
+    calls = {"rewrite": [], "render": 0}
+    _loop(tmp_path, calls)
+    calls = {"rewrite": [], "render": 0}
+    recs = testtime.run_loop(
+        "vpo",
+        [{"id": "q2", "query": "blue box"}],
+        {"q2": "p2"},
+        None,
+        None,
+        None,
+        checklist,
+        3,
+        tmp_path / "tt.jsonl",
+    )
+    assert {r["id"] for r in recs} == {"q2"} and len(recs) == 3  # nothing rendered or rewritten again

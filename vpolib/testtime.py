@@ -103,7 +103,7 @@ def run_loop(
     items = [q for q in queries if q["id"] in first_prompts]
     fresh_cache: dict[tuple[str, str], float] = {}
     for rnd in range(1, rounds + 1):
-        if len(by_round.get(rnd, {})) == len(items):
+        if all(q["id"] in by_round.get(rnd, {}) for q in items):
             continue  # finished round (resumed)
         prev = by_round.get(rnd - 1, {})
         active, inputs, carried = [], [], []
@@ -177,7 +177,10 @@ def run_loop(
         for r in sorted(records, key=lambda r: r["id"]):
             append_jsonl(log_path, r)
         by_round[rnd] = {r["id"]: r for r in records}
-    return [r for rnd in sorted(by_round) if rnd <= rounds for r in by_round[rnd].values()]
+    wanted = {q["id"] for q in items}
+    return [
+        r for rnd in sorted(by_round) if rnd <= rounds for r in by_round[rnd].values() if r["id"] in wanted
+    ]
 
 
 def rounds_table(records: list[dict], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
