@@ -4,6 +4,11 @@ Reproduces the committed weights (on a 2-core CPU, see docs/shapesworld.md for t
 
     .venv/bin/python scripts/train_shapesworld.py --work-dir outputs/shapesworld-train --threads 1
 
+Model B (a transformer denoiser, its own caption vocabulary; docs/shapesworld.md, "Model B"):
+
+    .venv/bin/python scripts/train_shapesworld.py --model b --work-dir outputs/shapesworld-b-train \
+        --install-to vpolib/assets/shapesworld_b --steps 3000 --threads 1
+
 Resumable: rerunning with the same --work-dir continues from the last checkpoint.
 """
 
@@ -23,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work-dir", default="outputs/shapesworld-train", help="checkpoints and log")
     ap.add_argument("--install-to", default="vpolib/assets/shapesworld", help="where the final pipeline goes")
+    ap.add_argument("--model", choices=["a", "b"], default="a", help="a: UNet (default); b: transformer")
     ap.add_argument("--steps", type=int, default=8000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--clips", type=int, default=30000)
@@ -40,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
 
         train(
-            work, n_clips=args.clips, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, log=log
+            work,
+            n_clips=args.clips,
+            steps=args.steps,
+            batch=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            log=log,
+            model=args.model,
         )
     target = resolve(args.install_to)
     if target.exists():

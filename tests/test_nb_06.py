@@ -39,11 +39,33 @@ def test_06_analysis(smoke_stage):
     assert "fewshot" in m["methods"]["video"]
     assert [r["baseline"] for r in results["video"]["sft_over_raw"]] == ["raw"]
     assert [r["target"] for r in results["text"]["sft_over_raw"]] == ["sft"]
+    assert_beyond(results["beyond"])
     # the report is one self-contained file
     html = (stage / "report.html").read_text()
     assert all(src.startswith("data:") for src in re.findall(r'src="([^"]*)"', html))
     assert "data:image/gif;base64," in html
     assert_static_browser(stage / "06_analysis.ipynb")
+
+
+def assert_beyond(beyond):
+    """Issue 12's section: model B, the test-time loop (smoke: 2 rounds, sft and vpo) and the diagnostics."""
+    assert {"model_b", "testtime", "diagnostics", "probe", "seconds"} <= set(beyond)
+    overall = beyond["model_b"]["overall"]
+    assert {r["model"] for r in overall} == {"A", "B"} and all(0.0 <= r["reward"] <= 1.0 for r in overall)
+    assert {(r["model"], r["baseline"]) for r in beyond["model_b"]["gains"]} >= {("A", "sft"), ("B", "sft")}
+    rounds = beyond["testtime"]["rounds"]
+    assert {(r["method"], r["round"]) for r in rounds} == {(m, k) for m in ("sft", "vpo") for k in (1, 2)}
+    for method in ("sft", "vpo"):  # best-so-far never falls; cost grows by at most one video a round
+        by_round = sorted((r for r in rounds if r["method"] == method), key=lambda r: r["round"])
+        assert by_round[0]["best_reward"] <= by_round[1]["best_reward"] + 1e-9
+        assert by_round[0]["videos"] == 1.0 and 1.0 <= by_round[1]["videos"] <= 2.0
+    assert all(r["best_lo"] <= r["best_reward"] <= r["best_hi"] for r in rounds)
+    assert {(r["model"], r["row"]) for r in beyond["probe"]} >= {
+        (m, k) for m in "AB" for k in ("right", "irrelevant", "empty")
+    }
+    diag = beyond["diagnostics"]
+    assert {r["method"] for r in diag["length_reward"]} >= {"raw", "sft", "vpo"}
+    assert {r["target"] for r in diag["length_drift"]} >= {"vpo"} and diag["dimension_delta"]
 
 
 def assert_static_browser(path):

@@ -229,6 +229,33 @@ class AnalysisConfig:
 
 
 @dataclass
+class BeyondConfig:
+    """Stage 06, "Beyond the paper": a second video model, a test-time baseline, reward-hacking checks.
+
+    Model B and the test-time loop need the ShapesWorld backend (``feedback.backend: shapesworld``)."""
+
+    model_b: bool = True  # render and score every method's held-out prompts on ShapesWorld model B as well
+    model_b_dir: str = (
+        "vpolib/assets/shapesworld_b"  # model B's pipeline (scripts/train_shapesworld.py --model b)
+    )
+    probe: bool = (
+        True  # prompt-insensitivity probe: each held-out query's video from its caption / another's / ""
+    )
+    diagnostics: bool = True  # reward vs prompt length, per-dimension VPO - SFT, prompt-length drift
+    testtime_rounds: int = (
+        0  # test-time baseline: up to this many generate -> score -> rewrite rounds (0: off)
+    )
+    # optimizers that rewrite (03/05 models); "vpo:none" = that optimizer with another feedback style
+    testtime_methods: list = field(default_factory=lambda: ["vpo"])
+    testtime_feedback: str = (
+        "statements"  # statements | questions | none (resampling only: the loop's control)
+    )
+    testtime_queries: int | None = 24  # held-out ShapesWorld queries in the loop (first ones); None: all
+    testtime_temperature: float = 0.7  # sampling temperature of each rewrite
+    testtime_max_new_tokens: int = 64  # ShapesWorld's text encoder reads 32 words
+
+
+@dataclass
 class Config:
     profile: str = "cpu"
     seed: int = 42
@@ -250,6 +277,7 @@ class Config:
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     dpo: DPOStageConfig = field(default_factory=DPOStageConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    beyond: BeyondConfig = field(default_factory=BeyondConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

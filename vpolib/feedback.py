@@ -354,6 +354,17 @@ def run_jobs(run_dir: Path, profile: str, overrides: dict, cfg, rows: list[dict]
     return read_jsonl(run_dir / "04_feedback" / "scores.jsonl")[0]
 
 
+def scoring_backend(cfg, run_dir: Path, profile: str, overrides: dict, rows: list[dict], texts: list[str]):
+    """The video backend that renders and scores 04's videos in this process, or ``None`` after
+    :func:`run_jobs` has rendered and scored ``rows`` as sharded jobs (``feedback.render_jobs``)."""
+    if cfg.feedback.render_jobs:
+        run_jobs(run_dir, profile, overrides, cfg, rows)
+        return None
+    from vpolib.video import make_video_backend
+
+    return make_video_backend(cfg, texts=texts)
+
+
 def one_video(row: dict, backend, out_dir: Path, seed: int) -> tuple[list, dict]:
     """``(questions, result)`` for a query's first video: rendered and scored here, or (``backend=None``) read
     from the files :func:`run_jobs` wrote."""
@@ -375,7 +386,10 @@ def refined_vs_original(text_pairs: list[dict], scored: list[dict], backend, see
 
     For the text pairs whose original (rejected) sample was rendered and scored: does the text-level repair also
     help the video? Returns ``{"id", "original", "refined"}`` rewards as fractions of the checklist maximum.
+    With ``backend=None`` (the videos came from :func:`run_jobs`) nothing is rendered here: ``[]``.
     """
+    if backend is None:
+        return []
     by_prompt = {(v["id"], v["prompt"]): v for v in scored}
     todo = [
         (p, by_prompt[(p["id"], p["rejected"][0]["content"])])

@@ -6,6 +6,7 @@ video model) -> reward (checklist questions answered by pixel detectors).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,11 @@ def load_pipeline(path: str | Path | None = None) -> ShapesWorldPipeline:
         raise FileNotFoundError(
             f"no ShapesWorld pipeline at {path}; train one with scripts/train_shapesworld.py"
         )
-    pipe = ShapesWorldPipeline.from_pretrained(path)
-    pipe.unet.eval()
+    cls = ShapesWorldPipeline
+    if json.loads((path / "model_index.json").read_text()).get("_class_name") == "ShapesWorldDiTPipeline":
+        from vpolib.shapesworld.model_b import ShapesWorldDiTPipeline as cls  # model B
+    pipe = cls.from_pretrained(path)
+    pipe.denoiser.eval()
     pipe.text_encoder.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -59,7 +63,7 @@ def generate(
     if isinstance(seed, int):
         generator, latents = torch.Generator().manual_seed(seed), None
     else:
-        cfg = pipe.unet.config
+        cfg = pipe.denoiser.config
         shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
         generator = None
         latents = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seed])

@@ -114,6 +114,15 @@ class ShapesWorldPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
 
+    @property
+    def denoiser(self):
+        """The network that denoises a clip (a UNet here; model B's is a transformer)."""
+        return self.unet
+
+    def denoise(self, sample: torch.Tensor, t, text: torch.Tensor) -> torch.Tensor:
+        """The predicted clean clip [B, F*3, H, W] for noisy ``sample`` at timestep(s) ``t`` given ``text``."""
+        return self.unet(sample, t, encoder_hidden_states=text).sample
+
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Token embeddings for the cross-attention. [B, MAX_TOKENS, D]"""
         ids = self.tokenizer(
@@ -131,7 +140,7 @@ class ShapesWorldPipeline(DiffusionPipeline):
         latents: torch.Tensor | None = None,
     ) -> ShapesWorldOutput:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        cfg = self.unet.config
+        cfg = self.denoiser.config
         text = torch.cat([self.encode([""] * len(prompts)), self.encode(prompts)])  # [2B, T, D]
         shape = (len(prompts), cfg.in_channels, cfg.sample_size, cfg.sample_size)
         sample = (latents if latents is not None else torch.randn(shape, generator=generator)).to(
@@ -139,9 +148,7 @@ class ShapesWorldPipeline(DiffusionPipeline):
         )  # [B, F*3, H, W]
         self.scheduler.set_timesteps(num_inference_steps)
         for t in self.progress_bar(self.scheduler.timesteps):
-            uncond, cond = self.unet(torch.cat([sample, sample]), t, encoder_hidden_states=text).sample.chunk(
-                2
-            )
+            uncond, cond = self.denoise(torch.cat([sample, sample]), t, text).chunk(2)
             pred = uncond + guidance_scale * (cond - uncond)
             sample = self.scheduler.step(pred, t, sample).prev_sample
         return ShapesWorldOutput(frames=to_video(sample.cpu()))

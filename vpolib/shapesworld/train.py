@@ -12,16 +12,25 @@ import torch
 import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 
-from vpolib.shapesworld.pipeline import ShapesWorldPipeline, build_components, build_tokenizer, to_sample
+from vpolib.shapesworld.model_b import VARIANTS
+from vpolib.shapesworld.pipeline import ShapesWorldPipeline, build_tokenizer, to_sample
 from vpolib.shapesworld.render import FRAMES, RES, render
 from vpolib.shapesworld.world import caption, sample_scene
 
 
-def make_dataset(n: int, seed: int, res: int = RES, frames: int = FRAMES) -> tuple[np.ndarray, list[str]]:
-    """``n`` random scenes rendered once: (clips uint8 [N, F, H, W, 3], captions)."""
+def make_dataset(
+    n: int, seed: int, res: int = RES, frames: int = FRAMES, captioner=None
+) -> tuple[np.ndarray, list[str]]:
+    """``n`` random scenes rendered once: (clips uint8 [N, F, H, W, 3], captions). ``captioner(scene, rng)``
+    writes the captions (default: the world's fixed style; model B's has its own, see model_b.caption_b)."""
     rng = random.Random(f"shapesworld-train-{seed}")
     scenes = [sample_scene(rng) for _ in range(n)]
-    return np.stack([render(s, res, frames) for s in scenes]), [caption(s) for s in scenes]
+    if captioner is None:
+        texts = [caption(s) for s in scenes]
+    else:
+        crng = random.Random(f"shapesworld-captions-{seed}")
+        texts = [captioner(s, crng) for s in scenes]
+    return np.stack([render(s, res, frames) for s in scenes]), texts
 
 
 def train(
@@ -35,16 +44,21 @@ def train(
     save_every: int = 250,
     seed: int = 0,
     log=print,
+    model: str = "a",
 ) -> ShapesWorldPipeline:
-    """Train from scratch (or resume from ``out_dir/train_state.pt``); saves the EMA pipeline to ``out_dir``."""
+    """Train from scratch (or resume from ``out_dir/train_state.pt``); saves the EMA pipeline to ``out_dir``.
+
+    ``model``: "a" (the UNet on fixed-style captions) or "b" (the transformer on its own captions);
+    see :data:`vpolib.shapesworld.model_b.VARIANTS`."""
     out_dir = Path(out_dir)
+    variant = VARIANTS[model]
     torch.manual_seed(seed)
-    clips, captions = make_dataset(n_clips, seed)
+    clips, captions = make_dataset(n_clips, seed, captioner=None if model == "a" else variant.captioner)
     tokenizer = build_tokenizer(captions)
-    parts = build_components(tokenizer, clips.shape[2], clips.shape[1])
+    parts = variant.build(tokenizer, clips.shape[2], clips.shape[1])
     noise_sched = parts.pop("noise_scheduler")
-    pipe = ShapesWorldPipeline(**parts)
-    modules = torch.nn.ModuleList([pipe.unet, pipe.text_encoder])
+    pipe = variant.pipeline(**parts)
+    modules = torch.nn.ModuleList([pipe.denoiser, pipe.text_encoder])
     ids = tokenizer(
         captions, padding="max_length", max_length=32, truncation=True, return_tensors="pt"
     ).input_ids
@@ -73,7 +87,7 @@ def train(
         noise = torch.randn_like(x0)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,))
         noisy = noise_sched.add_noise(x0, noise, t)
-        pred = pipe.unet(noisy, t, encoder_hidden_states=pipe.text_encoder(cond).last_hidden_state).sample
+        pred = pipe.denoise(noisy, t, pipe.text_encoder(cond).last_hidden_state)
         loss = F.mse_loss(pred, x0)  # the scheduler predicts the clean sample
         opt.zero_grad(set_to_none=True)
         loss.backward()
