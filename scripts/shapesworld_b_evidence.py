@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from scipy import stats
 
+from vpolib.analysis import mean_ci
 from vpolib.config import ShapesWorldConfig
 from vpolib.paths import REPO_ROOT, resolve
 from vpolib.shapesworld import generate, load_pipeline, make_queries
-from vpolib.shapesworld.evidence import bootstrap_ci
 from vpolib.shapesworld.model_b import MODEL_B_DIR, caption_b
 from vpolib.shapesworld.reward import checklist, score_video
 
@@ -51,7 +51,7 @@ def pass_rates(pipe, items: list[dict], seed: int, steps: int, guidance: float) 
 
 
 def _fmt(ci) -> str:
-    return f"{ci[0]:.3f} [{ci[1]:.3f}, {ci[2]:.3f}]"
+    return f"{ci['mean']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             "params_m": sum(p.numel() for m in (pipe.denoiser, pipe.text_encoder) for p in m.parameters())
             / 1e6,
             "mb": sum(f.stat().st_size for f in resolve(path).rglob("*") if f.is_file()) / 2**20,
-            **{k: bootstrap_ci(v) for k, v in rates.items()},
-            "gap caption - query": bootstrap_ci(gap),
-            "gap caption - synonym caption": bootstrap_ci(rates["caption"] - rates["synonym caption"]),
+            **{k: mean_ci(v, n_boot=2000) for k, v in rates.items()},
+            "gap caption - query": mean_ci(gap, n_boot=2000),
+            "gap caption - synonym caption": mean_ci(
+                rates["caption"] - rates["synonym caption"], n_boot=2000
+            ),
             "wilcoxon_p": float(stats.wilcoxon(rates["caption"], rates["query"]).pvalue)
             if np.any(gap)
             else 1.0,

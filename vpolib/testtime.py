@@ -278,7 +278,7 @@ def optimizer_rewriter(
 ) -> Callable[[list[str], list[str], int], list[str]]:
     """``rewrite(inputs, ids, round)`` with a trained optimizer: one sampled prompt per input; the sampling seed
     depends on (seed, round) and each batch's inputs, so a rerun samples the same prompts."""
-    from vpolib.optimizer import generate_prompts
+    from vpolib.generation import generate_prompts
 
     def rewrite(inputs: list[str], ids: list[str], rnd: int) -> list[str]:
         outs = generate_prompts(
@@ -311,7 +311,7 @@ def run_methods(
     is round 1; it rewrites later rounds), rendering with ``backend`` from ``seed_of(id)`` noise (and scoring
     the best prompt again from ``fresh_seed_of(id)``). Returns ``(records, notes)``; a method without prompts
     or a saved model is skipped with a note. A model is loaded only when a round is left to sample."""
-    from vpolib.optimizer import load_optimizer
+    from vpolib.checkpoints import load_optimizer
 
     bcfg = cfg.beyond
     by_id = {q["id"]: q for q in queries}
