@@ -232,7 +232,7 @@ class AnalysisConfig:
 class BeyondConfig:
     """Stage 06, "Beyond the paper": a second video model, a test-time baseline, reward-hacking checks.
 
-    Model B and the test-time loop need the ShapesWorld backend (``feedback.backend: shapesworld``)."""
+    Model B and the test-time loop need the ShapesWorld backend (``video.backend: shapesworld``)."""
 
     model_b: bool = True  # render and score every method's held-out prompts on ShapesWorld model B as well
     model_b_dir: str = (
