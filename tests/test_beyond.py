@@ -268,7 +268,8 @@ def test_committed_model_b_is_small_and_loads():
 
 def test_beyond_profiles():
     cpu, ext, smoke = (load_config(p).beyond for p in ("cpu", "extended", "smoke"))
-    assert cpu.testtime_rounds == 0 and cpu.model_b and cpu.probe and cpu.diagnostics
+    assert cpu.testtime_rounds == 0 and not cpu.model_b and cpu.probe and cpu.diagnostics  # B: +4-9 min
+    assert ext.model_b and smoke.model_b  # the smoke chain exercises model B
     assert ext.testtime_rounds > 1 and ext.testtime_queries == 48
     assert ext.testtime_methods == ["sft", "vpo", "vpo:none"] and ext.testtime_feedback == "statements"
     assert smoke.testtime_rounds >= 1  # the smoke chain exercises the loop
