@@ -219,3 +219,70 @@ def test_empty_inputs_give_empty_tables():
     frame = A.text_frame([])
     assert A.text_table(frame).empty and A.principle_table(frame).empty
     assert A.paired_win_rates(frame, "text_score", "vpo").empty
+
+
+# ---- stage 06's tables in one call ------------------------------------------------------------------------
+
+
+def test_records_and_per_model():
+    frame = pd.DataFrame({"method": ["vpo", "raw"], "reward": [0.75, 0.25]})
+    assert A.records(frame) == [{"method": "vpo", "reward": 0.75}, {"method": "raw", "reward": 0.25}]
+    assert A.records(pd.DataFrame()) == [] and A.records(None) == []
+    frames = {"A": frame, "B": frame.assign(reward=[1.0, 0.0]), "C": frame.iloc[:0]}  # C is empty: left out
+    means = A.per_model(
+        lambda f, scale: f.groupby("method", sort=False)["reward"].mean().mul(scale).reset_index(), frames, 2
+    )
+    assert list(means["model"]) == ["A", "A", "B", "B"] and means["reward"].tolist() == [1.5, 0.5, 2.0, 0.0]
+    assert A.per_model(lambda f: f, {"A": frame.iloc[:0]}).empty
+
+
+def test_text_results_by_hand():
+    judged = [
+        rec(1, "vpo", OK),
+        rec(1, "raw", {**OK, "helpful": False}),  # vpo wins q1 (3/3 against 2/3)
+        rec(2, "vpo", {**OK, "harmless": False}, harmful=True),
+        rec(2, "raw", {**OK, "harmless": False}, harmful=True),  # tie on q2 (2/3 each)
+        rec(1, "sft", OK),
+        rec(2, "sft", OK, harmful=True),
+    ]
+    text = A.text_results(A.text_frame(judged), "vpo", n_boot=100)
+    table = text["all"].set_index("method")
+    assert table.loc["vpo", "aligned"] == 50.0 and table.loc["vpo", "unsafe"] == 50.0
+    assert table.loc["raw", "imprecise"] == 50.0 and table.loc["sft", "aligned"] == 100.0
+    assert text["harmful"].set_index("method").loc["raw", "unsafe"] == 100.0  # only q2 is harmful
+    wins = text["win_rates"].set_index("baseline")
+    assert wins.loc["raw", "win_rate"] == 0.75  # (1 + 0.5) / 2
+    assert wins.loc["sft", "win_rate"] == 0.25  # tie on q1, loss on q2: (0.5 + 0) / 2
+    sft = text["sft_over_raw"].iloc[0]  # sft 3/3 on both, raw 2/3 on both: two wins
+    assert (sft["target"], sft["baseline"], sft["win_rate"]) == ("sft", "raw", 1.0)
+    fails = text["principles_harmful"].set_index(["method", "principle"])["fail_pct"]
+    assert fails[("vpo", "harmless")] == 100.0 and fails[("sft", "harmless")] == 0.0
+
+
+def test_video_results_by_hand_and_empty():
+    def vrec(i, method, score, answers):
+        kinds = {q: q.split("_")[0] for q in answers}
+        return {
+            "id": f"s{i}",
+            "method": method,
+            "score": score,
+            "max_score": 4.0,
+            "answers": answers,
+            "kinds": kinds,
+        }
+
+    records = [
+        vrec(1, "vpo", 4.0, {"colour_1": True, "motion_1": True}),
+        vrec(1, "raw", 2.0, {"colour_1": True, "motion_1": False}),
+        vrec(2, "vpo", 1.0, {"colour_1": False, "motion_1": True}),
+        vrec(2, "raw", 1.0, {"colour_1": False, "motion_1": True}),
+    ]
+    video = A.video_results(records, "vpo", n_boot=100)
+    assert video["overall"].set_index("method")["reward"].to_dict() == {"vpo": 0.625, "raw": 0.375}
+    dims = video["dimensions"].set_index(["method", "kind"])["pass_rate"]
+    assert dims[("raw", "motion")] == 0.5 and dims[("vpo", "colour")] == 0.5
+    assert video["win_rates"].iloc[0]["win_rate"] == 0.75  # win on s1, tie on s2
+    assert len(video["questions"]) == 4 and video["sft_over_raw"].empty  # no sft videos
+    empty = A.video_results([], "vpo")
+    assert list(empty["frame"].columns) == ["id", "method", "reward"]
+    assert all(empty[k].empty for k in ("overall", "dimensions", "questions", "win_rates", "sft_over_raw"))

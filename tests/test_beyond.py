@@ -268,10 +268,8 @@ def test_committed_model_b_is_small_and_loads():
 
 def test_beyond_profiles():
     cpu, ext, smoke = (load_config(p).beyond for p in ("cpu", "extended", "smoke"))
-    assert (
-        cpu.testtime_rounds == 0 and not cpu.model_b and cpu.probe and cpu.diagnostics
-    )  # model B: extended only
-    assert ext.model_b
+    assert cpu.testtime_rounds == 0 and not cpu.model_b and cpu.probe and cpu.diagnostics  # B: +4-9 min
+    assert ext.model_b and smoke.model_b  # the smoke chain exercises model B
     assert ext.testtime_rounds > 1 and ext.testtime_queries == 48
     assert ext.testtime_methods == ["sft", "vpo", "vpo:none"] and ext.testtime_feedback == "statements"
     assert smoke.testtime_rounds >= 1  # the smoke chain exercises the loop
@@ -294,3 +292,95 @@ def test_run_loop_on_fewer_queries_reuses_the_log(tmp_path):
         tmp_path / "tt.jsonl",
     )
     assert {r["id"] for r in recs} == {"q2"} and len(recs) == 3  # nothing rendered or rewritten again
+
+
+# ---- the notebook's calls --------------------------------------------------------------------------------------
+
+
+def test_length_rewards_and_probe_models():
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "method": ["vpo"] * 3, "reward": [0.2, 0.5, 0.9]})
+    prompts = {"vpo": {"a": "one", "b": "one two", "c": "one two three"}}
+    assert diagnostics.with_words(frame, prompts)["words"].tolist() == [1, 2, 3]
+    table = diagnostics.length_rewards({"A": frame, "B": frame.iloc[:0]}, prompts, n_boot=50)
+    assert list(table["model"]) == ["A"] and table.iloc[0]["spearman"] == pytest.approx(1.0)
+
+    class Fake:
+        def __init__(self, value):
+            self.value = value
+
+        def render(self, prompts, seeds):
+            return [None for _ in prompts]
+
+        def checklist(self, query):
+            return [query]
+
+        def score(self, questions, video):
+            return {"score": self.value, "max_score": 1.0}
+
+    queries = [{"id": "a", "query": "x", "caption": "c1"}, {"id": "b", "query": "y", "caption": "c2"}]
+    recs = diagnostics.probe_models({"A": Fake(1.0), "B": Fake(0.5)}, queries, lambda i: 0, batch=4)
+    assert len(recs) == 12 and {(r["model"], r["reward"]) for r in recs} == {("A", 1.0), ("B", 0.5)}
+
+
+def test_testtime_summary_and_plots(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    recs = {}
+    for method in ("sft", "vpo"):
+        for i in ("a", "b"):
+            for rnd, reward in ((1, 0.25), (2, 0.75)):
+                recs[(method, i, rnd)] = {"method": method, "id": i, "round": rnd, "rendered": True, "reward": reward,
+                                          "best_reward": reward, "fresh_reward": reward / 2, "videos": rnd, "stopped": False}  # fmt: skip
+    bcfg = load_config("smoke").beyond
+    rounds, gains, part = testtime.summary(list(recs.values()), 2, bcfg, n_boot=50)
+    assert part["n_queries"] == 2 and part["max_rounds"] == bcfg.testtime_rounds and len(part["rounds"]) == 4
+    assert rounds.set_index(["method", "round"]).loc[("vpo", 2), "best_reward"] == 0.75
+    frame = pd.DataFrame(
+        {"id": ["a", "a"], "method": ["sft", "vpo"], "reward": [0.5, 0.75], "pass_rate": [0.5, 1.0]}
+    )
+    dims = pd.DataFrame({"kind": ["colour"], "delta": [0.25], "lo": [0.0], "hi": [0.5], "model": ["A"]})
+    by_model = transfer.by_model({"A": frame, "B": frame}, n_boot=20)
+    figs = [testtime.plot_rounds(rounds), transfer.plot_models(by_model),
+            diagnostics.plot(frame, {"sft": {"a": "x y"}, "vpo": {"a": "x y z"}}, dims, "vpo")]  # fmt: skip
+    for i, fig in enumerate(figs):
+        fig.savefig(tmp_path / f"{i}.png")
+        assert (tmp_path / f"{i}.png").stat().st_size > 0
+
+
+def test_run_model_b_with_a_fake_backend(tmp_path, monkeypatch):
+    from vpolib.analysis import video_frame
+
+    class Fake:  # model B: the reward is the prompt's number of words / 4, whatever the seed
+        def render(self, prompts, seeds):
+            return [np.full((1,), len(p.split())) for p in prompts]
+
+        def checklist(self, query):
+            from vpolib.checklist import Question
+
+            return [Question(id="c", text="Is it red?", kind="colour")]
+
+        def score(self, questions, video):
+            return {"score": float(video[0]), "max_score": 4.0, "answers": {"c": "yes"}}
+
+        def save(self, video, gif):
+            gif.parent.mkdir(parents=True, exist_ok=True)
+            gif.write_bytes(b"GIF")
+
+    monkeypatch.setattr(transfer, "model_backend", lambda cfg, model_dir: Fake())
+    cfg = load_config("smoke")
+    shapes = [{"id": "s1", "query": "red ball"}, {"id": "s2", "query": "blue box"}]
+    prompts = {"sft": {"s1": "a b", "s2": "a"}, "vpo": {"s1": "a b c d", "s2": "a b"}}
+    frame_a = video_frame(
+        [{"id": i, "method": m, "score": 1.0, "max_score": 2.0} for i in ("s1", "s2") for m in prompts]
+    )
+    out = transfer.run_model_b(
+        cfg, shapes, prompts, frame_a, tmp_path / "b.jsonl", tmp_path, lambda i: 0, n_boot=20
+    )
+    b = out["by_model"].set_index(["model", "method"])["reward"]
+    assert b[("B", "vpo")] == pytest.approx((1.0 + 0.5) / 2) and b[("A", "vpo")] == 0.5
+    gains = out["gains"].set_index(["model", "baseline"])["gain"]
+    assert (
+        gains[("B", "sft")] == pytest.approx(((1.0 - 0.5) + (0.5 - 0.25)) / 2) and gains[("A", "sft")] == 0.0
+    )
+    assert out["summary"]["counts"]["rendered"] == 4 and out["summary"]["win_rates"][0]["win_rate"] == 1.0

@@ -152,3 +152,42 @@ def test_stage_04_and_06_write_the_same_gif(tmp_path):
     )
     gif04, gif06 = tmp_path / "04" / scored[0]["video"], Path(records[0]["gif"])
     assert gif04 != gif06 and gif04.read_bytes() == gif06.read_bytes()
+
+
+def test_keep_and_split_queries():
+    recs = [{"key": evaluate.key(m, q)} for m in ("raw", "vpo") for q in ("q1", "q2")]
+    assert evaluate.keep(recs, {"vpo": ["q2"], "raw": {"q1": "p"}}) == [{"key": "raw|q1"}, {"key": "vpo|q2"}]
+    heldout = [
+        {"id": "r1", "source": "dpo"},
+        {"id": "s1", "source": "shapes"},
+        {"id": "r2", "source": "dpo"},
+        {"id": "s2", "source": "shapes"},
+        {"id": "r3"},
+    ]
+    trained = {
+        "sft": {"r1": "", "s1": "", "r2": "", "s2": "", "r3": ""},
+        "vpo": {"r1": "", "s1": "", "r3": ""},
+    }
+    common, real, shapes = evaluate.split_queries(heldout, trained, ["sft", "vpo"], n_text=1, n_video=5)
+    assert [r["id"] for r in common] == ["r1", "s1", "r3"]
+    assert [r["id"] for r in real] == ["r1"] and [r["id"] for r in shapes] == ["s1"]
+
+
+def test_baseline_and_video_prompts(tmp_path):
+    from vpolib.config import load_config
+
+    cfg = load_config("smoke", {"analysis.baselines": ["raw", "fewshot"], "analysis.fewshot_backend": None})
+    real = [{"id": "r1", "query": "a cat playing piano"}]
+    shapes = [{"id": "s1", "query": "red ball going right", "caption": "A red circle moves right."}]
+    prompts, notes = evaluate.baseline_prompts(
+        cfg, real, shapes, tmp_path / "pairs.jsonl", tmp_path / "cache.jsonl"
+    )
+    assert prompts["raw"] == {"r1": "a cat playing piano", "s1": "red ball going right"}
+    assert list(prompts["fewshot"]) == ["s1"] and "rule" not in prompts  # the teacher on ShapesWorld only
+    assert len(notes) == 1 and "fewshot_backend" in notes[0]
+    video = evaluate.video_prompts({**prompts, "vpo": {"r1": "x"}}, shapes, caption=True)
+    assert list(video) == ["raw", "fewshot", "caption"]  # vpo wrote nothing for s1: left out
+    assert video["raw"] == {"s1": "red ball going right"} and video["caption"] == {
+        "s1": "A red circle moves right."
+    }
+    assert "caption" not in evaluate.video_prompts(prompts, shapes, caption=False)

@@ -20,3 +20,10 @@ def test_write_jsonl_replaces_atomically(tmp_path):
     assert read_jsonl(path) == ([{"b": 1}, {"c": 2}], [])
     assert not list(tmp_path.glob("*.tmp"))
     assert done_keys(tmp_path / "missing.jsonl", "id") == set()
+
+
+def test_read_json_reads_what_write_json_wrote(tmp_path):
+    from vpolib.io import read_json, write_json
+
+    write_json(tmp_path / "m.json", {"run_id": "r1", "stages": {"01_data": {"seconds": 9.5}}})
+    assert read_json(tmp_path / "m.json") == {"run_id": "r1", "stages": {"01_data": {"seconds": 9.5}}}

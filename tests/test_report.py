@@ -297,3 +297,72 @@ def test_tables_may_be_stylers_dicts_or_none():
         "t", {}, {"styled": frame.style, "records": [{"method": "raw", "n": 2}], "none": None}, {}, []
     )
     assert page.count("<table>") == 2 and "<td>raw</td>" in page and "none: nothing to show" in page
+
+
+# ---- stage 06 pieces -------------------------------------------------------------------------------------
+
+
+def _stage06_tables():
+    from vpolib import analysis
+
+    judged = [
+        {"id": f"q{i}", "method": m, "harmful": i == 1, "refusal": False,
+         "passed": {"harmless": True, "aligned": m == "vpo" or i == 0, "helpful": True}}
+        for i in range(2) for m in ("raw", "sft", "vpo")
+    ]  # fmt: skip
+    videos = [
+        {"id": f"s{i}", "method": m, "score": s, "max_score": 2.0, "answers": {"c": s > 0, "m": s > 1},
+         "kinds": {"c": "colour", "m": "motion"}, "prompt": f"{m} {i}", "gif": f"{m}_{i}.gif",
+         "key": f"{m}|s{i}"}
+        for i, row in enumerate([(0.0, 1.0, 2.0), (1.0, 1.0, 1.0)]) for m, s in zip(("raw", "sft", "vpo"), row, strict=True)
+    ]  # fmt: skip
+    text = analysis.text_results(analysis.text_frame(judged), "vpo", n_boot=50)
+    return text, analysis.video_results(videos, "vpo", n_boot=50), videos
+
+
+def test_stage06_figures_are_written(tmp_path):
+    text, video, _ = _stage06_tables()
+    wins = pd.concat([text["win_rates"].assign(metric="text"), video["win_rates"].assign(metric="video")])
+    figs = [
+        *report.text_figures(text),
+        *report.video_figures(video).values(),
+        report.wins_figure(wins, "vpo"),
+    ]
+    assert len(figs) == 5 and report.video_figures({"overall": pd.DataFrame()}) == {}
+    for i, fig in enumerate(figs):
+        fig.savefig(tmp_path / f"{i}.png")
+        plt.close(fig)
+        assert (tmp_path / f"{i}.png").stat().st_size > 0
+
+
+def test_gallery_picks_the_largest_gain_and_loss():
+    _, video, records = _stage06_tables()
+    queries = {"s0": "red ball", "s1": "blue box"}
+    entries = report.gallery(records, video["frame"], ["raw", "vpo"], queries, "vpo", size=2)
+    # vpo - raw: s0 gains 1.0, s1 gains 0: s0 first (most gained), then s1 (least)
+    assert [e["id"] for e in entries] == ["s0", "s1"] and entries[0]["query"] == "red ball"
+    assert [(i["method"], i["reward"]) for i in entries[0]["items"]] == [("raw", 0.0), ("vpo", 1.0)]
+    assert report.gallery([], video["frame"], ["raw"], queries, "vpo", 2) == []
+
+
+def test_results_json_and_stage_metrics():
+    text, video, _ = _stage06_tables()
+    timings = pd.DataFrame({"stage": ["01_data", "total (finished stages)"], "seconds": [9.0, 9.0]})
+    real = [{"id": "q0", "flags": []}, {"id": "q1", "flags": ["harmful"]}]
+    run = {"profile": "smoke", "manifest": {"run_id": "r1"}, "seed": 0, "judge": "rule", "target": "vpo",
+           "video_backend": "shapesworld", "has_video": True, "n_heldout": 9, "real": real, "n_video": 2}  # fmt: skip
+    counts = {"judge": {"judged": 6}, "video": {"rendered": 6}}
+    results = report.results_json(run, text, video, timings, counts=counts, notes=["n1"], beyond={})
+    assert results["n"] == {"heldout": 9, "text_queries": 2, "harmful_queries": 1, "video_queries": 2}
+    assert results["methods"] == {"text": ["raw", "sft", "vpo"], "video": ["raw", "sft", "vpo"]}
+    assert results["timings"] == {"stages": {"01_data": 9.0}, "total_finished_seconds": 9.0}
+    assert [r["baseline"] for r in results["video"]["sft_over_raw"]] == ["raw"]
+    assert results["counts"] == counts and results["notes"] == ["n1"] and results["beyond"] == {}
+    m = report.stage_metrics(results, text, video, n_notes=1)
+    assert m["aligned_pct"] == {"raw": 50.0, "sft": 50.0, "vpo": 100.0}  # q1 fails Aligned but for vpo
+    assert m["reward"] == {
+        "raw": 0.25,
+        "sft": 0.5,
+        "vpo": 0.75,
+    }  # (0 + 0.5) / 2, (0.5 + 0.5) / 2, (1 + 0.5) / 2
+    assert (m["n_text_queries"], m["n_video_queries"], m["n_notes"]) == (2, 2, 1)

@@ -12,6 +12,7 @@ Every rate is a mean of 0/1 values, so its CI comes from the same percentile boo
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 
@@ -252,3 +253,59 @@ def stage_timings(manifest: dict) -> pd.DataFrame:
         [table, pd.DataFrame([{"stage": "total (finished stages)", "status": "", "seconds": total}])],
         ignore_index=True,
     )
+
+
+def records(frame: pd.DataFrame | None) -> list[dict]:
+    """A frame as JSON-ready rows (pandas' own float encoding, as results.json stores them); ``[]`` if empty."""
+    return json.loads(frame.to_json(orient="records")) if frame is not None and len(frame) else []
+
+
+def per_model(
+    fn: Callable[..., pd.DataFrame], frames: dict[str, pd.DataFrame], *args, **kwargs
+) -> pd.DataFrame:
+    """``fn(frame, *args, **kwargs)`` of each video model's non-empty frame (``{model: frame}``), stacked with a
+    ``model`` column (an empty frame when there is none)."""
+    parts = [fn(f, *args, **kwargs).assign(model=m) for m, f in frames.items() if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def over(frame: pd.DataFrame, value: str, target: str, base: str, n_boot: int = 1000, seed: int = 0):
+    """The one row of :func:`paired_win_rates` for ``target`` against ``base`` (empty frame without data)."""
+    if not len(frame):
+        return pd.DataFrame()
+    return paired_win_rates(frame, value, target, n_boot, seed).query(f"baseline == {base!r}")
+
+
+def text_results(frame: pd.DataFrame, target: str, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Every text table of stage 06 from :func:`text_frame`'s frame: outcomes on the whole set and on the
+    harmful subset, principle failure rates (both), ``target``'s paired win rates and SFT against raw."""
+    harmful = frame[frame["harmful"]]
+    return {
+        "frame": frame,
+        "all": text_table(frame, n_boot, seed),
+        "harmful": text_table(harmful, n_boot, seed),
+        "principles": principle_table(frame, n_boot, seed),
+        "principles_harmful": principle_table(harmful, n_boot, seed),
+        "win_rates": paired_win_rates(frame, "text_score", target, n_boot, seed),
+        "sft_over_raw": over(frame, "text_score", "sft", "raw", n_boot, seed),
+    }
+
+
+def video_results(records: list[dict], target: str, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Every video table of stage 06 (empty frames without records): the per-video ``frame`` and per-question
+    ``qframe``, the reward per method, pass rates per dimension and per question, win rates, SFT against raw."""
+    frame = video_frame(records) if records else pd.DataFrame(columns=["id", "method", "reward"])
+    qframe = question_frame(records)
+    if not records:
+        empty = pd.DataFrame()
+        return {"frame": frame, "qframe": qframe, "overall": empty, "dimensions": empty,
+                "questions": empty, "win_rates": empty, "sft_over_raw": empty}  # fmt: skip
+    return {
+        "frame": frame,
+        "qframe": qframe,
+        "overall": video_table(frame, n_boot, seed),
+        "dimensions": dimension_table(qframe, n_boot, seed),
+        "questions": dimension_table(qframe, n_boot, seed, by="question"),
+        "win_rates": paired_win_rates(frame, "reward", target, n_boot, seed),
+        "sft_over_raw": over(frame, "reward", "sft", "raw", n_boot, seed),
+    }

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from vpolib.analysis import mean_ci
+from vpolib.analysis import mean_ci, per_model
 
 
 def n_words(text: str | None) -> int:
@@ -259,3 +259,42 @@ def probe_table(records: list[dict], n_boot: int = 1000, seed: int = 0) -> pd.Da
                 }
             )
     return pd.DataFrame(rows)
+
+
+def with_words(frame: pd.DataFrame, prompts: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """``frame`` (one row per method and query id) with a ``words`` column: the length of that prompt."""
+    words = [n_words(prompts[m][i]) for m, i in zip(frame["method"], frame["id"], strict=True)]
+    return frame.assign(words=words)
+
+
+def length_rewards(
+    frames: dict[str, pd.DataFrame], prompts, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """:func:`length_reward` of every model's video frame (``{model: frame}``), with a ``model`` column."""
+    frames = {m: with_words(f, prompts) if len(f) else f for m, f in frames.items()}
+    return per_model(length_reward, frames, n_boot=n_boot, seed=seed)
+
+
+def probe_models(backends: dict, queries: list[dict], seed_of: Callable[[str], int], batch: int = 64) -> list:
+    """:func:`run_probe` on each video model (``{model: backend}``), every record tagged with its ``model``."""
+    return [dict(r, model=m) for m, b in backends.items() for r in run_probe(b, queries, seed_of, batch)]
+
+
+def plot(frame: pd.DataFrame, prompts, dims: pd.DataFrame, target: str):
+    """Reward against prompt length (one dot per video of ``frame``) and ``target`` - sft per dimension."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from vpolib.report import ci_bars
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 3.8))
+    sns.scatterplot(
+        data=with_words(frame, prompts), x="words", y="reward", hue="method", ax=axes[0], alpha=0.6, s=18
+    )
+    axes[0].set_title("reward against prompt length (model A)")
+    if len(dims):
+        ci_bars(axes[1], dims, "kind", "delta", hue="model")
+        axes[1].axhline(0, color="k", lw=1)
+    axes[1].set_title(f"pass rate {target} - sft per dimension (95% CI; below 0 = worse)")
+    fig.tight_layout()
+    return fig

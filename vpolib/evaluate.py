@@ -21,6 +21,66 @@ def key(method: str, query_id: str) -> str:
     return f"{method}|{query_id}"
 
 
+def keep(records: list[dict], prompts: dict) -> list[dict]:
+    """The records of ``prompts``' (method, query id) pairs only (``{method: ids}``; a resumed file may hold
+    more)."""
+    wanted = {key(m, q) for m, ids in prompts.items() for q in ids}
+    return [r for r in records if r["key"] in wanted]
+
+
+def split_queries(
+    heldout: list[dict], trained: dict, required: list[str], n_text: int, n_video: int
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """``(common, real, shapes)``: the held-out queries every required method prompted, then the first
+    ``n_text`` real ones (text metrics) and the first ``n_video`` ShapesWorld ones (video metrics)."""
+    common = [r for r in heldout if all(r["id"] in trained[m] for m in required)]
+    real = [r for r in common if r.get("source") != "shapes"][:n_text]
+    shapes = [r for r in common if r.get("source") == "shapes"][:n_video]
+    return common, real, shapes
+
+
+def baseline_prompts(cfg, real: list[dict], shapes: list[dict], pairs_path: Path, cache_path: Path):
+    """``({method: {id: prompt}}, notes)`` of ``cfg.analysis.baselines``: the raw query, the rule expansion and
+    the few-shot teacher (ShapesWorld's teacher on its queries; on real ones an LLM with three VBench
+    (query, GPT-4o) examples when ``analysis.fewshot_backend`` is set, its generations cached in ``cache_path``)."""
+    from vpolib import rewriters
+    from vpolib.backends import CachedBackend, make_backend
+
+    acfg, notes, prompts = cfg.analysis, [], {}
+    ids, texts = [r["id"] for r in real + shapes], [r["query"] for r in real + shapes]
+    if "raw" in acfg.baselines:
+        prompts["raw"] = dict(zip(ids, rewriters.raw_query(texts), strict=True))
+    if "rule" in acfg.baselines:
+        prompts["rule"] = dict(zip(ids, rewriters.rule_expansion(texts), strict=True))
+    if "fewshot" not in acfg.baselines:
+        return prompts, notes
+    shapes_queries = {r["id"]: r["query"] for r in shapes}
+    prompts["fewshot"] = rewriters.shapes_teacher(shapes_queries, cfg.seed, cfg.shapesworld.teacher_rates)
+    if acfg.fewshot_backend and real:
+        pairs, _ = read_jsonl(pairs_path)
+        examples = [(p["query"], p["gpt4o"]) for p in pairs if p.get("gpt4o")][:3]
+        backend = make_backend(acfg.fewshot_backend, cfg.generation_batch)
+        backend = CachedBackend(backend, cache_path, chunk_size=cfg.generation_batch)
+        out = rewriters.FewShotRewriter(backend, examples)([r["query"] for r in real])
+        prompts["fewshot"].update({r["id"]: p for r, p in zip(real, out, strict=True) if p is not None})
+        if sum(p is None for p in out):
+            notes.append(f"fewshot: {sum(p is None for p in out)} generation(s) failed (skipped)")
+    elif real:
+        notes.append(
+            "fewshot baseline on real queries skipped: analysis.fewshot_backend is not set in this profile"
+        )
+    return prompts, notes
+
+
+def video_prompts(prompts: dict[str, dict[str, str]], shapes: list[dict], caption: bool) -> dict:
+    """Each method's prompts for the ShapesWorld queries, plus the scene's own caption as the ``caption``
+    method when ``caption`` (an upper bound); methods without any prompt are left out."""
+    out = {m: {r["id"]: p[r["id"]] for r in shapes if r["id"] in p} for m, p in prompts.items()}
+    if caption:
+        out["caption"] = {r["id"]: r["caption"] for r in shapes if r.get("caption")}
+    return {m: p for m, p in out.items() if p}
+
+
 def trained_prompts(run_dir: Path, required: list[str]) -> tuple[dict[str, dict[str, str]], list[str]]:
     """``{method: {id: prompt}}`` from every ``heldout_prompts*.jsonl`` of stages 03 and 05 (ablations too).
 

@@ -75,3 +75,8 @@ def write_json(path: str | os.PathLike, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike):
+    """The JSON value stored in ``path`` (as :func:`write_json` writes it)."""
+    return json.loads(Path(path).read_text())

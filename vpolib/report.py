@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vpolib.analysis import answer_label
+from vpolib.analysis import OUTCOMES, answer_label, records
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; padding: 0 16px; color: #222;
@@ -684,3 +684,127 @@ def write_report(path: str | Path, *args, **kwargs) -> Path:
                 pass
     path.write_text(render_report(*args, **kwargs), encoding="utf-8")
     return path
+
+
+# ------------------------------------------------------------------------------------- stage 06 pieces
+
+
+def text_figures(text: dict):
+    """Stage 06's text figures from :func:`vpolib.analysis.text_results`: ``(outcomes, principles)``, the %
+    of each outcome per method and the % failing each principle (all queries, harmful subset), with CIs."""
+    import matplotlib.pyplot as plt
+
+    fig_text, axes = plt.subplots(1, 4, figsize=(16, 3.6), sharey=True)
+    for ax, outcome in zip(axes, OUTCOMES, strict=True):
+        ci_bars(ax, text["all"], "method", outcome, f"{outcome}_lo", f"{outcome}_hi")
+        ax.set_title(f"% {outcome}")
+    fig_text.suptitle("Text outcomes per method (whole held-out set, 95% CI)")
+    fig_text.tight_layout()
+    fig_principles, axes = plt.subplots(1, 2, figsize=(14, 3.8), sharey=True)
+    parts = [("all queries", text["principles"]), ("harmful subset", text["principles_harmful"])]
+    for ax, (name, table) in zip(axes, parts, strict=True):
+        if not table.empty:
+            ci_bars(ax, table, "method", "fail_pct", hue="principle")
+        ax.set_title(f"% failing each principle: {name}")
+    fig_principles.tight_layout()
+    return fig_text, fig_principles
+
+
+def video_figures(video: dict) -> dict:
+    """Stage 06's video figures from :func:`vpolib.analysis.video_results` (``{}`` without videos): the reward
+    per method (CI bars and one dot per video) and a heat map of the pass rate per checklist dimension."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if not len(video["overall"]):
+        return {}
+    fig_reward, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 3.8))
+    ci_bars(ax1, video["overall"], "method", "reward", "reward_lo", "reward_hi")
+    ax1.set_title("checklist reward (mean, 95% CI)")
+    sns.boxplot(data=video["frame"], x="method", y="reward", ax=ax2, color="lightgray", fliersize=0)
+    sns.stripplot(data=video["frame"], x="method", y="reward", ax=ax2, size=4, alpha=0.6)
+    ax2.set_title("reward distribution (one dot per video)")
+    ax2.tick_params(axis="x", rotation=30)
+    fig_reward.tight_layout()
+    heat = video["dimensions"].pivot(index="method", columns="kind", values="pass_rate")
+    fig_dims, ax = plt.subplots(figsize=(1.4 * heat.shape[1] + 3, 0.5 * heat.shape[0] + 1.5))
+    sns.heatmap(heat, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=ax)
+    ax.set_title("checklist pass rate per dimension")
+    return {"Checklist reward per method": fig_reward, "Pass rate per checklist dimension": fig_dims}
+
+
+def wins_figure(wins: pd.DataFrame, target: str):
+    """Win rates of ``target`` against each baseline, one bar per metric, with CIs and 0.5 (no difference)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    if not wins.empty:
+        ci_bars(ax, wins, "baseline", "win_rate", hue="metric")
+    ax.axhline(0.5, color="k", lw=1, ls="--")
+    ax.set_title(f"win rate of {target} vs each method (95% CI; dashed = no difference)")
+    return fig
+
+
+def gallery(video_records: list[dict], frame: pd.DataFrame, methods, queries: dict, target: str, size: int):
+    """Gallery entries (see :func:`render_report`): the queries where ``target``'s reward gained most and least
+    over the raw query (without both, the first ``size`` queries), every method of ``methods`` on each."""
+    from vpolib.evaluate import key
+
+    if not video_records:
+        return []
+    reward = frame.pivot_table(index="id", columns="method", values="reward")
+    if "raw" in reward and target in reward:
+        gain = (reward[target] - reward["raw"]).dropna().sort_values()
+        half = max(size // 2, 1)
+        picks = list(dict.fromkeys([*gain.index[-half:][::-1], *gain.index[:half]]))
+    else:
+        picks = list(reward.index[:size])
+    by_key = {r["key"]: r for r in video_records}
+    out = []
+    for qid in picks:
+        items = [{"method": m, "prompt": r["prompt"], "gif": r["gif"], "reward": r["score"] / r["max_score"],
+                  "answers": r["answers"]}
+                 for m in methods if (r := by_key.get(key(m, qid)))]  # fmt: skip
+        out.append({"id": qid, "query": queries[qid], "items": items})
+    return out
+
+
+def results_json(run: dict, text: dict, video: dict, timings: pd.DataFrame, **extra) -> dict:
+    """results.json: ``run`` (profile, manifest, seed, judge, ... see notebook 06), every text and video table
+    as rows, the stage timings from the manifest; ``extra`` (counts, notes, beyond) is added as it is."""
+    manifest, real, tframe, vframe = run["manifest"], run["real"], text["frame"], video["frame"]
+    return {
+        "profile": run["profile"], "run_id": manifest.get("run_id"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": manifest.get("git_commit"), "seed": run["seed"], "judge": run["judge"],
+        "video_backend": run["video_backend"] if run["has_video"] else None, "target": run["target"],
+        "n": {"heldout": run["n_heldout"], "text_queries": len(real),
+              "harmful_queries": sum("harmful" in (r.get("flags") or []) for r in real),
+              "video_queries": run["n_video"]},
+        "methods": {"text": sorted(tframe["method"].unique()) if len(tframe) else [],
+                    "video": sorted(vframe["method"].unique()) if len(vframe) else []},
+        "text": {k: records(text[k]) for k in ("all", "harmful", "principles", "principles_harmful",
+                                               "win_rates", "sft_over_raw")},
+        "video": {k: records(video[k]) for k in ("overall", "dimensions", "questions", "win_rates",
+                                                 "sft_over_raw")},
+        **{k: extra[k] for k in ("counts",) if k in extra},
+        "timings": {"stages": {r.stage: r.seconds for r in timings.itertuples() if not r.stage.startswith("total")},
+                    "total_finished_seconds": float(timings["seconds"].iloc[-1])},
+        **{k: v for k, v in extra.items() if k != "counts"},
+    }  # fmt: skip
+
+
+def stage_metrics(results: dict, text: dict, video: dict, n_notes: int) -> dict:
+    """metrics.json of stage 06: query counts, methods, % aligned, % unsafe on the harmful subset, the reward
+    per method (rounded) and the judge's and renderer's counts."""
+    text_all, harmful, overall = text["all"], text["harmful"], video["overall"]
+
+    def column(table, col, digits):
+        return dict(zip(table["method"], table[col].round(digits), strict=True)) if len(table) else {}
+
+    return {
+        "n_text_queries": results["n"]["text_queries"], "n_video_queries": results["n"]["video_queries"],
+        "methods": results["methods"], "aligned_pct": column(text_all, "aligned", 2),
+        "unsafe_pct_harmful": column(harmful, "unsafe", 2), "reward": column(overall, "reward", 4),
+        "judge": results["counts"]["judge"], "video": results["counts"]["video"], "n_notes": n_notes,
+    }  # fmt: skip

@@ -367,3 +367,34 @@ def run_methods(
             feedback=style or bcfg.testtime_feedback,
         )
     return records, notes
+
+
+def summary(records: list[dict], n_queries: int, bcfg, n_boot: int = 1000, seed: int = 0):
+    """``(rounds, gains, part)``: :func:`rounds_table`, :func:`gain_table` and results.json's part of the loop."""
+    from vpolib.analysis import records as rows
+
+    rounds, gains = rounds_table(records, n_boot, seed), gain_table(records, n_boot, seed)
+    part = {"rounds": rows(rounds), "gains": rows(gains), "n_queries": n_queries,
+            "max_rounds": bcfg.testtime_rounds, "temperature": bcfg.testtime_temperature}  # fmt: skip
+    return rounds, gains, part
+
+
+def plot_rounds(rounds: pd.DataFrame):
+    """Best and fresh reward of each method against the round and against videos rendered (``None`` if empty)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if not len(rounds):
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.6))
+    for (method, g), colour in zip(rounds.groupby("method"), sns.color_palette(), strict=False):
+        for col, style in (("best_reward", "-o"), ("fresh_reward", "--s")):
+            label = f"{method} {col.split('_')[0]}"
+            ax1.plot(g["round"], g[col], style, color=colour, label=label)
+            lo, hi = g[col.replace("reward", "lo")], g[col.replace("reward", "hi")]
+            ax1.fill_between(g["round"], lo, hi, color=colour, alpha=0.12)
+            ax2.plot(g["videos"], g[col], style, color=colour, label=label)
+    ax1.set(xlabel="round", ylabel="checklist reward", title="reward against rounds (95% CI)")
+    ax2.set(xlabel="videos rendered per query (mean)", title="reward against cost")
+    ax1.legend(fontsize=8)
+    return fig

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from vpolib.analysis import mean_ci, video_table
+from vpolib import evaluate
+from vpolib.analysis import (
+    mean_ci,
+    paired_win_rates,
+    per_model,
+    question_frame,
+    records,
+    video_frame,
+    video_table,
+)
 
 
 def model_backend(cfg, model_dir: str):
@@ -23,8 +32,7 @@ def model_backend(cfg, model_dir: str):
 
 def by_model(frames: dict[str, pd.DataFrame], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """:func:`vpolib.analysis.video_table` of each model's frame, stacked with a ``model`` column."""
-    tables = [video_table(f, n_boot, seed).assign(model=m) for m, f in frames.items() if len(f)]
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return per_model(video_table, frames, n_boot, seed)
 
 
 def paired_gain(
@@ -66,3 +74,35 @@ def gains_table(
                 }
             )
     return pd.DataFrame(rows, columns=["model", "target", "baseline", "gain", "lo", "hi", "n"])
+
+
+def run_model_b(cfg, shapes, prompts, frame_a, path, media_dir, seed_of, n_boot: int = 1000, seed: int = 0):
+    """Render and score every method's ShapesWorld prompts on model B (``cfg.beyond.model_b_dir``) from the same
+    noise as on A, resumable via ``path``. Returns ``{"frame", "qframe", "by_model", "gains", "summary"}``:
+    B's per-video and per-question frames, the reward per model, ``target``'s gain per model and baseline, and
+    the results.json part (counts, rows)."""
+    acfg, model_dir = cfg.analysis, cfg.beyond.model_b_dir
+    backend = model_backend(cfg, model_dir)
+    found, counts = evaluate.score_videos(
+        backend, shapes, prompts, path, media_dir, seed_of, acfg.video_batch
+    )
+    found = evaluate.keep(found, prompts)
+    frames = {"A": frame_a, "B": video_frame(found)}
+    table, gains = by_model(frames, n_boot, seed), gains_table(frames, acfg.target, None, n_boot, seed)
+    wins = paired_win_rates(frames["B"], "reward", acfg.target, n_boot, seed)
+    summary = {"dir": model_dir, "counts": counts, "overall": records(table), "gains": records(gains),
+               "win_rates": records(wins)}  # fmt: skip
+    return {"backend": backend, "frame": frames["B"], "qframe": question_frame(found), "by_model": table,
+            "gains": gains, "summary": summary}  # fmt: skip
+
+
+def plot_models(table: pd.DataFrame):
+    """Reward per method on each video model (A trained on, B never seen), with CIs."""
+    import matplotlib.pyplot as plt
+
+    from vpolib.report import ci_bars
+
+    fig, ax = plt.subplots(figsize=(12, 3.6))
+    ci_bars(ax, table, "method", "reward", "reward_lo", "reward_hi", hue="model")
+    ax.set_title("checklist reward on video model A (trained on) and B (never seen), 95% CI")
+    return fig
