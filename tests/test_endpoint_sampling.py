@@ -34,7 +34,7 @@ def test_sampling_four_prompts_per_query_through_the_endpoint_resumes_by_query_i
     backend = OpenAIBackend(base_url=server, model="smollm2", concurrency=2)
     calls = []
 
-    def sampler(queries, ids):
+    def sampler(queries, ids, sources=None):
         calls.append(list(queries))
         return generate_prompts(backend, None, queries, n=4, temperature=0.9, top_p=0.9, max_new_tokens=24)
 

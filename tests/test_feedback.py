@@ -213,7 +213,7 @@ def test_render_failure_is_a_recorded_skip(tmp_path):
 def test_sample_prompts_resumes_by_fixed_batches(tmp_path):
     calls = []
 
-    def sampler(queries, ids):
+    def sampler(queries, ids, sources=None):
         calls.append(list(ids))
         return [[q + " 1", q + " 2"] for q in queries]
 
@@ -377,7 +377,7 @@ def test_sampler_samples_with_the_feedback_settings(monkeypatch):
     )
     fb = SimpleNamespace(samples_per_query=4, temperature=0.9, top_p=0.8, max_new_tokens=32)
     sample = generation.sampler("model", "tok", fb, "short", seed=7, batch_size=2)
-    assert sample(["a dog"], ["q1"]) == [["p"]] and seen["args"] == ("model", "tok", ["a dog"])
+    assert sample(["a dog"], ["q1"], ["shapes"]) == [["p"]] and seen["args"] == ("model", "tok", ["a dog"])
     assert seen["kw"] == {
         "n": 4,
         "temperature": 0.9,
@@ -386,4 +386,5 @@ def test_sampler_samples_with_the_feedback_settings(monkeypatch):
         "batch_size": 2,
         "instruction": "short",
         "seed": 7,
+        "sources": ["shapes"],
     }

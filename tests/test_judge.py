@@ -217,3 +217,10 @@ def test_pass_rates_and_their_figure(tmp_path):
     assert pass_rates(judged, "source").loc["real", "all"] == 0.5
     plot_pass_rates(rates, tmp_path / "judge.png", "t")
     assert (tmp_path / "judge.png").stat().st_size > 0
+
+
+def test_rule_judge_fails_a_looping_prompt():
+    loop = "A cartoon from the series Maxi Max, Maxi Max Maxi Maxi, Maxi Max Maxi Maxi, Maxi Max Maxi Maxi, and more."
+    fluent = "A red fox jumps over a mossy log in the forest, then jumps over a second log by the river."
+    looping, ok = RuleJudge().judge([item(loop, query="a cartoon"), item(fluent)])
+    assert "helpful:repetitive" in looping.reasons and "helpful:repetitive" not in ok.reasons

@@ -3,6 +3,7 @@
 import pytest
 
 from vpolib.io import read_jsonl
+from vpolib.templates import TARGETS
 
 pytestmark = pytest.mark.notebook
 
@@ -21,13 +22,15 @@ def test_02_refine(smoke_stage):
     sft = read_jsonl(stage / "sft.jsonl")[0]
     assert len(sft) == m["n_sft"] > 0 and len({r["query"] for r in sft}) == len(sft)
     for r in sft:
-        assert set(r) == {"id", "query", "prompt", "origin", "messages"} and r["origin"] in (
+        assert set(r) == {"id", "query", "source", "prompt", "origin", "messages"} and r["origin"] in (
             "teacher",
             "refined",
         )
         assert [x["role"] for x in r["messages"]] == ["user", "assistant"] and r["messages"][1][
             "content"
         ] == r["prompt"]
+    named = {r["source"]: TARGETS["shapes"] in r["messages"][0]["content"] for r in sft}
+    assert named["shapes"] and not any(v for k, v in named.items() if k != "shapes")  # only ShapesWorld's
     pairs = read_jsonl(stage / "text_pairs.jsonl")[0]
     assert len(pairs) == m["n_text_pairs"] <= m["n_refined"]
     for p in pairs:

@@ -21,7 +21,8 @@ def test_04_feedback(smoke_stage):
     )
     assert m["n_videos"] == m["n_queries"] * fb.samples_per_query == 24
     assert m["video_pairs_compared"] == 6 * 6  # every unordered pair of a query's 4 videos: 4 * 3 / 2 = 6
-    assert m["merge"]["video"]["kept"] == m["video_pairs_written"] <= m["n_queries"]  # one pair per query
+    assert m["merge"]["video"]["kept"] <= m["video_pairs_written"] <= m["n_queries"]  # one pair per query
+    assert m["merge"]["video"]["kept"] + m["merge"]["text"]["kept"] == m["pairs_written"]
     scores, _ = read_jsonl(stage / "scores.jsonl")
     assert len({v["key"] for v in scores}) == len(scores) == m["n_videos"]  # nothing scored twice
     assert all((stage / v["video"]).stat().st_size > 0 and 0 <= v["score"] <= v["max_score"] for v in scores)

@@ -73,11 +73,6 @@ def test_rule_refiner_repairs_each_failure_kind():
             "Zebras graze on a savanna, with red fox jumping over a log.",
         ),  # woven in, not glued in front
         (
-            rec("A fox."),
-            verdict("helpful:too_short"),
-            "A fox, shown in one continuous shot with clear light and smooth motion.",
-        ),  # extended, not replaced
-        (
             rec(
                 "A red fox, blurry, jumps over a log.",
                 query="a red fox jumping over a log -neg blurry",
@@ -94,6 +89,8 @@ def test_rule_refiner_repairs_each_failure_kind():
     ]
     for item, v, expected in cases:
         assert r.refine([item], [v]) == [(expected, "ok")]
+    # no generic filler: a short prompt the rule refiner cannot make more useful is left to fail
+    assert r.refine([rec("A fox.")], [verdict("helpful:too_short")]) == [(None, "unchanged")]
     [(text, why)] = refine.RuleRefiner(max_words=20).refine([rec(long)], [verdict("helpful:too_long")])
     assert (
         why == "ok"
@@ -214,7 +211,11 @@ def test_critique_and_refine_resumes_after_kill(tmp_path):
     rows = refine.critique_and_refine(items, RuleJudge(), refine.RuleRefiner(), log, chunk=2)
     assert [r["id"] for r in rows] == [r["id"] for r in clean]
     assert [(r["status"], r.get("refined")) for r in rows] == [(r["status"], r.get("refined")) for r in clean]
-    assert [r["status"] for r in clean[:3]] == ["pass", "refined", "refined"]
+    assert [r["status"] for r in clean[:3]] == [
+        "pass",
+        "refine_failed",
+        "refined",
+    ]  # "a fox": too short, no filler
 
 
 def test_build_outputs_follow_the_contract():
@@ -251,7 +252,7 @@ def test_build_outputs_follow_the_contract():
         sft[0]["messages"][0]["role"] == "user" and "User Query:a red fox" in sft[0]["messages"][0]["content"]
     )
     assert sft[0]["messages"][1] == {"role": "assistant", "content": GOOD}
-    assert set(sft[0]) == {"id", "query", "prompt", "origin", "messages"}
+    assert set(sft[0]) == {"id", "query", "source", "prompt", "origin", "messages"}
     assert len(pairs) == 1  # one pair per query
     p = pairs[0]
     assert set(p) == {"id", "query", "prompt", "chosen", "rejected", "source"} and p["source"] == "text"

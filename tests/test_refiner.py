@@ -49,3 +49,27 @@ def test_harmful_words_and_neg_items_are_removed():
     text, _, again = repair(item)
     assert "gory" not in text.lower() and " red " not in f" {text.lower()} "
     assert again.principles["harmless"] and "aligned:neg_present" not in again.reasons
+
+
+def test_a_contradicted_shapesworld_prompt_is_rewritten_in_world_words():
+    item = {
+        "query": "cobalt sqaure moving right on grey",
+        "content": "cobalt sqaure moving right on grey",
+        "source": "shapes",
+        "prompt": "A cobalt square moves from the right to the left, casting a subtle shadow.",
+    }
+    text, why, again = repair(item)
+    assert why == "ok" and again.passed, (text, again.reasons)
+    assert text == "A blue square moves from the left to the right on a gray background."
+
+
+def test_the_world_check_reads_synonyms_and_paraphrases_but_not_reversals():
+    j = judge()
+    item = {"query": "scarlet blok going right", "source": "shapes"}
+    ok, reversed_ = j.judge(
+        [
+            {**item, "prompt": "A crimson cube glides steadily rightward."},  # synonyms: the judge reads them
+            {**item, "prompt": "A red square moves from the right to the left."},
+        ]
+    )
+    assert ok.passed and not reversed_.principles["aligned"] and reversed_.details["missing"] == ["right"]

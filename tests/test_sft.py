@@ -2,6 +2,7 @@
 and the full profile's trainer knobs on an architecture-identical tiny Llama-3."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -53,6 +54,7 @@ def test_sft_examples_split_prompt_and_completion_and_skip_bad_records():
             "prompt": [{"role": "user", "content": "Expand: a red car"}],
             "completion": [{"role": "assistant", "content": "A cinematic shot of a red car, soft light."}],
             "query": "a red car",
+            "source": None,
         }
     ]
 
@@ -156,6 +158,22 @@ def test_generate_heldout_resumes(tiny_dir, tmp_path):
     assert [r["id"] for r in rows] == ["h0", "h1", "h2"] and rows[1]["prompt"] == "DONE BEFORE"
     assert all(r["method"] == "sft" for r in (rows[0], rows[2]))
     assert len(out_path.read_text().splitlines()) == 3  # only the two missing ones were appended
+
+
+def test_generate_heldout_batches_one_source_at_a_time(tmp_path):
+    class Recorder:  # a text backend that records each batch's queries
+        batches = []
+
+        def generate(self, convs, params):
+            self.batches.append([re.search(r"\bq\d\b", c[-1]["content"]).group() for c in convs])
+            return [["p"] for _ in convs]
+
+    recs = [{"id": f"h{i}", "query": f"q{i}", "source": "sft" if i % 2 else "shapes"} for i in range(6)]
+    rows = generate_heldout(
+        Recorder(), None, recs, tmp_path / "p.jsonl", "sft", max_new_tokens=4, batch_size=3
+    )
+    assert Recorder.batches == [["q1", "q3", "q5"], ["q0", "q2", "q4"]]  # "sft" sorts before "shapes"
+    assert [r["id"] for r in rows] == [r["id"] for r in recs]  # returned in the records' order
 
 
 def test_full_profile_knobs_run_on_an_architecture_identical_tiny_llama3(tmp_path):

@@ -51,3 +51,16 @@ def test_few_shot_messages_alternate_examples_then_the_query():
         {"role": "assistant", "content": "b"},
         {"role": "user", "content": "q"},
     ]
+
+
+def test_a_shapesworld_query_names_its_video_model():
+    from vpolib.templates import TARGETS, optimize_messages
+
+    real, shapes = (
+        optimize_messages("a red ball", "short"),
+        optimize_messages("a red ball", "short", "shapes"),
+    )
+    assert shapes[0]["content"] == f"{TARGETS['shapes']}\n\n{real[0]['content']}"
+    assert (
+        optimize_messages("a red ball", "short", "sft") == real
+    )  # real sources: the paper's instruction only

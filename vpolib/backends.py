@@ -49,11 +49,11 @@ class LocalBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     @classmethod
-    def from_spec(cls, spec: str, batch_size: int = 8) -> LocalBackend:
+    def from_spec(cls, spec: str, batch_size: int = 8, dtype: str | None = None) -> LocalBackend:
         """Load ``spec`` with :func:`vpolib.models.load_causal_lm` ("tiny-llama", "smollm2-135m-instruct", a dir)."""
         from vpolib.models import load_causal_lm
 
-        model, tokenizer = load_causal_lm(spec)
+        model, tokenizer = load_causal_lm(spec, dtype=dtype)
         return cls(model, tokenizer, name=spec, batch_size=batch_size)
 
     def generate(self, conversations: list[list[dict]], params: GenParams) -> list[list[str] | None]:
@@ -293,10 +293,11 @@ def check_first_batch(
         )
 
 
-def make_backend(spec: str, batch_size: int = 8, concurrency: int = 8):
-    """``"local:<model spec>"`` -> :class:`LocalBackend`; ``"openai"`` -> :class:`OpenAIBackend` (env config)."""
+def make_backend(spec: str, batch_size: int = 8, concurrency: int = 8, dtype: str | None = None):
+    """``"local:<model spec>"`` -> :class:`LocalBackend` (weights in ``dtype``); ``"openai"`` ->
+    :class:`OpenAIBackend` (env config)."""
     if spec.startswith("local:"):
-        return LocalBackend.from_spec(spec.removeprefix("local:"), batch_size=batch_size)
+        return LocalBackend.from_spec(spec.removeprefix("local:"), batch_size=batch_size, dtype=dtype)
     if spec == "openai":
         return OpenAIBackend(concurrency=concurrency)
     raise ValueError(f"unknown backend {spec!r}: use 'local:<model spec>' or 'openai'")

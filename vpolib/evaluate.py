@@ -41,10 +41,10 @@ def split_queries(
 
 def baseline_prompts(cfg, real: list[dict], shapes: list[dict], pairs_path: Path, cache_path: Path):
     """``({method: {id: prompt}}, notes)`` of ``cfg.analysis.baselines``: the raw query, the rule expansion and
-    the few-shot teacher (ShapesWorld's teacher on its queries; on real ones an LLM with three VBench
-    (query, GPT-4o) examples when ``analysis.fewshot_backend`` is set, its generations cached in ``cache_path``)."""
+    the few-shot teacher (ShapesWorld's teacher on its queries; on real ones an LLM with
+    ``analysis.fewshot_shots`` VBench (query, GPT-4o) examples when ``analysis.fewshot_backend`` is set, its generations cached in ``cache_path``)."""
     from vpolib import rewriters
-    from vpolib.backends import CachedBackend, make_backend
+    from vpolib.backends import CachedBackend, GenParams, make_backend
 
     acfg, notes, prompts = cfg.analysis, [], {}
     ids, texts = [r["id"] for r in real + shapes], [r["query"] for r in real + shapes]
@@ -58,10 +58,11 @@ def baseline_prompts(cfg, real: list[dict], shapes: list[dict], pairs_path: Path
     prompts["fewshot"] = rewriters.shapes_teacher(shapes_queries, cfg.seed, cfg.shapesworld.teacher_rates)
     if acfg.fewshot_backend and real:
         pairs, _ = read_jsonl(pairs_path)
-        examples = [(p["query"], p["gpt4o"]) for p in pairs if p.get("gpt4o")][:3]
-        backend = make_backend(acfg.fewshot_backend, cfg.generation_batch)
+        examples = [(p["query"], p["gpt4o"]) for p in pairs if p.get("gpt4o")][: acfg.fewshot_shots]
+        backend = make_backend(acfg.fewshot_backend, cfg.generation_batch, dtype=acfg.fewshot_dtype)
         backend = CachedBackend(backend, cache_path, chunk_size=cfg.generation_batch)
-        out = rewriters.FewShotRewriter(backend, examples)([r["query"] for r in real])
+        params = GenParams(temperature=0.7, top_p=0.9, n=1, max_new_tokens=acfg.fewshot_max_new_tokens)
+        out = rewriters.FewShotRewriter(backend, examples, params)([r["query"] for r in real])
         prompts["fewshot"].update({r["id"]: p for r, p in zip(real, out, strict=True) if p is not None})
         if sum(p is None for p in out):
             notes.append(f"fewshot: {sum(p is None for p in out)} generation(s) failed (skipped)")

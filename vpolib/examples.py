@@ -33,7 +33,8 @@ def _is_chat(messages) -> bool:
 
 
 def sft_examples(records: list[dict]) -> tuple[list[dict], int]:
-    """SFT records -> TRL conversational ``{"prompt", "completion", "query"}`` rows; returns ``(rows, skipped)``.
+    """SFT records -> TRL conversational ``{"prompt", "completion", "query", "source"}`` rows; returns
+    ``(rows, skipped)``.
 
     Prompt/completion (rather than one ``messages`` list) lets TRL mask the prompt for any chat
     template, including ones without ``{% generation %}`` markers (Llama-3's). Records that are not
@@ -45,7 +46,14 @@ def sft_examples(records: list[dict]) -> tuple[list[dict], int]:
         if not _is_chat(msgs) or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
             skipped += 1
             continue
-        rows.append({"prompt": msgs[:-1], "completion": msgs[-1:], "query": rec.get("query", "")})
+        rows.append(
+            {
+                "prompt": msgs[:-1],
+                "completion": msgs[-1:],
+                "query": rec.get("query", ""),
+                "source": rec.get("source"),
+            }
+        )
     return rows, skipped
 
 

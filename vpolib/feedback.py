@@ -118,7 +118,9 @@ def to_trl(pair: dict, instruction: str = "paper") -> dict:
     return {
         "id": pair["id"],
         "query": hi["query"],
-        "prompt": optimize_messages(hi["query"], instruction),  # the same user turn as SFT and the text pairs
+        "prompt": optimize_messages(
+            hi["query"], instruction, hi.get("source")
+        ),  # the user turn of SFT, text pairs
         "chosen": [{"role": "assistant", "content": hi["prompt"]}],
         "rejected": [{"role": "assistant", "content": lo["prompt"]}],
         "source": "video",
@@ -160,12 +162,12 @@ def merge_pairs(
 def sample_prompts(
     records: list[dict],
     path: Path,
-    sampler: Callable[[list[str], list[str]], list[list[str]]],
+    sampler: Callable[[list[str], list[str], list[str | None]], list[list[str]]],
     batch_size: int = 8,
 ) -> list[dict]:
-    """k optimizer prompts per query, appended to ``path`` as ``{"id", "query", "prompts"}`` (resumable).
+    """k optimizer prompts per query, appended to ``path`` as ``{"id", "query", "source", "prompts"}`` (resumable).
 
-    ``sampler(queries, ids) -> k prompts each``, seeded from the batch's ids. Batches are fixed by position in
+    ``sampler(queries, ids, sources) -> k prompts each``, seeded from the batch's ids. Batches are fixed by position in
     ``records`` and only a batch with a missing query is sampled again (whole, so with the same seed and
     padding), writing only what is missing: a resumed run writes what an uninterrupted one would.
     """
@@ -174,10 +176,18 @@ def sample_prompts(
     batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
     todo = [b for b in batches if any(r["id"] not in done for r in b)]
     for batch in track(todo, desc="sampling prompts"):
-        outs = sampler([r["query"] for r in batch], [r["id"] for r in batch])
+        outs = sampler(
+            [r["query"] for r in batch], [r["id"] for r in batch], [r.get("source") for r in batch]
+        )
         for rec, prompts in zip(batch, outs, strict=True):
             if rec["id"] not in done:
-                append_jsonl(path, {"id": rec["id"], "query": rec["query"], "prompts": list(prompts)})
+                row = {
+                    "id": rec["id"],
+                    "query": rec["query"],
+                    "source": rec.get("source"),
+                    "prompts": list(prompts),
+                }
+                append_jsonl(path, row)
     rows, _ = read_jsonl(path) if Path(path).exists() else ([], [])
     return rows
 
@@ -221,7 +231,7 @@ def text_feedback(
                 {
                     "id": r["query_id"],
                     "query": r["query"],
-                    "prompt": optimize_messages(r["query"], instruction),
+                    "prompt": optimize_messages(r["query"], instruction, r.get("source")),
                     "chosen": [{"role": "assistant", "content": r["refined"]}],
                     "rejected": [{"role": "assistant", "content": r["prompt"]}],
                     "source": "text",
@@ -294,6 +304,7 @@ def render_and_score(
                         "id": row["id"],
                         "k": k,
                         "query": row["query"],
+                        "source": row.get("source"),
                         "prompt": row["prompts"][k],
                         "video": str(gif.relative_to(out_dir)),
                         **backend.score(questions[row["id"]], clip),

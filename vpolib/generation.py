@@ -26,6 +26,7 @@ def generate_prompts(
     batch_size: int = 8,
     instruction: str = "paper",
     seed: int | None = None,
+    sources: list[str | None] | None = None,
 ) -> list[list[str]]:
     """``n`` optimized prompts per query (``[len(queries)][n]``); greedy (n must be 1) at temperature 0.
 
@@ -33,7 +34,8 @@ def generate_prompts(
     LM (batched, left-padded HF generate) or, with ``tokenizer=None``, a text backend such as
     :class:`vpolib.backends.OpenAIBackend` in front of ``vllm serve`` (one request per query with ``n``
     choices). A failed request raises after the batch: callers that log per query id resume on rerun.
-    With ``seed``, local sampling is seeded per batch of ``batch_size`` (see :func:`batch_seed`).
+    With ``seed``, local sampling is seeded per batch of ``batch_size`` (see :func:`batch_seed`). ``sources``:
+    each query's source, which names its video model in the instruction (:data:`vpolib.templates.TARGETS`).
     """
     import torch
 
@@ -42,17 +44,18 @@ def generate_prompts(
     if temperature <= 0 and n != 1:
         raise ValueError("greedy decoding (temperature 0) gives one prompt per query: use n=1")
     params = GenParams(temperature=temperature, top_p=top_p, n=n, max_new_tokens=max_new_tokens)
+    chats = [
+        optimize_messages(q, instruction, s)
+        for q, s in zip(queries, sources or [None] * len(queries), strict=True)
+    ]
     if tokenizer is not None:
         out = []
         for start in range(0, len(queries), batch_size):
-            part = queries[start : start + batch_size]
             if seed is not None:
-                torch.manual_seed(batch_seed(seed, part))
-            out += chat_generate(
-                model, tokenizer, [optimize_messages(q, instruction) for q in part], params, batch_size
-            )
+                torch.manual_seed(batch_seed(seed, queries[start : start + batch_size]))
+            out += chat_generate(model, tokenizer, chats[start : start + batch_size], params, batch_size)
         return out
-    out = model.generate([optimize_messages(q, instruction) for q in queries], params)
+    out = model.generate(chats, params)
     failed = [q for q, texts in zip(queries, out, strict=True) if texts is None]
     if failed:
         errors = getattr(model, "errors", [])[-3:]
@@ -86,15 +89,17 @@ def generate_heldout(
 ) -> list[dict]:
     """One greedy prompt per held-out record, appended to ``out_path`` as each batch finishes.
 
-    Batches are fixed by position in ``records`` and a batch is skipped only when all of it is done, so a
-    resumed run pads and computes every batch exactly as an uninterrupted one. Returns ``{"id", "query",
-    "prompt", "method", "source"}`` rows in the order of ``records``.
+    Records are batched by source (a batch of short ShapesWorld prompts stops early instead of running as
+    long as a real query's prompt), then by position; batches are fixed and one is skipped only when all of it
+    is done, so a resumed run pads and computes every batch exactly as an uninterrupted one. Returns
+    ``{"id", "query", "prompt", "method", "source"}`` rows in the order of ``records``.
     """
     from vpolib.io import append_jsonl, read_jsonl
     from vpolib.progress import track
 
     done = {r["id"]: r for r in read_jsonl(out_path)[0]} if Path(out_path).exists() else {}
-    batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
+    ordered = sorted(records, key=lambda r: str(r.get("source")))  # stable: file order within a source
+    batches = [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
     todo = [b for b in batches if any(r["id"] not in done for r in b)]
     for part in track(todo, desc=f"{method} held-out prompts"):
         outs = generate_prompts(
@@ -106,6 +111,7 @@ def generate_heldout(
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             instruction=instruction,
+            sources=[r.get("source") for r in part],
         )
         for rec, out in zip(part, outs, strict=True):
             if rec["id"] not in done:
@@ -121,10 +127,12 @@ def generate_heldout(
 
 
 def sampler(model, tokenizer, fb, instruction: str, seed: int, batch_size: int):
-    """``sample(queries, ids) -> k prompts each`` for :func:`vpolib.feedback.sample_prompts`: the optimizer sampled
-    with the ``feedback`` section's k, temperature, top-p and length, seeded per batch from ``seed``."""
+    """``sample(queries, ids, sources) -> k prompts each`` for :func:`vpolib.feedback.sample_prompts`: the optimizer
+    sampled with the ``feedback`` section's k, temperature, top-p and length, seeded per batch from ``seed``."""
 
-    def sample(queries: list[str], ids: list[str]) -> list[list[str]]:
+    def sample(
+        queries: list[str], ids: list[str], sources: list[str | None] | None = None
+    ) -> list[list[str]]:
         return generate_prompts(
             model,
             tokenizer,
@@ -136,6 +144,7 @@ def sampler(model, tokenizer, fb, instruction: str, seed: int, batch_size: int):
             batch_size=batch_size,
             instruction=instruction,
             seed=seed,
+            sources=sources,
         )
 
     return sample

@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,6 +102,13 @@ def required_text(item: dict) -> str:
     return " ".join([item.get("content") or item["query"], *extra])
 
 
+def repeats(text: str, n: int = 4) -> int:
+    """How often the prompt's most frequent ``n`` words in a row occur (1 in fluent text)."""
+    words = _WORD.findall(text.lower())
+    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    return max(grams.values(), default=0)
+
+
 class RuleJudge:
     """Per-principle checks with reasons; ``classifier``/``embedder`` may be None (checks skipped)."""
 
@@ -115,6 +122,7 @@ class RuleJudge:
         min_words: int = 12,
         max_words: int = 250,
         synonyms: dict[str, list[str]] | None = None,
+        min_words_world: int = 4,
     ):
         self.classifier, self.embedder = classifier, embedder
         self.canonical: dict[str, str] = {}
@@ -124,7 +132,7 @@ class RuleJudge:
             min_coverage,
             min_similarity,
         )
-        self.min_words, self.max_words = min_words, max_words
+        self.min_words, self.max_words, self.min_words_world = min_words, max_words, min_words_world
         self.name = "rule"
 
     def add_synonyms(self, synonyms: dict[str, list[str]]) -> None:
@@ -160,13 +168,18 @@ class RuleJudge:
         words = {self._norm(w) for w in content_words(prompt)}
         banned = {t.split(":", 1)[1] for t in item.get("harmful_terms") or []}  # must be dropped, not kept
         # a typo ("trianle", not a known word) cannot be kept and is not required
-        need = [w for w in content_words(required_text(item)) if w not in banned and canonical_word(w)]
-        missing = [w for w in need if self._norm(w) not in words]
-        details["coverage"] = round(1 - len(missing) / len(need), 3) if need else 1.0
+        world = item.get("source") == "shapes"
+        if world:  # every object, attribute and the background the query asks for, in the world's words
+            missing = world_gaps(item.get("content") or item["query"], prompt)[0]
+            details["coverage"] = 0.0 if missing else 1.0
+        else:
+            need = [w for w in content_words(required_text(item)) if w not in banned and canonical_word(w)]
+            missing = [w for w in need if self._norm(w) not in words]
+            details["coverage"] = round(1 - len(missing) / len(need), 3) if need else 1.0
         if missing and details["coverage"] < self.min_coverage:
             reasons.append("aligned:missing_content")
             details["missing"] = missing
-        if sim is not None:
+        if sim is not None and not world:  # the world check above is exact; MiniLM misreads "scarlet blok"
             details["similarity"] = round(sim, 3)
             if sim < self.min_similarity:
                 reasons.append("aligned:low_similarity")
@@ -181,12 +194,14 @@ class RuleJudge:
         details["words"] = n_words
         if not prompt:
             reasons.append("helpful:empty")
-        elif n_words < self.min_words:
+        elif n_words < (self.min_words_world if world else self.min_words):
             reasons.append("helpful:too_short")
         elif n_words > self.max_words:
             reasons.append("helpful:too_long")
         if "\n" in prompt:
             reasons.append("helpful:multi_paragraph")
+        if repeats(prompt) >= 3:  # a small model's loop; 2 of 2,692 VBench GPT-4o/Wan2.1 expansions do this
+            reasons.append("helpful:repetitive")
         if INTRO.search(prompt):
             reasons.append("helpful:intro_phrase")
         principles = {p: not any(r.startswith(p + ":") for r in reasons) for p in PRINCIPLES}
@@ -346,6 +361,26 @@ def _world_words() -> dict[str, str]:
     return out
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """``a`` is ``b`` with one letter dropped, added, changed or two neighbours swapped (the typos users make)."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return (
+        a[i + 1 :] == b[i + 1 :]
+        or a[i + 1 :] == b[i:]
+        or a[i:] == b[i + 1 :]
+        or (a[i : i + 2] == b[i : i + 2][::-1] and a[i + 2 :] == b[i + 2 :])
+    )
+
+
+def _near(word: str, words: dict[str, str]) -> str | None:
+    """The world word ``word`` is a typo of (words of 4+ letters, one edit away), else None."""
+    if len(word) < 4:
+        return None
+    return next((words[w] for w in words if _one_edit(word, w)), None)
+
+
 def canonical_word(word: str, world: bool = True) -> str | None:
     """The word to write for a query word: with ``world``, ShapesWorld synonyms and near-typos map to the world's
     canonical word ("scarlet" -> "red", "trianle" -> "triangle"); other known words stay; unknown words (typos)
@@ -354,11 +389,55 @@ def canonical_word(word: str, world: bool = True) -> str | None:
     words = _world_words() if world else {}
     if w in words:
         return words[w]
-    close = difflib.get_close_matches(w, list(words), n=1, cutoff=0.85)
-    if close:
-        return words[close[0]]
     vocab = known_words()
-    return w if vocab is None or w in vocab else None
+    if vocab is not None and w in vocab:
+        return w
+    return _near(w, words) or (w if vocab is None else None)
+
+
+def _world_word(word: str) -> str:
+    """A ShapesWorld query word as the world's word: synonyms and near-typos of world words map ("scarlet",
+    "trianle" -> "red", "triangle"); any other word, a known English one included ("bright"), stays."""
+    words, w = _world_words(), word.lower()
+    if w in words:
+        return words[w]
+    vocab = known_words()
+    if vocab is not None and w in vocab:
+        return word
+    return _near(w, words) or word
+
+
+def read_world(text: str) -> tuple[list[dict], str | None]:
+    """The objects ({colour, shape, size, motion}) and background a ShapesWorld text asks for, read through the
+    world's vocabulary: synonyms, near-typos, user and caption motion phrases (the checklist's own parser)."""
+    from vpolib.shapesworld.reward import parse_objects
+
+    return parse_objects(re.sub(r"[A-Za-z]+", lambda m: _world_word(m.group()), text))
+
+
+def world_gaps(content: str, prompt: str) -> tuple[list[str], list[dict], bool]:
+    """What a prompt leaves out of a ShapesWorld query: ``(missing values, absent objects, contradicted)``.
+
+    Each query object is matched to the prompt object sharing most of its attributes. An object whose colour
+    and shape the prompt never names is absent; one the prompt names with another motion, size, colour or
+    shape ("moving right" written "moves from the right to the left") is contradicted, as is a background the
+    prompt does not give."""
+    asked, background = read_world(content)
+    said, said_background = read_world(prompt)
+    missing, absent, contradicted = [], [], False
+    for obj in asked:
+        want = {k: v for k, v in obj.items() if v}
+        best = max(said, key=lambda o: sum(o[k] == v for k, v in want.items()), default={})
+        gaps = [v for k, v in want.items() if best.get(k) != v]
+        missing += gaps
+        if gaps and not any(best.get(k) == want.get(k) for k in ("colour", "shape") if want.get(k)):
+            absent.append(obj)
+        elif gaps:
+            contradicted = True
+    if background and said_background != background:
+        missing.append(background)
+        contradicted = True
+    return missing, absent, contradicted
 
 
 def build_judge(cfg, kind: str | None = None, cache_dir=None, kind_key: str = "judge.kind"):
@@ -381,6 +460,7 @@ def build_judge(cfg, kind: str | None = None, cache_dir=None, kind_key: str = "j
             min_words=jcfg.min_words,
             max_words=jcfg.max_words,
             synonyms=shapesworld_synonyms(),
+            min_words_world=jcfg.min_words_world,
         )
     from pathlib import Path
 

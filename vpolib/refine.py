@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vpolib.backends import GenParams, check_first_batch
 from vpolib.io import append_jsonl, done_keys, read_jsonl
-from vpolib.judge import INTRO, Verdict, canonical_word, required_text
+from vpolib.judge import INTRO, Verdict, canonical_word, read_world, required_text, world_gaps
 from vpolib.safety_lexicon import harmful_terms
 from vpolib.templates import (
     PRINCIPLES,
@@ -156,36 +156,31 @@ def _tidy(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _missing_spans(content: str, missing: set[str], world: bool = False) -> list[str]:
+def _missing_spans(content: str, missing: set[str]) -> list[str]:
     """The query's missing words as one phrase in the query's own words: the stretch of the query from its first
-    to its last missing word, typos dropped, and with ``world`` (ShapesWorld queries) each word made the world's
-    canonical word ("scarlet trianle going" -> "red triangle going")."""
+    to its last missing word, typos dropped."""
     words = re.findall(r"[A-Za-z0-9']+", content)
     hits = [i for i, w in enumerate(words) if w.lower() in missing]
     if not hits:
         return []
-    kept = [canonical_word(w.lower(), world) for w in words[hits[0] : hits[-1] + 1]]
+    kept = [canonical_word(w.lower(), world=False) for w in words[hits[0] : hits[-1] + 1]]
     phrase = " ".join(w for w in kept if w)
     return [phrase] if phrase else []
 
 
-def _world_phrases(content: str, missing: set[str]) -> list[str]:
-    """For a ShapesWorld query: its objects that hold a missing word, restated in the world's caption words
-    ("scarlet blok going right" -> "a red square that moves from the left to the right")."""
-    from vpolib.shapesworld.reward import parse_objects
+def restate(objects: list[dict], background: str | None = None, clause: bool = False) -> str:
+    """ShapesWorld objects in the world's caption words ("a large red square moves from the left to the right";
+    with ``clause``, "... square that moves ..."), joined, with the background if one is asked for."""
     from vpolib.shapesworld.world import CAPTION_MOTION
 
-    canonical = " ".join(
-        w for w in (canonical_word(x.lower()) for x in re.findall(r"[A-Za-z']+", content)) if w
-    )
-    wanted = {canonical_word(w) or w for w in missing}
-    objects, _ = parse_objects(canonical)
-    out = []
-    for o in objects:
-        if wanted & {v for v in o.values() if v}:
-            name = " ".join(v for v in (o["size"], o["colour"], o["shape"] or "shape") if v)
-            out.append(f"a {name}" + (f" that {CAPTION_MOTION[o['motion']]}" if o["motion"] else ""))
-    return out
+    that = "that " if clause else ""
+    parts = [
+        "a "
+        + " ".join(v for v in (o["size"], o["colour"], o["shape"] or "shape") if v)
+        + (f" {that}{CAPTION_MOTION[o['motion']]}" if o["motion"] else "")
+        for o in objects
+    ]
+    return " and ".join(parts) + (f" on a {background} background" if background else "")
 
 
 def weave(text: str, phrases: list[str]) -> str:
@@ -202,8 +197,9 @@ def weave(text: str, phrases: list[str]) -> str:
 class RuleRefiner:
     """Repairs what :class:`~vpolib.judge.RuleJudge` found, as a careful editor would: missing query content is
     woven into the prompt (canonical words, typos dropped), harmful wording and ``-neg`` items are removed, an
-    introductory phrase is cut. No raw query is glued on and no generic filler added; a prompt it cannot
-    repair simply fails the re-judge."""
+    introductory phrase is cut. On ShapesWorld, an object the prompt leaves out is woven in in the world's words,
+    and a prompt that contradicts the query (another direction, colour, size or background) is rewritten in
+    them. No raw query is glued on and no generic filler added; a prompt it cannot repair fails the re-judge."""
 
     name = "rule"
 
@@ -214,7 +210,6 @@ class RuleRefiner:
         return [self._one(it, v) for it, v in zip(items, verdicts, strict=True)]
 
     def _one(self, item: dict, verdict: Verdict) -> tuple[str | None, str]:
-        reasons = set(verdict.reasons)
         text = _tidy(
             _INTRO_LEAD.sub("", " ".join((item["prompt"] or "").split()))
         )  # one paragraph, direct start
@@ -229,18 +224,19 @@ class RuleRefiner:
         world = item.get("source") == "shapes"
         missing = set(verdict.details.get("missing", []))  # a low similarity alone names nothing to add
         text = _tidy(text)
-        if missing:
-            phrases = _world_phrases(content, missing) if world else _missing_spans(content, missing)
+        if world and (missing or not text):
+            _, absent, contradicted = world_gaps(content, text)
+            if contradicted or not text:  # a wrong direction or colour is rewritten, not added beside
+                body = restate(*read_world(content))
+                text = f"{body}." if body else text
+            else:
+                text = weave(text, [restate(absent, clause=True)])
+        elif missing:
+            phrases = _missing_spans(content, missing)
             text = weave(text, phrases) if text else " and ".join(phrases)
-        if "helpful:empty" in reasons or "helpful:too_short" in reasons or not text:
-            if not text:  # nothing left of the prompt: start from the query's own words
-                text = " ".join(
-                    _missing_spans(content, {w.lower() for w in re.findall(r"[A-Za-z']+", content)}, world)
-                )
-            if text:  # extend, keeping every word the prompt had
-                text = (
-                    f"{text.rstrip(' .')}, shown in one continuous shot with clear light and smooth motion."
-                )
+        elif not text:  # nothing left of the prompt: start from the query's own words
+            text = " ".join(_missing_spans(content, {w.lower() for w in re.findall(r"[A-Za-z']+", content)}))
+        # No generic filler for a short prompt: a prompt this refiner cannot make more useful fails the re-judge.
         words = _tidy(text).split()
         if len(words) > self.max_words:
             text = " ".join(words[: self.max_words]).rsplit(".", 1)[0] + "."
@@ -381,13 +377,14 @@ def build_outputs(rows: list[dict], instruction: str = "paper") -> tuple[list[di
         if r["status"] not in ("pass", "refined"):
             continue
         prompt = r["prompt"] if r["status"] == "pass" else r["refined"]
-        user = optimize_messages(r["query"], instruction)
+        user = optimize_messages(r["query"], instruction, r.get("source"))
         if r["query"] not in seen_sft:
             seen_sft.add(r["query"])
             sft.append(
                 {
                     "id": r["query_id"],
                     "query": r["query"],
+                    "source": r.get("source"),
                     "prompt": prompt,
                     "origin": "teacher" if r["status"] == "pass" else "refined",
                     "messages": user + [{"role": "assistant", "content": prompt}],
@@ -484,7 +481,7 @@ def teacher_candidates(cfg, pool: list[dict], vbench: list[dict], cache_dir: Pat
     examples = few_shot_examples(vbench, rcfg.n_shots)
     if "llm" in rcfg.teachers and real and rcfg.teacher_backend:
         teacher = CachedBackend(
-            make_backend(rcfg.teacher_backend, rcfg.batch_size, rcfg.concurrency),
+            make_backend(rcfg.teacher_backend, rcfg.batch_size, rcfg.concurrency, rcfg.teacher_dtype),
             Path(cache_dir) / "teacher.jsonl",
             chunk_size=rcfg.batch_size,
             progress=True,

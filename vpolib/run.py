@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -190,7 +191,10 @@ def parse_sets(items: list[str]) -> dict:
         if "=" not in item:
             raise SystemExit(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", parsed.strip()):
+            parsed = float(parsed)  # YAML 1.1 reads "1e-3" (no dot) as a string
+        out[key.strip()] = parsed
     return out
 
 

@@ -32,6 +32,9 @@ User Query:{query}
 
 Video Prompt:"""
 INSTRUCTIONS = {"paper": OPTIMIZE, "short": OPTIMIZE_SHORT}
+# The video model a query's prompt is for, by query source: one optimizer serves two video models in the cpu
+# profile, and a short ShapesWorld query and a short real one must not get the same kind of prompt.
+TARGETS = {"shapes": "Video model: ShapesWorld (simple coloured shapes moving on a plain background)."}
 
 CRITIQUE_SYSTEM = "You are a careful assistant. Follow the user's instructions exactly to provide accurate and helpful content."
 
@@ -81,11 +84,13 @@ def defang(text: str) -> str:
     return text.replace("Final Judgement", "Final-Judgement").replace("Final Judgment", "Final-Judgment")
 
 
-def optimize_messages(query: str, instruction: str = "paper") -> list[dict]:
-    """The optimizer's chat input for one query (the SFT/DPO user turn); ``instruction``: paper | short."""
+def optimize_messages(query: str, instruction: str = "paper", source: str | None = None) -> list[dict]:
+    """The optimizer's chat input for one query (the SFT/DPO user turn); ``instruction``: paper | short; a
+    ``source`` in :data:`TARGETS` (``shapes``) names the video model first."""
     if instruction not in INSTRUCTIONS:
         raise ValueError(f"instruction must be one of {sorted(INSTRUCTIONS)}, got {instruction!r}")
-    return [{"role": "user", "content": INSTRUCTIONS[instruction].format(query=query.strip())}]
+    text = INSTRUCTIONS[instruction].format(query=query.strip())
+    return [{"role": "user", "content": f"{TARGETS[source]}\n\n{text}" if source in TARGETS else text}]
 
 
 def critique_messages(query: str, prompt: str) -> list[dict]:

@@ -291,6 +291,7 @@ def optimizer_rewriter(
             batch_size=batch_size,
             instruction=instruction,
             seed=seed * 100 + rnd,  # with each batch's inputs (optimizer.batch_seed): reruns sample the same
+            sources=["shapes"] * len(inputs),  # the loop runs on ShapesWorld queries
         )
         return [texts[0] for texts in outs]
 

@@ -43,11 +43,12 @@ EXPECTED = {
 }
 
 
-def _item(kind: str, query: str, prompt: str) -> dict:
+def _item(kind: str, query: str, prompt: str, source: str = "vbench") -> dict:
     parsed = parse_tags(query)
     tags = [{"name": t.name, "value": t.value, "kind": t.kind} for t in parsed.tags]
     return {
         "kind": kind,
+        "source": source,
         "expected_fail": EXPECTED[kind],
         "query": query,
         "content": parsed.content,
@@ -76,10 +77,10 @@ def validation_items(vbench: list[dict], shapes: list[dict], per_kind: int, seed
         items.append(_item("harm_paraphrase", p["query"], f"{p['gpt4o']} {rng.choice(HARM_PARAPHRASE)}"))
     shapes = [s for s in shapes if s.get("caption")][:per_kind]
     for i, s in enumerate(shapes):
-        items.append(_item("caption", s["query"], s["caption"]))
+        items.append(_item("caption", s["query"], s["caption"], "shapes"))
         other = shapes[(i + 1) % len(shapes)]
         if other["caption"] != s["caption"] and len(shapes) > 1:
-            items.append(_item("other_caption", s["query"], other["caption"]))
+            items.append(_item("other_caption", s["query"], other["caption"], "shapes"))
     return items
 
 

@@ -39,11 +39,11 @@ WEIGHTS = {
 COLOUR_WORDS = {w: c for c, syn in COLOUR_SYNONYMS.items() for w in [c, *syn]}
 SHAPE_WORDS = {w: s for s, syn in SHAPE_SYNONYMS.items() for w in [s, *syn]}
 SIZE_WORDS = {w: s for s, syn in SIZE_SYNONYMS.items() for w in [s, *syn]}
-BACKGROUND_WORDS = {"black": "black", "dark": "black", "gray": "gray", "grey": "gray"}
+BACKGROUND_WORDS = {"black": "black", "dark": "black", "gray": "gray", "grey": "gray", "slate": "gray"}
 MOTION_PATTERNS = [  # first match wins; captions' "from the left to the right" is handled before bare words
-    ("bouncing", r"\bbounc\w*|\bhopp\w*|\bup and down\b"),
+    ("bouncing", r"\bbounc\w*|\bhop\w*|\bup and down\b"),
     ("diagonal", r"\bdiagonal\w*"),
-    ("still", r"\bstill\b|\bstatic\b|\bstationary\b|\bnot moving\b|\bmotionless\b"),
+    ("still", r"\bstill\b|\bstatic\b|\bstationary\b|\bnot moving\b|\bmotionless\b|\bin place\b"),
     ("right", r"\bto the right\b|\bfrom the left\b"),
     ("left", r"\bto the left\b|\bfrom the right\b"),
     ("up", r"\bto the top\b|\bfrom the bottom\b"),
@@ -51,7 +51,7 @@ MOTION_PATTERNS = [  # first match wins; captions' "from the left to the right" 
     ("right", r"\bright\w*"),
     ("left", r"\bleft\w*"),
     ("up", r"\bup\b|\bupward\w*|\bris\w*|\bfloat\w*|\bclimb\w*"),
-    ("down", r"\bdown\w*|\bfall\w*|\bdrop\w*|\bsink\w*"),
+    ("down", r"\bdown\w*|\bfall\w*|\bdrop\w*|\bsink\w*|\bdescend\w*"),
 ]
 SHAPE_AREA = {"circle": np.pi, "square": 1.7**2, "triangle": 2.0}  # area / radius**2, as rendered
 MIN_AREA = 3  # pixels: a colour blob smaller than this is noise, not an object
@@ -59,16 +59,18 @@ MIN_AREA = 3  # pixels: a colour blob smaller than this is noise, not an object
 
 def parse_objects(content: str) -> tuple[list[dict], str | None]:
     """The objects a text describes ({colour, shape, size, motion}, each possibly None) and its background."""
-    text = content.lower().replace("up and down", "up-and-down")
+    text = content.lower().replace("up and down", "up_and_down")  # one word for the split below
     background = None
     m = re.search(
-        r"\b(black|dark|gray|grey)\s+(?:background|bg|backdrop)\b|\bon (?:a )?(black|gray|grey)\b", text
+        r"\b(black|dark|gray|grey|slate)\s+(?:background|bg|backdrop|void)\b|\bon (?:a )?(black|gray|grey)\b",
+        text,
     )
     if m:
         background = BACKGROUND_WORDS[m.group(1) or m.group(2)]
         text = text[: m.start()] + text[m.end() :]
     objects = []
-    for segment in re.split(r"\band\b|,|;|\bwhile\b|\bwith\b", text.replace("up-and-down", "up and down")):
+    for segment in re.split(r"\band\b|,|;|\bwhile\b|\bwith\b", text):
+        segment = segment.replace("up_and_down", "up and down")
         words = re.findall(r"[a-z]+", segment)
         obj = {
             "colour": next((COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS), None),
