@@ -92,7 +92,7 @@ class JudgeConfig:
     min_coverage: float = 0.6  # share of query content words the prompt must keep
     min_similarity: float = 0.35  # MiniLM cosine(query, prompt) below this fails Aligned
     min_words: int = 12
-    min_words_world: int = 4  # ShapesWorld prompts: its captions are 8-25 words and its text encoder reads 32
+    min_words_world: int = 4  # ShapesWorld prompts: its captions run 10-27 words, its text encoder reads 32
     max_words: int = 250  # longer prompts fail Helpful (and the rule refiner trims to it)
 
 
@@ -114,9 +114,7 @@ class RefineConfig:
     temperature: float = 0.7
     top_p: float = 0.9
     batch_size: int = 8  # local teacher backend batch (conversations per generate call)
-    teacher_dtype: str = (
-        "float32"  # a local teacher's weights (bfloat16: 2.2x the tokens/s on an avx512_bf16 CPU)
-    )
+    teacher_dtype: str = "float32"  # a local teacher's weights (bfloat16: 2.2x the tokens/s here)
     concurrency: int = 8  # parallel teacher requests for the OpenAI-compatible backend
     check_first: int = 8  # stop early if most of the first that many LLM teacher replies are empty
     refiner: str = "rule"  # "rule" | "llm" (refine template through `judge.backend`)

@@ -118,9 +118,8 @@ def to_trl(pair: dict, instruction: str = "paper") -> dict:
     return {
         "id": pair["id"],
         "query": hi["query"],
-        "prompt": optimize_messages(
-            hi["query"], instruction, hi.get("source")
-        ),  # the user turn of SFT, text pairs
+        # the same user turn as SFT and the text pairs
+        "prompt": optimize_messages(hi["query"], instruction, hi.get("source")),
         "chosen": [{"role": "assistant", "content": hi["prompt"]}],
         "rejected": [{"role": "assistant", "content": lo["prompt"]}],
         "source": "video",
