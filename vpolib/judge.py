@@ -395,24 +395,13 @@ def canonical_word(word: str, world: bool = True) -> str | None:
     return _near(w, words) or (w if vocab is None else None)
 
 
-def _world_word(word: str) -> str:
-    """A ShapesWorld query word as the world's word: synonyms and near-typos of world words map ("scarlet",
-    "trianle" -> "red", "triangle"); any other word, a known English one included ("bright"), stays."""
-    words, w = _world_words(), word.lower()
-    if w in words:
-        return words[w]
-    vocab = known_words()
-    if vocab is not None and w in vocab:
-        return word
-    return _near(w, words) or word
-
-
 def read_world(text: str) -> tuple[list[dict], str | None]:
     """The objects ({colour, shape, size, motion}) and background a ShapesWorld text asks for, read through the
-    world's vocabulary: synonyms, near-typos, user and caption motion phrases (the checklist's own parser)."""
+    world's vocabulary: synonyms, near-typos (:func:`canonical_word`; other words stay as written), user and
+    caption motion phrases (the checklist's own parser)."""
     from vpolib.shapesworld.reward import parse_objects
 
-    return parse_objects(re.sub(r"[A-Za-z]+", lambda m: _world_word(m.group()), text))
+    return parse_objects(re.sub(r"[A-Za-z]+", lambda m: canonical_word(m.group()) or m.group(), text))
 
 
 def world_gaps(content: str, prompt: str) -> tuple[list[str], list[dict], bool]:
