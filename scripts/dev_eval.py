@@ -7,6 +7,7 @@ ShapesWorld queries of the DPO pool that stage 04 does not render (the first ``f
 
     python scripts/dev_eval.py --run-dir outputs/cpu-x --train sft --out /tmp/dev/lr1e-3 \
         --set sft.trainer.learning_rate=1e-3
+    python scripts/dev_eval.py --run-dir outputs/cpu-x --train dpo --pairs /tmp/video_pairs.jsonl --out /tmp/dev/v
     python scripts/dev_eval.py --run-dir outputs/cpu-x --models outputs/cpu-x/03_sft/model
 """
 
@@ -30,7 +31,7 @@ def dev_queries(run_dir: Path, cfg, n: int) -> list[dict]:
     return [r for r in pool if r.get("source") == "shapes" and r["id"] not in used][:n]
 
 
-def train(run_dir: Path, cfg, kind: str, out: Path) -> Path:
+def train(run_dir: Path, cfg, kind: str, out: Path, pairs: Path | None = None) -> Path:
     from vpolib import examples, trainers
     from vpolib.io import read_jsonl
 
@@ -41,7 +42,7 @@ def train(run_dir: Path, cfg, kind: str, out: Path) -> Path:
         )
         build, base, section = trainers.build_sft_trainer, cfg.sft.base_model, cfg.sft
     else:
-        rows, _ = examples.pair_examples(read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")[0])
+        rows, _ = examples.pair_examples(read_jsonl(pairs or run_dir / "04_feedback" / "pairs.jsonl")[0])
         tr, ev = examples.capped_split(
             rows, cfg.dpo.eval_fraction, cfg.seed, cfg.dpo.max_pairs, cfg.dpo.max_eval
         )
@@ -100,12 +101,13 @@ def main() -> None:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--train", choices=["sft", "dpo"])
     p.add_argument("--out", type=Path, help="where the trained variant goes")
+    p.add_argument("--pairs", type=Path, help="DPO pairs file (default: the run's 04_feedback/pairs.jsonl)")
     p.add_argument("--models", nargs="*", default=[], type=Path)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = p.parse_args()
     cfg = load_config(a.profile, parse_sets(a.set))
-    models = list(a.models) + ([train(a.run_dir, cfg, a.train, a.out)] if a.train else [])
+    models = list(a.models) + ([train(a.run_dir, cfg, a.train, a.out, a.pairs)] if a.train else [])
     queries = dev_queries(a.run_dir, cfg, a.n)
     backend = make_video_backend(cfg)
     for m in models:

@@ -151,6 +151,9 @@ def speed_lines(bench: dict) -> list[str]:
             f"{name}: {s['threads']} thread(s), {'bf16' if s['bf16'] else 'fp32'}, {s['instruction']} "
             f"instruction, generation batch {s['generation_batch']}"
         )
+        if "lora_dropout" in s:  # files from before these two settings were benchmarked lack them
+            ref = "one reference pass" if s["precompute_ref"] else "a reference forward per step"
+            label += f", LoRA dropout {s['lora_dropout']}, {ref}"
         lines.append(f"| {label} | " + " | ".join(f"{row[k]:.2f}" for k in names) + " |")
     lines.append("| speed-up | " + " | ".join(f"{bench['speedup'][k]:.1f}x" for k in names) + " |")
     return lines

@@ -52,6 +52,24 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
     return config_cls(output_dir=str(output_dir), **knobs)
 
 
+def _one_process_precompute(trainer: dict) -> dict:
+    """``precompute_ref_log_probs`` off under several processes, with a warning.
+
+    TRL caches the precomputed log-probs beside the dataset, for an in-memory dataset in a temp dir of each
+    process, so rank 1 cannot read rank 0's cache (FileNotFoundError); a per-step reference forward works anywhere.
+    """
+    import warnings
+
+    if (
+        not trainer.get("precompute_ref_log_probs") or int(os.environ.get("WORLD_SIZE", "1")) == 1
+    ):  # torchrun's
+        return trainer
+    warnings.warn(
+        "precompute_ref_log_probs needs one process here: off for this multi-process run", stacklevel=3
+    )
+    return {**trainer, "precompute_ref_log_probs": False}
+
+
 def _builder(kind: str, columns: tuple[str, ...], desc: str, doc: str):
     """``build_<kind>_trainer``: the one place a TRL trainer is built (an upstream rename is a one-line fix here).
 
@@ -74,6 +92,7 @@ def _builder(kind: str, columns: tuple[str, ...], desc: str, doc: str):
         from vpolib.progress import StageProgressCallback
 
         train_ds, eval_ds = _datasets(train, evaluation, columns)
+        trainer = _one_process_precompute(trainer)
         return getattr(trl, f"{kind}Trainer")(
             model=model,
             args=_args(getattr(trl, f"{kind}Config"), trainer, output_dir, seed, eval_ds is not None),
