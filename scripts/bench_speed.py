@@ -31,6 +31,7 @@ SETTINGS = {
     "after": {"threads": len(os.sched_getaffinity(0)), "bf16": True, "instruction": "short", "generation_batch": 32,
               "lora_dropout": 0.0, "precompute_ref": True},
 }  # fmt: skip
+LORA = {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"}  # dropout per setting
 
 
 def examples(n: int, instruction: str) -> tuple[list[dict], list[dict]]:
@@ -65,12 +66,7 @@ def train_seconds(build, rows, batch: int, steps: int, setting: dict, out: str, 
         "max_length": 384,
         **extra,
     }
-    lora = {
-        "r": 16,
-        "lora_alpha": 32,
-        "lora_dropout": setting["lora_dropout"],
-        "target_modules": "all-linear",
-    }
+    lora = {**LORA, "lora_dropout": setting["lora_dropout"]}
     start = time.perf_counter()
     trainer = build(model, tok, rows[: batch * (steps + 1)], [], args, out, 0, lora=lora)
     built = time.perf_counter() - start

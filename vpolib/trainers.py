@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 from vpolib.checkpoints import (
@@ -49,25 +50,12 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
     knobs = {"report_to": "none", "save_strategy": "no", "seed": seed, **trainer}
     if not has_eval:
         knobs["eval_strategy"] = "no"
+    if knobs.get("precompute_ref_log_probs") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # TRL caches the log-probs beside the dataset, for an in-memory one in each process's own temp dir:
+        # rank 1 would not find rank 0's cache. A reference forward per step works under any launch.
+        warnings.warn("precompute_ref_log_probs is off for this multi-process run", stacklevel=2)
+        knobs["precompute_ref_log_probs"] = False
     return config_cls(output_dir=str(output_dir), **knobs)
-
-
-def _one_process_precompute(trainer: dict) -> dict:
-    """``precompute_ref_log_probs`` off under several processes, with a warning.
-
-    TRL caches the precomputed log-probs beside the dataset, for an in-memory dataset in a temp dir of each
-    process, so rank 1 cannot read rank 0's cache (FileNotFoundError); a per-step reference forward works anywhere.
-    """
-    import warnings
-
-    if (
-        not trainer.get("precompute_ref_log_probs") or int(os.environ.get("WORLD_SIZE", "1")) == 1
-    ):  # torchrun's
-        return trainer
-    warnings.warn(
-        "precompute_ref_log_probs needs one process here: off for this multi-process run", stacklevel=3
-    )
-    return {**trainer, "precompute_ref_log_probs": False}
 
 
 def _builder(kind: str, columns: tuple[str, ...], desc: str, doc: str):
@@ -92,7 +80,6 @@ def _builder(kind: str, columns: tuple[str, ...], desc: str, doc: str):
         from vpolib.progress import StageProgressCallback
 
         train_ds, eval_ds = _datasets(train, evaluation, columns)
-        trainer = _one_process_precompute(trainer)
         return getattr(trl, f"{kind}Trainer")(
             model=model,
             args=_args(getattr(trl, f"{kind}Config"), trainer, output_dir, seed, eval_ds is not None),
