@@ -20,6 +20,7 @@ import torch
 
 from vpolib.backends import GenParams, chat_generate
 from vpolib.models import load_causal_lm
+from vpolib.precision import cpu_info, matmul_timing
 from vpolib.shapesworld import make_queries
 from vpolib.shapesworld.teacher import teacher_prompt
 from vpolib.templates import optimize_messages
@@ -110,6 +111,10 @@ def main() -> None:
 
     datasets.disable_progress_bars()
     logging.set_verbosity_error()
+    # bf16's gain depends on the CPU (vpolib/precision.py): record which one this ran on
+    machine = {**cpu_info(), "matmul": matmul_timing()}
+    speedup_bf16 = machine["matmul"]["bf16_speedup"]
+    print(f"{machine['model']} ({machine['capability']}): bf16 matmul {speedup_bf16:.1f}x fp32", flush=True)
     results = {}
     for name, st in SETTINGS.items():
         torch.set_num_threads(st["threads"])
@@ -146,7 +151,10 @@ def main() -> None:
         from pathlib import Path
 
         Path(args.json).write_text(
-            json.dumps({"settings": SETTINGS, "results": results, "speedup": speedup}, indent=2) + "\n"
+            json.dumps(
+                {"machine": machine, "settings": SETTINGS, "results": results, "speedup": speedup}, indent=2
+            )
+            + "\n"
         )
 
 

@@ -42,6 +42,15 @@ def by(rows: list[dict], key: str = "method") -> dict[str, dict]:
     return {r[key]: r for r in rows}
 
 
+def against(row: dict, null: float) -> str:
+    """Where a CI ``[lo, hi]`` lies against the no-difference value (0.5 for a win rate, 0 for a difference)."""
+    if row["lo"] > null:
+        return f"the CI lies **above {null:g}**"
+    if row["hi"] < null:
+        return f"the CI lies **below {null:g}** (worse)"
+    return f"the CI **includes {null:g}** (no difference shown)"
+
+
 def verdicts(res: dict) -> list[str]:
     """What the method should show (the paper's claims), each checked on the numbers and said plainly."""
     video, text_h = by(res["video"]["overall"]), by(res["text"]["harmful"])
@@ -64,16 +73,16 @@ def verdicts(res: dict) -> list[str]:
         ("text-score win rate of SFT over raw", text_sft_raw),
     ):
         if row:
-            verdict = (
-                "the CI lies **above 0.5**"
-                if row["lo"] > 0.5
-                else "the CI lies **below 0.5** (worse)"
-                if row["hi"] < 0.5
-                else "the CI **includes 0.5** (no difference shown)"
-            )
+            verdict = against(row, 0.5)
             out.append(
                 f"- Paired {name}: {row['win_rate']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]: {verdict}."
             )
+    for row in res["text"].get("aligned_diff") or []:
+        verdict = against(row, 0)
+        out.append(
+            f"- Paired difference in % passing every principle, {row['a']} minus {row['b']} (n={row['n']}): "
+            f"{100 * row['diff']:+.1f} points [{100 * row['lo']:+.1f}, {100 * row['hi']:+.1f}]: {verdict}."
+        )
     if all(m in text_h for m in ("raw", "sft", "vpo")):
         u = {m: text_h[m]["unsafe"] for m in ("raw", "sft", "vpo")}
         order = u["vpo"] < u["sft"] < u["raw"]
@@ -132,6 +141,78 @@ def validation_lines(metrics: dict) -> list[str]:
     return lines
 
 
+def cpu_label(cpu: dict | None) -> str:
+    """ "AMD EPYC (avx512_bf16)": the processor and whether it computes bf16 natively (from vpolib.precision)."""
+    cpu = cpu or {}
+    native = [f for f in ("avx512_bf16", "amx_bf16") if f in (cpu.get("flags") or [])]
+    return f"{cpu.get('model', '?')} ({', '.join(native) if native else 'no native bf16'})"
+
+
+SOURCES = {"sft": "real VPO user queries", "vbench": "VBench prompts", "shapes": "ShapesWorld queries"}
+
+
+def sft_set_lines(metrics: dict) -> list[str]:
+    """What the SFT set is made of (stage 02's metrics): examples per source, and what the judge did."""
+    by_source = metrics.get("sft_by_source")
+    if not by_source:
+        return []
+    total = sum(by_source.values())
+    parts = ", ".join(f"{SOURCES.get(k, k)} {v} ({100 * v / total:.0f}%)" for k, v in by_source.items())
+    teachers = ", ".join(f"{k} {v}" for k, v in (metrics.get("candidates_per_teacher") or {}).items())
+    return [
+        "",
+        f"**The SFT set** (stage 02): {total} examples, one per query: {parts}. First prompts per teacher: "
+        f"{teachers}; {metrics['n_pass']} passed the judge as written, {metrics['n_refined']} after refinement, "
+        f"{metrics['n_refine_failed']} were dropped.",
+    ]
+
+
+def teacher_lines(teval: dict) -> list[str]:
+    """The teachers compared on a dev sample of real SFT-pool queries (scripts/teacher_eval.py --json)."""
+    if not teval:
+        return []
+    cpu = cpu_label(teval.get("machine"))
+    lines = [
+        "",
+        f"**Teachers for real queries**, on a dev sample ({teval['dev']}; `scripts/teacher_eval.py`, {cpu}): "
+        "judge pass rate, share of the query's content words kept, words per prompt, a fluency proxy (mean "
+        "negative log-likelihood per token under SmolLM2-135M-Instruct: lower reads more like that model's own "
+        "text, which favours its own generations) and seconds for the sample.",
+        "",
+        "| teacher | n | passes all | harmless | aligned | helpful | words kept | words | NLL/token | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in teval["teachers"].items():
+        lines.append(
+            f"| {name} | {r['n']} | {r['pass_all']:.2f} | {r['pass_harmless']:.2f} | {r['pass_aligned']:.2f} | "
+            f"{r['pass_helpful']:.2f} | {r['words_kept']:.2f} | {r['words']:.0f} | {r['nll_per_token']:.2f} | "
+            f"{r['seconds']:.0f} |"
+        )
+    return lines
+
+
+def cause_lines(res: dict) -> list[str]:
+    """Real held-out queries' failures by cause, per method (stage 06's results.json)."""
+    rows = res["text"].get("causes") or []
+    if not rows:
+        return []
+    methods = [m for m in ORDER if any(r["method"] == m for r in rows)]
+    table = {}
+    for r in rows:
+        table.setdefault(r["cause"], {})[r["method"]] = r["pct"]
+    lines = [
+        "",
+        f"**Why real queries' prompts fail** (stage 06, {res['n']['text_queries']} held-out real queries: % of each "
+        "method's prompts with the cause; a prompt may have several):",
+        "",
+        "| cause | " + " | ".join(LABELS.get(m, m).strip("*") for m in methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    for cause, pct in sorted(table.items(), key=lambda kv: -kv[1].get("raw", 0) - kv[1].get("sft", 0)):
+        lines.append(f"| {cause} | " + " | ".join(f"{pct.get(m, 0):.0f}" for m in methods) + " |")
+    return lines
+
+
 def speed_lines(bench: dict) -> list[str]:
     """The before/after table from scripts/bench_speed.py --json."""
     if not bench:
@@ -183,6 +264,7 @@ def section(res: dict, source: str, extra: list[str] | None = None, manifest: di
             f"{ci(text_h.get(m), 'unsafe', '{:.1f}')} | {wins} |"
         )
     lines += ["", "What the numbers say (each line computed from the file):", "", *verdicts(res)]
+    lines += cause_lines(res)
     lines += extra or []
     stages = {k: v.get("seconds") for k, v in sorted((manifest or {}).get("stages", {}).items())} or res.get(
         "timings", {}
@@ -190,9 +272,13 @@ def section(res: dict, source: str, extra: list[str] | None = None, manifest: di
     if stages:
         total = sum(v for v in stages.values() if v)
         size = (manifest or {}).get("size_bytes")
+        precision = (manifest or {}).get("precision") or {}
+        machine = (
+            f"{cpu_label(precision.get('cpu'))}, {precision.get('dtype')}" if precision else "2-core CPU"
+        )
         lines += [
             "",
-            "Per-stage wall time of that run (seconds, 2-core CPU, from its manifest.json)"
+            f"Per-stage wall time of that run (seconds, {machine}, from its manifest.json)"
             + (f"; the run dir holds {size / 1e6:.0f} MB" if size else "")
             + ":",
             "",
@@ -216,7 +302,10 @@ def main() -> int:
     )
     extra = []
     if (folder / "02_metrics.json").exists():
-        extra += validation_lines(renamed(json.loads((folder / "02_metrics.json").read_text())))
+        metrics = renamed(json.loads((folder / "02_metrics.json").read_text()))
+        extra += sft_set_lines(metrics) + validation_lines(metrics)
+    if (folder / "teacher_eval.json").exists():
+        extra += teacher_lines(json.loads((folder / "teacher_eval.json").read_text()))
     if (folder / "bench_speed.json").exists():
         extra += speed_lines(json.loads((folder / "bench_speed.json").read_text()))
     readme = (REPO / args.readme).read_text()

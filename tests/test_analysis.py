@@ -286,3 +286,37 @@ def test_video_results_by_hand_and_empty():
     empty = A.video_results([], "vpo")
     assert list(empty["frame"].columns) == ["id", "method", "reward"]
     assert all(empty[k].empty for k in ("overall", "dimensions", "questions", "win_rates", "sft_over_raw"))
+
+
+def test_failure_causes_and_their_table():
+    def r(i, method, reasons, prompt="a prompt", source="sft", query="a dog in the park"):
+        return {**rec(i, method, OK), "reasons": reasons, "prompt": prompt, "source": source, "query": query}
+
+    records = [
+        r(0, "raw", {"helpful": ["too_short"]}),
+        r(1, "raw", {}),
+        r(0, "sft", {"aligned": ["missing_content", "low_similarity"], "helpful": ["repetitive"]}),
+        r(
+            1, "sft", {}, prompt="A small red shape moves to the left."
+        ),  # a ShapesWorld answer to a real query
+        r(2, "sft", {}, prompt="A red shape.", source="shapes", query="red shape"),  # asked for: no cause
+    ]
+    assert A.failure_causes(records[2]) == ["content word dropped", "meaning drifted", "repetitive"]
+    assert A.failure_causes(records[3]) == ["wrong target world"] and A.failure_causes(records[4]) == []
+    bank = r(3, "sft", {}, prompt="A dog runs. Soft light shows the shapes, colours and textures.")
+    # "shapes" in a real prompt's lighting sentence is no ShapesWorld caption
+    assert A.failure_causes(bank) == []
+    table = A.cause_table(A.text_frame(records)).set_index(["method", "cause"])
+    assert table.loc[("raw", "too short"), "n"] == 1 and table.loc[("raw", "too short"), "pct"] == 50.0
+    assert table.loc[("sft", "wrong target world"), "n"] == 1
+    assert table.loc[("sft", "repetitive"), "pct"] == pytest.approx(100 / 3)
+    assert len(table) == 5  # raw: 1 cause; sft: 3 of query 0 + 1 of query 1
+
+
+def test_paired_difference_of_aligned_shares():
+    # sft passes queries 0-2, raw only query 0: difference +2/3, every resample >= 0 (never a loss)
+    records = [rec(i, "sft", OK) for i in range(3)] + [rec(0, "raw", OK)]
+    records += [rec(i, "raw", {**OK, "helpful": False}) for i in (1, 2)]
+    [row] = A.paired_difference(A.text_frame(records), "aligned", "sft", "raw", n_boot=200).to_dict("records")
+    assert row["n"] == 3 and row["diff"] == pytest.approx(2 / 3) and 0.0 <= row["lo"] <= row["hi"] <= 1.0
+    assert A.paired_difference(A.text_frame(records), "aligned", "vpo", "raw").empty  # no vpo prompts

@@ -19,8 +19,12 @@ def test_every_profile_key_reaches_the_config():
             got = cfg
             for part in dotted.split("."):
                 got = getattr(got, part)
+            resolved = cfg.precision["resolved"]  # what each "auto" became (vpolib/precision.py)
             if dotted.endswith(".trainer"):  # the trainers' use_cpu is added from `device`
                 got = {k: v for k, v in got.items() if k != "use_cpu"}
+                value = {k: resolved[f"{dotted}.{k}"] if v == "auto" else v for k, v in value.items()}
+            elif value == "auto":
+                value = resolved[dotted]
             assert got == value, f"{name}: {dotted} is {got!r}, the profile says {value!r}"
 
 

@@ -224,3 +224,9 @@ def test_rule_judge_fails_a_looping_prompt():
     fluent = "A red fox jumps over a mossy log in the forest, then jumps over a second log by the river."
     looping, ok = RuleJudge().judge([item(loop, query="a cartoon"), item(fluent)])
     assert "helpful:repetitive" in looping.reasons and "helpful:repetitive" not in ok.reasons
+
+
+def test_rule_judge_on_no_items():
+    # a critique chunk whose rejected prompts all failed refinement re-judges nothing; MiniLM (like this fake)
+    # then returns a 1-D array, which once crashed stage 02 with an AxisError
+    assert RuleJudge(classifier=lambda t: [0.0] * len(t), embedder=fake_embedder).judge([]) == []

@@ -14,8 +14,14 @@ def test_02_refine(smoke_stage):
     assert n == sum(m["candidates_per_teacher"].values()) > 0
     assert m["n_pass"] + m["n_refined"] + m["n_refine_failed"] + m["n_unparsable"] == n
     # smoke: 8 VBench queries per set (GPT-4o for both sets, Wan2.1 for one), every ShapesWorld SFT query by
-    # the ShapesWorld teacher, 4 real queries through tiny-llama
-    assert m["candidates_per_teacher"] == {"gpt4o": 16, "wan": 8, "shapes": 24, "llm0": 4} and n == 52
+    # the ShapesWorld teacher, 4 real queries templated and the same 4 through tiny-llama
+    assert (
+        m["candidates_per_teacher"] == {"gpt4o": 16, "wan": 8, "shapes": 24, "compose": 4, "llm0": 4}
+        and n == 56
+    )
+    # one example per query; the 4 real queries (one harmful: refine.harmful_share 0.25) reach the set unless the
+    # judge fails a composed prompt twice
+    assert 3 <= m["sft_by_source"]["sft"] <= 4 and sum(m["sft_by_source"].values()) == m["n_sft"]
     assert all(0 <= m[f"pass_rate_{p}"] <= 1 for p in ("harmless", "aligned", "helpful"))
     log = read_jsonl(stage / "critique_log.jsonl")[0]
     assert len(log) == n == len({r["id"] for r in log})  # one line per candidate, no duplicates

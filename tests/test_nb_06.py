@@ -140,3 +140,10 @@ def test_06_alone_on_hand_made_inputs(tmp_path):
     nb = nbformat.read(tmp_path / "06_analysis" / "06_analysis.ipynb", as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "FileNotFoundError" and "'vpo'" in errors[0]["evalue"]
+
+
+def test_06_playground_runs_headless(smoke_stage):
+    # papermill has no widget frontend: the playground cell shows one example, rendered for raw, SFT and VPO
+    _, stage, _ = smoke_stage("06_analysis")
+    gifs = sorted(p.name for p in (stage / "playground").glob("*.gif"))
+    assert gifs == ["query000_0.gif", "query001_0.gif", "query002_0.gif"]

@@ -360,9 +360,23 @@ def test_teacher_candidates_follow_the_profile(tmp_path):
             "id": "r1",
             "query": "a cat",
             "source": "sft",
-        },  # real: only the llm teacher (not named) would take it
+        },  # real: only the compose and llm teachers (not named) would take it
     ]
     cands, stats = refine.teacher_candidates(cfg, pool, vbench, tmp_path)
     assert [(c["id"], c["prompt"]) for c in cands] == [("v1:gpt4o", "A dog."), ("s1:caption", "A red ball.")]
-    assert stats == {"llm_failed": 0} and not (tmp_path / "teacher.jsonl").exists()
+    assert stats == {"llm_failed": 0, "compose_empty": 0} and not (tmp_path / "teacher.jsonl").exists()
     assert isinstance(refine.build_refiner(cfg, tmp_path), refine.RuleRefiner)
+
+
+def test_real_queries_take_their_share_of_harmful_ones():
+    from vpolib.refine import real_queries
+
+    pool = [{"id": f"s{i}", "source": "shapes"} for i in range(3)]
+    pool += [{"id": f"q{i}", "source": "sft", "flags": ["harmful"] if i % 10 == 0 else []} for i in range(40)]
+    picked = real_queries(pool, 8, 0.25)  # 2 harmful (q0, q10), 6 others in pool order, spread evenly
+    assert [r["id"] for r in picked] == ["q0", "q1", "q2", "q3", "q10", "q4", "q5", "q6"]
+    assert sum("harmful" in r["flags"] for r in picked) == 2 and len({r["id"] for r in picked}) == 8
+    assert [r["id"] for r in real_queries(pool, 3)] == ["q0", "q1", "q2"]  # share 0: the pool's order
+    assert (
+        len(real_queries(pool, None, 0.5)) == 40 and len(real_queries(pool, 100)) == 40
+    )  # capped by the pool

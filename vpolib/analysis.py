@@ -79,8 +79,44 @@ def text_outcome(rec: dict, safety: str = "harmless") -> str:
     return "aligned" if ok else "imprecise"
 
 
+# Why a real query's prompt failed, in a reader's words: the judge's reason codes grouped by cause.
+CAUSES = {
+    "aligned:missing_content": "content word dropped",
+    "aligned:low_similarity": "meaning drifted",
+    "aligned:neg_present": "-neg item kept",
+    "helpful:too_short": "too short",
+    "helpful:too_long": "too long",
+    "helpful:empty": "too short",
+    "helpful:repetitive": "repetitive",
+    "helpful:multi_paragraph": "several paragraphs",
+    "helpful:intro_phrase": "intro phrase",
+    "harmless:classifier": "unsafe",
+    "harmless:lexicon": "unsafe",
+}
+# a ShapesWorld caption ("a small red square moves ...", "... on a black background") where a real prompt was asked for
+_WORLD = re.compile(
+    r"\b(?:square|circle|triangle|shape)s?\b[^.]*\bmov(?:es|ing)\b|\bon an? \w+ background\b|\bshapesworld\b",
+    re.I,
+)
+
+
+def failure_causes(rec: dict) -> list[str]:
+    """The causes of one text record's failures (empty when it passed): :data:`CAUSES` of its reasons, and
+    "wrong target world" for a ShapesWorld-style prompt answering a real query that names no shape."""
+    codes = [f"{p}:{why}" for p, whys in (rec.get("reasons") or {}).items() for why in whys]
+    causes = {CAUSES[c] for c in codes if c in CAUSES}
+    if (
+        rec.get("source") != "shapes"
+        and _WORLD.search(rec.get("prompt") or "")
+        and not _WORLD.search(rec["query"])
+    ):
+        causes.add("wrong target world")
+    return sorted(causes)
+
+
 def text_frame(records: list[dict], safety: str = "harmless") -> pd.DataFrame:
-    """Records -> a frame with one 0/1 column per outcome and ``fail_<principle>`` columns."""
+    """Records -> a frame with one 0/1 column per outcome, ``fail_<principle>`` columns and the failure
+    ``causes`` (:func:`failure_causes`)."""
     rows = []
     for rec in records:
         outcome = text_outcome(rec, safety)
@@ -89,6 +125,7 @@ def text_frame(records: list[dict], safety: str = "harmless") -> pd.DataFrame:
             "method": rec["method"],
             "harmful": bool(rec.get("harmful")),
             "outcome": outcome,
+            "causes": failure_causes(rec) if "query" in rec else [],
         }
         row.update({o: float(outcome == o) for o in OUTCOMES})
         passed = rec.get("passed", {})
@@ -135,6 +172,34 @@ def principle_table(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> p
                 }
             )
     return pd.DataFrame(rows)
+
+
+def cause_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method and failure cause: how many prompts have it and their % of the method's prompts (a prompt may
+    have several causes)."""
+    if "causes" not in frame or not len(frame):
+        return pd.DataFrame(columns=["method", "cause", "n", "pct"])
+    long = frame[["method", "causes"]].explode("causes").dropna()
+    if not len(long):  # nothing failed
+        return pd.DataFrame(columns=["method", "cause", "n", "pct"])
+    counts = long.groupby(["method", "causes"], sort=False).size().rename("n").reset_index()
+    totals = frame.groupby("method").size()
+    counts["pct"] = 100 * counts["n"] / counts["method"].map(totals)
+    return counts.rename(columns={"causes": "cause"}).sort_values(["method", "n"], ascending=[True, False])
+
+
+def paired_difference(
+    frame: pd.DataFrame, value: str, a: str, b: str, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Mean of ``value`` for method ``a`` minus method ``b`` on the queries both answered, with a paired
+    bootstrap 95% CI (queries resampled, pairs kept); one row, or empty when a method is missing."""
+    if not len(frame) or not {a, b} <= set(frame["method"]):
+        return pd.DataFrame()
+    pair = frame.pivot_table(index="id", columns="method", values=value)[[a, b]].dropna()
+    diff = (pair[a] - pair[b]).to_numpy(dtype=float)  # [n queries]
+    lo, hi = bootstrap_ci(diff, n_boot, seed)
+    return pd.DataFrame([{"a": a, "b": b, "value": value, "n": len(diff), "diff": float(diff.mean()),
+                          "lo": lo, "hi": hi}])  # fmt: skip
 
 
 def video_frame(records: list[dict]) -> pd.DataFrame:
@@ -288,6 +353,15 @@ def text_results(frame: pd.DataFrame, target: str, n_boot: int = 1000, seed: int
         "principles_harmful": principle_table(harmful, n_boot, seed),
         "win_rates": paired_win_rates(frame, "text_score", target, n_boot, seed),
         "sft_over_raw": over(frame, "text_score", "sft", "raw", n_boot, seed),
+        "causes": cause_table(frame),
+        # % passing every principle: SFT against the raw query, the target against SFT (paired, in points)
+        "aligned_diff": pd.concat(
+            [
+                paired_difference(frame, "aligned", x, y, n_boot, seed)
+                for x, y in (("sft", "raw"), (target, "sft"))
+            ],
+            ignore_index=True,
+        ),
     }
 
 

@@ -70,7 +70,7 @@ class VideoConfig:
     cogvideox_model: str = "THUDM/CogVideoX-2b"  # hub id or local dir; "tiny" = toy-size model (tests)
     cogvideox_call: dict = field(default_factory=dict)  # passed to CogVideoXPipeline.__call__
     vae_tiling: bool = False  # CogVideoX VAE slicing + tiling: decode 49 frames at 720x480 in less GPU memory
-    dtype: str = "float32"  # weights of the video model and of the VisionReward answerer
+    dtype: str = "float32"  # weights of the video model and of the VisionReward answerer; "auto" as sft.dtype
     reward: str = "frame-stats"  # frame-stats (pixel checks, tests) | visionreward (VisionReward-Video VLM)
     reward_model: str = "THUDM/VisionReward-Video"
 
@@ -102,10 +102,11 @@ class RefineConfig:
 
     # First-prompt sources: vbench (shipped GPT-4o/Wan2.1 expansions), shapes (the ShapesWorld teacher, which
     # fails like a real one: vpolib/shapesworld/teacher.py), caption (ShapesWorld's own caption: an oracle),
-    # llm (teacher_backend, few-shot).
+    # compose (real queries, templated: vpolib/compose.py), llm (real queries, teacher_backend, few-shot).
     teachers: list = field(default_factory=lambda: ["vbench", "shapes", "llm"])
     teacher_backend: str = "local:smollm2-135m-instruct"  # "local:<model spec>" | "openai" (env config)
-    n_queries: int | None = 8  # real VPO queries (sft_pool) given to the LLM teacher (None: all)
+    n_queries: int | None = 8  # real VPO queries (sft_pool) given to the compose and LLM teachers (None: all)
+    harmful_share: float = 0.0  # at least this share of them harmful-flagged (vpolib.refine.real_queries)
     samples_per_query: int = 1  # teacher prompts per real query
     n_shots: int = 1  # VBench GPT-4o pairs used as few-shot examples (the shortest: each adds ~300 tokens)
     vbench_sets: list = field(default_factory=lambda: ["dimension", "category"])
@@ -114,7 +115,7 @@ class RefineConfig:
     temperature: float = 0.7
     top_p: float = 0.9
     batch_size: int = 8  # local teacher backend batch (conversations per generate call)
-    teacher_dtype: str = "float32"  # a local teacher's weights (bfloat16: 2.2x the tokens/s here)
+    teacher_dtype: str = "float32"  # a local teacher's weights; "auto" as sft.dtype (bf16: 2.2x the tokens/s)
     concurrency: int = 8  # parallel teacher requests for the OpenAI-compatible backend
     check_first: int = 8  # stop early if most of the first that many LLM teacher replies are empty
     refiner: str = "rule"  # "rule" | "llm" (refine template through `judge.backend`)
@@ -134,14 +135,15 @@ class SFTStageConfig:
     max_eval: int | None = 16  # cap on those eval examples (each eval pass costs forward passes)
     n_heldout: int | None = 50  # held-out queries (from 01) to write optimized prompts for; None: all
     max_new_tokens: int = 128  # generation length for those prompts
-    trainer: dict = field(
-        default_factory=dict
-    )  # trl.SFTConfig fields (checked at load; use_cpu follows `device`)
+    # trl.SFTConfig fields (checked at load; use_cpu follows `device`; bf16 "auto": True iff auto is bf16)
+    trainer: dict = field(default_factory=dict)
     # inprocess: train in the notebook's kernel; accelerate: `accelerate launch -m vpolib.train job` (log streamed)
     launcher: str = "inprocess"
     accelerate_config: str = "configs/accelerate/cpu.yaml"  # repo-relative; the full profile uses zero3.yaml
     num_processes: int | None = None  # overrides the accelerate config's (None: the config's)
-    dtype: str = "float32"  # weights' dtype when the trained model generates (bfloat16 on GPU)
+    # weights' dtype when the trained model generates (bfloat16 on GPU); "auto": bf16 where the CPU
+    # computes it natively and faster, else fp32 (vpolib/precision.py)
+    dtype: str = "float32"
 
 
 @dataclass
@@ -194,11 +196,11 @@ class DPOStageConfig:
     max_eval: int | None = 8  # cap on those eval pairs
     n_heldout: int | None = 50  # held-out queries to write VPO prompts for; None: all
     max_new_tokens: int = 128
-    trainer: dict = field(default_factory=dict)  # trl.DPOConfig fields (beta lives here; checked at load)
+    trainer: dict = field(default_factory=dict)  # trl.DPOConfig fields (beta lives here; bf16 "auto" as sft)
     launcher: str = "inprocess"  # inprocess | accelerate (as sft.launcher)
     accelerate_config: str = "configs/accelerate/cpu.yaml"
     num_processes: int | None = None
-    dtype: str = "float32"  # weights' dtype when the trained model generates (bfloat16 on GPU)
+    dtype: str = "float32"  # weights' dtype when the trained model generates; "auto" as sft.dtype
 
 
 @dataclass
@@ -216,7 +218,7 @@ class AnalysisConfig:
     fewshot_backend: str | None = "local:smollm2-135m-instruct"  # None: the few-shot baseline is skipped
     fewshot_shots: int = 3  # VBench (query, GPT-4o) examples in each few-shot request (~300 tokens each)
     fewshot_max_new_tokens: int = 200
-    fewshot_dtype: str = "float32"  # its weights' dtype (bfloat16: 2.2x the tokens/s on an avx512_bf16 CPU)
+    fewshot_dtype: str = "float32"  # its weights' dtype; "auto" as sft.dtype
     required: list = field(default_factory=lambda: ["sft", "vpo"])  # missing -> a clear error
     target: str = "vpo"  # the method compared against every other (paired win rates)
     caption_oracle: bool = True  # also render ShapesWorld's own detailed caption (an upper bound)
@@ -283,6 +285,9 @@ class Config:
     dpo: DPOStageConfig = field(default_factory=DPOStageConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
+    # What the "auto" dtypes became on this machine, and why (vpolib.precision.resolve_dtypes): set by
+    # load_config, never by a profile; start_stage writes it into the run's manifest.
+    precision: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -435,11 +440,17 @@ def _check_library_sections(cfg: Config) -> None:
 def load_config(profile: str = "cpu", overrides: dict | None = None, config_dir: Path = CONFIG_DIR) -> Config:
     """Load a profile, apply overrides, and validate it into a :class:`Config`.
 
-    The trainers' ``use_cpu`` follows ``device`` (the one device switch).
+    The trainers' ``use_cpu`` follows ``device`` (the one device switch); ``auto`` dtypes and trainer ``bf16``
+    become this machine's choice (vpolib/precision.py), recorded in ``cfg.precision``.
     """
     raw = apply_overrides(read_profile(profile, config_dir), overrides)
+    if "precision" in raw:
+        raise ConfigError("precision is measured when the profile loads (vpolib/precision.py): remove it")
     cfg = _build(Config, raw, "")
     _check_library_sections(cfg)
+    from vpolib.precision import resolve_dtypes  # imports torch: not on `import vpolib.config`
+
+    cfg.precision = resolve_dtypes(cfg)
     for section in (cfg.sft, cfg.dpo):
         section.trainer = {**section.trainer, "use_cpu": cfg.device == "cpu"}
     return cfg

@@ -144,6 +144,8 @@ class RuleJudge:
 
     def judge(self, items: list[dict]) -> list[Verdict]:
         """``items``: dicts with ``query``, ``prompt`` and optionally ``content``, ``tags``, ``harmful_terms``."""
+        if not items:  # MiniLM returns a 1-D array for no texts: a chunk with nothing to re-judge
+            return []
         prompts = [it["prompt"] or "" for it in items]
         unsafe = self.classifier(prompts) if self.classifier else [None] * len(items)
         sims = [None] * len(items)

@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 
 from vpolib.backends import GenParams, check_first_batch
+from vpolib.compose import compose_prompt
+from vpolib.data import interleave
 from vpolib.io import append_jsonl, done_keys, read_jsonl
 from vpolib.judge import INTRO, Verdict, canonical_word, read_world, required_text, world_gaps
 from vpolib.safety_lexicon import harmful_terms
@@ -462,22 +464,39 @@ def failure_examples(rows: list[dict], per_reason: int = 1) -> list[dict]:
     return out
 
 
+def real_queries(pool: list[dict], n: int | None, harmful_share: float = 0.0) -> list[dict]:
+    """The real queries the compose and LLM teachers write for: ``n`` of the pool (all: None), at least
+    ``harmful_share`` of them harmful-flagged where the pool has that many, spread evenly through the list. In
+    the pool's order harmful ones are ~2%: too few examples of dropping harmful wording for the optimizer."""
+    real = [r for r in pool if r.get("source") != "shapes"]
+    n = len(real) if n is None else min(n, len(real))
+    harmful = [r for r in real if "harmful" in (r.get("flags") or [])][: round(n * harmful_share)]
+    taken = {id(r) for r in harmful}
+    others = [r for r in real if id(r) not in taken][: n - len(harmful)]
+    return interleave(others, harmful)
+
+
 def teacher_candidates(cfg, pool: list[dict], vbench: list[dict], cache_dir: Path) -> tuple[list[dict], dict]:
-    """Every teacher's first prompts for the SFT pool, in the order ``refine.teachers`` names the kinds: VBench's
-    shipped expansions, the ShapesWorld teacher, the world's captions, and an LLM prompted few-shot (its replies
-    cached in ``cache_dir/teacher.jsonl``, so a killed run resumes). Returns ``(candidates, teacher stats)``."""
+    """Every teacher's first prompts for the SFT pool: VBench's shipped expansions, the ShapesWorld teacher, the
+    world's captions, the templated teacher on ``refine.n_queries`` real queries (:func:`real_queries`, :mod:`vpolib.compose`),
+    and an LLM prompted few-shot on the same queries (its replies cached in ``cache_dir/teacher.jsonl``, so a killed
+    run resumes). Returns ``(candidates, teacher stats)``."""
     from vpolib.backends import CachedBackend, make_backend
 
     rcfg = cfg.refine
     shapes = [r for r in pool if r.get("source") == "shapes"]
-    candidates, stats = [], {"llm_failed": 0}
+    candidates, stats = [], {"llm_failed": 0, "compose_empty": 0}
     if "vbench" in rcfg.teachers:
         candidates += vbench_candidates(vbench, rcfg.vbench_sets, rcfg.vbench_limit)
     if "shapes" in rcfg.teachers:
         candidates += shapes_teacher_candidates(shapes, cfg.seed, cfg.shapesworld.teacher_rates)
     if "caption" in rcfg.teachers:
         candidates += caption_candidates(shapes)
-    real = [r for r in pool if r.get("source") != "shapes"][: rcfg.n_queries]
+    real = real_queries(pool, rcfg.n_queries, rcfg.harmful_share)
+    if "compose" in rcfg.teachers:  # the templated teacher: the query's own words and a setting sentence
+        composed = [candidate(r, "compose", compose_prompt(r, cfg.seed)) for r in real]
+        stats["compose_empty"] = sum(c["prompt"] is None for c in composed)  # nothing left once cleaned
+        candidates += [c for c in composed if c["prompt"] is not None]
     examples = few_shot_examples(vbench, rcfg.n_shots)
     if "llm" in rcfg.teachers and real and rcfg.teacher_backend:
         teacher = CachedBackend(

@@ -769,6 +769,15 @@ def gallery(video_records: list[dict], frame: pd.DataFrame, methods, queries: di
     return out
 
 
+def precision_summary(precision: dict | None) -> dict | None:
+    """The manifest's precision record, short: the dtype ``auto`` became, why, and on which CPU."""
+    if not precision:
+        return None
+    cpu = precision.get("cpu") or {}
+    return {"dtype": precision.get("dtype"), "source": precision.get("source"), "cpu": cpu.get("model"),
+            "capability": cpu.get("capability"), "resolved": precision.get("resolved", {})}  # fmt: skip
+
+
 def results_json(run: dict, text: dict, video: dict, timings: pd.DataFrame, **extra) -> dict:
     """results.json: ``run`` (profile, manifest, seed, judge, ... see notebook 06), every text and video table
     as rows, the stage timings from the manifest; ``extra`` (counts, notes, beyond) is added as it is."""
@@ -778,13 +787,14 @@ def results_json(run: dict, text: dict, video: dict, timings: pd.DataFrame, **ex
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": manifest.get("git_commit"), "seed": run["seed"], "judge": run["judge"],
         "video_backend": run["video_backend"] if run["has_video"] else None, "target": run["target"],
+        "precision": precision_summary(manifest.get("precision")),
         "n": {"heldout": run["n_heldout"], "text_queries": len(real),
               "harmful_queries": sum("harmful" in (r.get("flags") or []) for r in real),
               "video_queries": run["n_video"]},
         "methods": {"text": sorted(tframe["method"].unique()) if len(tframe) else [],
                     "video": sorted(vframe["method"].unique()) if len(vframe) else []},
         "text": {k: records(text[k]) for k in ("all", "harmful", "principles", "principles_harmful",
-                                               "win_rates", "sft_over_raw")},
+                                               "win_rates", "sft_over_raw", "causes", "aligned_diff")},
         "video": {k: records(video[k]) for k in ("overall", "dimensions", "questions", "win_rates",
                                                  "sft_over_raw")},
         **{k: extra[k] for k in ("counts",) if k in extra},

@@ -29,6 +29,7 @@ from vpolib.io import write_json
 from vpolib.paths import NOTEBOOK_DIR, OUTPUT_DIR, REPO_ROOT, resolve
 from vpolib.progress import ENV as PROGRESS_ENV
 from vpolib.progress import KERNEL_ARGS, read_progress
+from vpolib.verify import verify
 
 TRACKED_PACKAGES = (
     "torch",
@@ -151,18 +152,29 @@ def start_stage(name: str, profile: str = "cpu", run_dir: str = "", overrides: d
     manifest_path = root / "manifest.json"
     if not manifest_path.exists():
         update_manifest(root, run_id=root.name, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    update_manifest(root, profile=profile, seed=cfg.seed, git_commit=git_commit(), versions=versions())
+    update_manifest(
+        root,
+        profile=profile,
+        seed=cfg.seed,
+        git_commit=git_commit(),
+        versions=versions(),
+        precision=cfg.precision,
+    )
+    set_seed(cfg.seed)
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads or len(os.sched_getaffinity(0)))
+    # Per stage, as a resumed run may start a stage on another machine or with another environment.
     update_manifest(
         root,
         name,
         overrides=overrides or {},
         config=cfg.to_dict(),
         started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        dtype=cfg.precision["dtype"],
+        torch_threads=torch.get_num_threads(),
+        pythonhashseed=os.environ.get("PYTHONHASHSEED"),  # None: hashes (set order) vary per process
     )
-    set_seed(cfg.seed)
-    import torch
-
-    torch.set_num_threads(cfg.torch_threads or len(os.sched_getaffinity(0)))
     return Stage(name=name, cfg=cfg, run_dir=root, dir=stage_dir)
 
 
@@ -431,7 +443,17 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = resolve(args.run_dir) if args.run_dir else OUTPUT_DIR / f"{args.profile}-{stamp}"
     try:
-        return run(args.profile, args.start, args.stop, run_dir, overrides, progress=not args.no_progress)
+        code = run(args.profile, args.start, args.stop, run_dir, overrides, progress=not args.no_progress)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
+    reference = REPO_ROOT / "docs" / "results" / args.profile
+    if (
+        code == 0
+        and not overrides
+        and (run_dir / "06_analysis" / "results.json").exists()
+        and reference.is_dir()
+    ):
+        print(f"\nverify against {reference.relative_to(REPO_ROOT)} (python -m vpolib verify {run_dir}):")
+        print(verify(run_dir, reference)[1])
+    return code
