@@ -22,6 +22,7 @@ import datasets
 from vpolib.checkpoints import TRAIN_INFO, adapter_chain, export_merged
 from vpolib.io import read_json, read_jsonl, write_json
 from vpolib.optimize import OPTIMIZER_FILE, UserError, find_model, instruction_of
+from vpolib.report import markdown_table
 from vpolib.templates import TARGETS
 
 PAIR_SPLITS = {"merged": "pairs.jsonl", "text": "text_pairs.jsonl", "video": "video_pairs.jsonl"}
@@ -112,13 +113,7 @@ def _results_lines(run: Path) -> str:
     path = run / "06_analysis" / "results.json"
     if not path.exists():
         return "Stage 06 has not run: no evaluation yet."
-    res = read_json(path)
-    lines = ["| method | video reward [95% CI] | n |", "|---|---|---|"]
-    for r in (res.get("video") or {}).get("overall", []):
-        lines.append(
-            f"| {r['method']} | {r['reward']:.3f} [{r['reward_lo']:.3f}, {r['reward_hi']:.3f}] | {r['n']} |"
-        )
-    return "\n".join(lines) + "\n\nAll figures: `06_analysis/results.json` of the run."
+    return markdown_table(read_json(path)) + "\n\nAll figures: `06_analysis/results.json` of the run."
 
 
 def export_model(run: Path, out: Path, run_id: str, stage: str | None = None) -> dict:

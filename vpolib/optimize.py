@@ -163,7 +163,7 @@ def render(rows: list[dict], out_dir: str | Path, seed: int = 42, backend=None) 
     """Render every prompt of ``rows`` in ShapesWorld, save GIFs under ``out_dir`` and score each video against
     its ORIGINAL query's checklist; adds ``videos`` (paths) and ``rewards`` (share of the checklist weight)."""
     from vpolib.config import ShapesWorldConfig
-    from vpolib.video import ShapesWorldBackend, save_video  # diffusers: loaded only when a user renders
+    from vpolib.video import ShapesWorldBackend  # diffusers: loaded only when a user renders
 
     sw = ShapesWorldConfig()
     backend = backend or ShapesWorldBackend(sw.model_dir, RENDER_STEPS, sw.guidance_scale)
@@ -174,7 +174,8 @@ def render(rows: list[dict], out_dir: str | Path, seed: int = 42, backend=None) 
     for (i, k, _), video in zip(flat, videos, strict=True):
         questions = backend.checklist(rows[i]["query"])
         res = backend.score(questions, video)
-        path = save_video(video, out_dir / f"query{i:03d}_{k}.gif", scale=backend.scale)
+        path = out_dir / f"query{i:03d}_{k}.gif"
+        backend.save(video, path)  # as stages 04 and 06 save theirs
         rows[i]["videos"].append(str(path))
         rows[i]["rewards"].append(round(res["score"] / res["max_score"], 4) if res["max_score"] else None)
     return rows
