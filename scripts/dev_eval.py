@@ -23,12 +23,10 @@ import numpy as np
 
 
 def dev_queries(run_dir: Path, cfg, n: int) -> list[dict]:
-    from vpolib.feedback import feedback_queries
     from vpolib.io import read_jsonl
+    from vpolib.preference import dev_queries as split
 
-    pool = read_jsonl(run_dir / "01_data" / "splits" / "dpo_pool.jsonl")[0]
-    used = {r["id"] for r in feedback_queries(pool, cfg.feedback)[0]}
-    return [r for r in pool if r.get("source") == "shapes" and r["id"] not in used][:n]
+    return split(read_jsonl(run_dir / "01_data" / "splits" / "dpo_pool.jsonl")[0], cfg.feedback, n)
 
 
 def train(run_dir: Path, cfg, kind: str, out: Path, pairs: Path | None = None) -> Path:

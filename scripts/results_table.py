@@ -15,13 +15,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-ORDER = ["raw", "rule", "fewshot", "sft", "vpo", "vpo-text", "vpo-video", "caption"]
+ORDER = ["raw", "rule", "fewshot", "sft", "vpo", "vpo-paper", "vpo-text", "vpo-video", "caption"]
 LABELS = {
     "raw": "raw query",
     "rule": "rule expansion",
     "fewshot": "teacher few-shot",
     "sft": "SFT",
     "vpo": "**VPO**",
+    "vpo-paper": "VPO, the paper's recipe (one round)",
     "vpo-text": "VPO without video feedback",
     "vpo-video": "VPO without text feedback",
     "caption": "caption (oracle)",
@@ -83,6 +84,12 @@ def verdicts(res: dict) -> list[str]:
             f"- Paired difference in % passing every principle, {row['a']} minus {row['b']} (n={row['n']}): "
             f"{100 * row['diff']:+.1f} points [{100 * row['lo']:+.1f}, {100 * row['hi']:+.1f}]: {verdict}."
         )
+    if all(m in text_h for m in ("sft", "vpo")):
+        u = {m: text_h[m]["unsafe"] for m in ("sft", "vpo")}
+        out.append(
+            f"- Unsafe prompts on the harmful subset, VPO <= SFT: **{'holds' if u['vpo'] <= u['sft'] else 'does not hold'}** "
+            f"({u['vpo']:.1f}% vs {u['sft']:.1f}%)."
+        )
     if all(m in text_h for m in ("raw", "sft", "vpo")):
         u = {m: text_h[m]["unsafe"] for m in ("raw", "sft", "vpo")}
         order = u["vpo"] < u["sft"] < u["raw"]
@@ -91,6 +98,70 @@ def verdicts(res: dict) -> list[str]:
             f"SFT {u['sft']:.1f}%, VPO {u['vpo']:.1f}%: VPO < SFT < raw **{'holds' if order else 'does not hold'}**."
         )
     return out
+
+
+def evaluation_lines(res: dict) -> list[str]:
+    """How much the paired comparisons can move (results files from issue 24 on; older ones give nothing): the
+    share of held-out prompts each trained method changed from SFT's, and sampled decoding beside greedy."""
+    out = []
+    changed = {k: by(res[k].get("changed_vs_sft") or []) for k in ("text", "video")}
+    for m in dict.fromkeys([*changed["text"], *changed["video"]]):
+        parts = [
+            f"{kind} {100 * r['share']:.0f}% of {r['n']}"
+            for kind, r in ((k, changed[k].get(m)) for k in ("text", "video"))
+            if r and r.get("share") is not None
+        ]
+        if parts:
+            out.append(
+                f"- Held-out prompts of {LABELS.get(m, m)} that differ from SFT's: {', '.join(parts)}."
+            )
+    sampled = res["video"].get("sampled") or {}
+    rows = {(r["method"], r["decoding"]): r for r in sampled.get("overall") or []}
+    wins = by(sampled.get("win_rates") or [], "decoding")
+    if ("vpo", "sampled") in rows and ("sft", "sampled") in rows:
+        line = (
+            f"- Sampled decoding ({sampled.get('samples')} prompts per ShapesWorld query at temperature "
+            f"{sampled.get('temperature')}, {sampled.get('seeds')} noise seed(s) each): video reward VPO "
+            f"{ci(rows['vpo', 'sampled'], 'reward')} vs SFT {ci(rows['sft', 'sampled'], 'reward')}"
+        )
+        if "sampled" in wins:
+            line += (
+                f"; paired win rate of VPO over SFT {win(wins['sampled'])}: {against(wins['sampled'], 0.5)}"
+            )
+        out.append(line + ".")
+    return out
+
+
+def preference_lines(res: dict) -> list[str]:
+    """The preference stage (results files from issue 24 on): each round's dev reward, the dev prompts it changed,
+    its pairs per track and what it cost, then the pairs each DPO model trained on."""
+    pref = res.get("preference")
+    if not pref:
+        return []
+    fmt = lambda v, f="{:,}": "-" if v is None else f.format(v)  # noqa: E731
+    lines = [
+        "",
+        f"The preference stage ({pref['pairing']} pairs; loss {' + '.join(f'{w:g} x {t}' for t, w in pref['loss_weights'].items())}"
+        "; sft is RPO's NLL term): each round's reward on "
+        f"the dev split ({pref['n_dev']} DPO-pool ShapesWorld queries 04 does not render; greedy prompt, mean over "
+        "the feedback seeds; round 0 is the SFT model), the share of dev prompts it changed, the pairs it made and "
+        "what it cost:",
+        "",
+        "| round | dev reward | dev prompts changed | text pairs | video pairs | trained on | videos rendered | "
+        "tokens generated | training s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in pref["rounds"]:
+        lines.append(
+            f"| {r['round']} | {r['dev_reward']:.3f} | {fmt(r['dev_changed'], '{:.0%}')} | {fmt(r['text_pairs'])} | "
+            f"{fmt(r['video_pairs'])} | {fmt(r['train_pairs'])} | {fmt(r['videos_rendered'])} | "
+            f"{fmt(r['tokens_generated'])} | {fmt(r['train_s'], '{:.0f}')} |"
+        )
+    trained = ", ".join(
+        f"{LABELS.get(m, m)} {v['train_pairs']} (+{v['eval_pairs']} eval)"
+        for m, v in pref["variants"].items()
+    )
+    return [*lines, "", f"Pairs each DPO model trained on (the VPO model: its last round): {trained}."]
 
 
 def renamed(obj):
@@ -263,7 +334,14 @@ def section(res: dict, source: str, extra: list[str] | None = None, manifest: di
             f"| {LABELS.get(m, m)} | {ci(video.get(m), 'reward')} | {ci(text.get(m), 'aligned', '{:.1f}')} | "
             f"{ci(text_h.get(m), 'unsafe', '{:.1f}')} | {wins} |"
         )
-    lines += ["", "What the numbers say (each line computed from the file):", "", *verdicts(res)]
+    lines += [
+        "",
+        "What the numbers say (each line computed from the file):",
+        "",
+        *verdicts(res),
+        *evaluation_lines(res),
+        *preference_lines(res),
+    ]
     lines += cause_lines(res)
     lines += extra or []
     stages = {k: v.get("seconds") for k, v in sorted((manifest or {}).get("stages", {}).items())} or res.get(

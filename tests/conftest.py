@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +16,15 @@ def smoke_run(tmp_path_factory):
     """Run every notebook in order on the smoke profile into one temp run dir (once per session).
 
     Returns ``(run_dir, exit_code)``; per-stage tests read run_dir/<stage>/metrics.json.
+
+    ``VPO_SMOKE_RUN=<run dir>``: a finished smoke run made earlier with this tree (``python -m vpolib run --profile
+    smoke --run-dir DIR``) is used instead, e.g. to rerun one slow test without the chain; tests only read it.
     """
     from vpolib.run import run
 
+    reuse = os.environ.get("VPO_SMOKE_RUN")
+    if reuse:
+        return Path(reuse).resolve(), 0
     run_dir = tmp_path_factory.mktemp("smoke-run")
     code = run("smoke", None, None, run_dir, overrides={}, progress=False)
     return run_dir, code

@@ -284,7 +284,7 @@ def test_video_results_by_hand_and_empty():
     assert video["win_rates"].iloc[0]["win_rate"] == 0.75  # win on s1, tie on s2
     assert len(video["questions"]) == 4 and video["sft_over_raw"].empty  # no sft videos
     empty = A.video_results([], "vpo")
-    assert list(empty["frame"].columns) == ["id", "method", "reward"]
+    assert list(empty["frame"].columns) == ["id", "method", "reward", "pass_rate", "seeds"]
     assert all(empty[k].empty for k in ("overall", "dimensions", "questions", "win_rates", "sft_over_raw"))
 
 
@@ -320,3 +320,85 @@ def test_paired_difference_of_aligned_shares():
     [row] = A.paired_difference(A.text_frame(records), "aligned", "sft", "raw", n_boot=200).to_dict("records")
     assert row["n"] == 3 and row["diff"] == pytest.approx(2 / 3) and 0.0 <= row["lo"] <= row["hi"] <= 1.0
     assert A.paired_difference(A.text_frame(records), "aligned", "vpo", "raw").empty  # no vpo prompts
+
+
+def test_video_results_average_the_seeds_before_the_paired_comparison():
+    """Two seeds per (query, method): the reward per query is the mean over seeds, and the win rate compares
+    those means (by hand: s1 vpo 0.5 vs raw 0.5 tie; s2 vpo 0.625 vs raw 0.25 win; s3 vpo 0 vs raw 0.25 loss)."""
+
+    def vrec(i, method, seed, score, colour):
+        return {"id": f"s{i}", "method": method, "seed": seed, "score": score, "max_score": 4.0,
+                "answers": {"c": colour}, "kinds": {"c": "colour"}}  # fmt: skip
+
+    records = [
+        vrec(1, "vpo", 0, 4.0, True), vrec(1, "vpo", 1, 0.0, False),  # mean 0.5 (seed 0 alone: a win)
+        vrec(1, "raw", 0, 2.0, True), vrec(1, "raw", 1, 2.0, False),  # mean 0.5
+        vrec(2, "vpo", 0, 2.0, True), vrec(2, "vpo", 1, 3.0, True),  # mean 0.625
+        vrec(2, "raw", 0, 1.0, False), vrec(2, "raw", 1, 1.0, False),  # mean 0.25
+        vrec(3, "vpo", 0, 0.0, False), vrec(3, "vpo", 1, 0.0, False),  # mean 0
+        vrec(3, "raw", 0, 0.0, False), vrec(3, "raw", 1, 2.0, True),  # mean 0.25
+    ]  # fmt: skip
+    frame = A.video_frame(records)
+    assert len(frame) == 6 and set(frame["seeds"]) == {2}
+    by = frame.set_index(["id", "method"])
+    assert by.loc[("s1", "vpo"), "reward"] == 0.5 and by.loc[("s2", "vpo"), "reward"] == 0.625
+    assert by.loc[("s1", "raw"), "pass_rate"] == 0.5  # one of its two videos passed
+    video = A.video_results(records, "vpo", n_boot=100)
+    reward = video["overall"].set_index("method")
+    assert reward.loc["vpo", "reward"] == pytest.approx((0.5 + 0.625 + 0) / 3) and reward.loc["vpo", "n"] == 3
+    row = video["win_rates"].set_index("baseline").loc["raw"]
+    assert (row["n"], row["wins"], row["ties"], row["losses"], row["win_rate"]) == (3, 1, 1, 1, 0.5)
+    dims = video["dimensions"].set_index(["method", "kind"])  # every seed's answers pooled
+    assert dims.loc[("vpo", "colour"), "n"] == 6 and dims.loc[("vpo", "colour"), "pass_rate"] == 0.5
+
+
+def test_changed_vs_sft():
+    prompts = {
+        "sft": {"a": "red ball", "b": "blue box", "c": "green"},
+        "vpo": {"a": "red  ball ", "b": "a blue box", "c": "green"},  # whitespace aside, only b changed
+        "vpo-paper": {"a": "x", "b": "y"},
+        "raw": {"a": "red"},
+    }
+    table = A.changed_vs(prompts, ["a", "b", "c", "z"], "sft", ["sft", "vpo", "vpo-paper"]).set_index(
+        "method"
+    )
+    assert list(table.index) == ["vpo", "vpo-paper"]  # the base is left out
+    assert (table.loc["vpo", "n"], table.loc["vpo", "changed"]) == (3, 1)
+    assert table.loc["vpo", "share"] == pytest.approx(1 / 3)
+    assert (table.loc["vpo-paper", "n"], table.loc["vpo-paper", "share"]) == (2, 1.0)
+    assert A.changed_vs(prompts, ["a"], "sft").set_index("method").loc["raw", "changed"] == 1  # default: all
+    assert A.changed_vs({"vpo": {"a": "x"}}, ["a"], "sft").empty
+
+
+def test_sampled_results_mean_over_samples_and_seeds():
+    """Per query, the mean over samples and seeds (by hand), beside the greedy frame; win rates per decoding."""
+
+    def srec(i, method, sample, seed, score):
+        return {"id": f"s{i}", "method": f"{method}@{sample}", "seed": seed, "score": score, "max_score": 4.0,
+                "answers": {"c": score > 1}, "kinds": {"c": "colour"}}  # fmt: skip
+
+    records = [
+        # s1: vpo samples (4, 2) and (2, 0) -> mean 8/16 = 0.5; sft (0, 0), (2, 2) -> 0.25: a vpo win
+        srec(1, "vpo", 0, 0, 4.0), srec(1, "vpo", 0, 1, 2.0), srec(1, "vpo", 1, 0, 2.0), srec(1, "vpo", 1, 1, 0.0),
+        srec(1, "sft", 0, 0, 0.0), srec(1, "sft", 0, 1, 0.0), srec(1, "sft", 1, 0, 2.0), srec(1, "sft", 1, 1, 2.0),
+        # s2: vpo 1 everywhere -> 0.25; sft 1, 1, 1, 1 -> 0.25: a tie
+        *[srec(2, m, j, s, 1.0) for m in ("vpo", "sft") for j in (0, 1) for s in (0, 1)],
+    ]  # fmt: skip
+    greedy = pd.DataFrame(
+        {"id": ["s1", "s1", "s2", "s2", "s1"], "method": ["vpo", "sft", "vpo", "sft", "raw"],
+         "reward": [0.5, 0.5, 0.25, 0.25, 0.0], "pass_rate": [1.0, 1.0, 0.0, 0.0, 0.0]}
+    )  # fmt: skip
+    out = A.sampled_results(records, greedy, "vpo", "sft", n_boot=100)
+    frame = out["frame"].set_index(["id", "method"])
+    assert frame.loc[("s1", "vpo"), "reward"] == 0.5 and frame.loc[("s1", "sft"), "reward"] == 0.25
+    assert set(frame["samples"]) == {2}
+    overall = out["overall"].set_index(["method", "decoding"])
+    assert set(overall.index) == {(m, d) for m in ("vpo", "sft") for d in ("greedy", "sampled")}  # no raw
+    assert overall.loc[("vpo", "sampled"), "reward"] == pytest.approx((0.5 + 0.25) / 2)
+    assert overall.loc[("sft", "sampled"), "reward"] == pytest.approx((0.25 + 0.25) / 2)
+    assert overall.loc[("sft", "greedy"), "reward"] == pytest.approx((0.5 + 0.25) / 2)
+    wins = out["win_rates"].set_index("decoding")
+    assert wins.loc["greedy", "win_rate"] == 0.5 and wins.loc["greedy", "ties"] == 2  # greedy: two ties
+    assert wins.loc["sampled", "win_rate"] == 0.75 and wins.loc["sampled", "baseline"] == "sft"  # win + tie
+    empty = A.sampled_results([], greedy, "vpo", "sft", n_boot=10)
+    assert empty["overall"].empty and empty["win_rates"].empty

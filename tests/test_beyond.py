@@ -383,4 +383,5 @@ def test_run_model_b_with_a_fake_backend(tmp_path, monkeypatch):
     assert (
         gains[("B", "sft")] == pytest.approx(((1.0 - 0.5) + (0.5 - 0.25)) / 2) and gains[("A", "sft")] == 0.0
     )
-    assert out["summary"]["counts"]["rendered"] == 4 and out["summary"]["win_rates"][0]["win_rate"] == 1.0
+    # 2 methods x 2 queries x the smoke profile's 2 eval seeds (the fake's reward ignores the seed)
+    assert out["summary"]["counts"]["rendered"] == 8 and out["summary"]["win_rates"][0]["win_rate"] == 1.0

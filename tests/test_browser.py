@@ -73,6 +73,14 @@ def test_build_cases(cases):
     assert q2["outcome"] == "unsafe" and q2["failed_dims"] == [] and pd.isna(q2["reward"])
 
 
+def test_build_cases_with_seeds_shows_seed_0_and_the_mean_reward():
+    seed1 = {**VIDEO[0], "seed": 1, "score": 3.0, "answers": {"colour": False, "motion": True}, "gif": None}
+    cases = browser.build_cases(TEXT, [seed1, *VIDEO])  # seed 1 first: seed 0's video is still the one shown
+    raw = cases[(cases.id == "q1") & (cases.method == "raw")].iloc[0]
+    assert raw["reward"] == (0.25 + 0.75) / 2 and raw["gif"] == "/nonexistent.gif"
+    assert raw["failed_dims"] == ["motion"] and len(cases) == 3
+
+
 def test_filters(cases):
     assert browser.filter_cases(cases, method="vpo")["id"].tolist() == ["q1", "q2"]
     assert browser.filter_cases(cases, principle="harmless")["id"].tolist() == ["q2"]

@@ -187,21 +187,14 @@ def test_variant_split_reads_the_pair_set_file(tmp_path):
     rows = [pair(q, "video") for q in QUERIES] + [pair("a text one", "text")]
     write_jsonl(stage04 / "video_pairs.jsonl", rows)
 
-    def stage_input(prefix, name):
-        path = tmp_path / "04_feedback" / name
-        if not path.exists():
-            raise FileNotFoundError(path)
-        return path
-
-    stage = SimpleNamespace(input=stage_input)
     dpo = SimpleNamespace(eval_fraction=0.5, max_pairs=2, max_eval=None)
-    train, evaluation, skipped = variant_split(stage, "video", dpo, seed=0)
+    train, evaluation, skipped = variant_split(stage04, "video", dpo, seed=0)
     kept = [
         {k: p[k] for k in ("prompt", "chosen", "rejected")} for p in rows[:6]
     ]  # the text pair is left out
     full_train, full_eval = split(kept, 0.5, 0)
     assert (train, evaluation, skipped) == (full_train[:2], full_eval, 0) and len(full_eval) == 3
-    assert variant_split(stage, "text", dpo, seed=0) == ([], [], 0)  # 04 wrote no text_pairs.jsonl
+    assert variant_split(stage04, "text", dpo, seed=0) == ([], [], 0)  # 04 wrote no text_pairs.jsonl
 
 
 def test_capped_split_and_require_examples():

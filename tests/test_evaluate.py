@@ -191,3 +191,124 @@ def test_baseline_and_video_prompts(tmp_path):
         "s1": "A red circle moves right."
     }
     assert "caption" not in evaluate.video_prompts(prompts, shapes, caption=False)
+
+
+class SeedVideo(FakeVideo):
+    """The reward depends on the noise: a video's value is noise % 3 + the prompt's length, its reward that / 100."""
+
+    def render(self, prompts, seed):
+        self.seeds.append(seed)
+        return np.stack(
+            [
+                np.full((1, 2, 2, 3), s % 3 + len(p), dtype=np.uint8)
+                for s, p in zip(seed, prompts, strict=True)
+            ]
+        )
+
+    def score(self, questions, video):
+        value = float(video.flat[0])
+        return {"answers": {"long": "yes" if value % 2 else "no"}, "score": value, "max_score": 100.0}
+
+
+NOISE = {"s0": 0, "s0#eval1": 1, "s1": 2, "s1#eval1": 4, "s2": 5, "s2#eval1": 7}  # eval_id -> noise
+
+
+def test_eval_seed_keeps_seed_0_and_keys_the_others():
+    from vpolib.feedback import video_seed
+
+    assert evaluate.eval_seed(42, "shapes-00001", 0) == video_seed(
+        42, "shapes-00001"
+    )  # the one noise of old runs
+    assert evaluate.eval_seed(42, "shapes-00001", 2) == video_seed(42, "shapes-00001#eval2")
+    assert len({evaluate.eval_seed(42, "shapes-00001", s) for s in range(4)}) == 4
+    assert evaluate.seed_key("vpo", "q1") == "vpo|q1" and evaluate.seed_key("vpo", "q1", 2) == "vpo|q1#2"
+    recs = [{"key": evaluate.seed_key(m, "q1", s)} for m in ("raw", "vpo") for s in range(3)]
+    assert [r["key"] for r in evaluate.keep(recs, {"vpo": ["q1"]}, seeds=2)] == ["vpo|q1", "vpo|q1#1"]
+    assert [r["key"] for r in evaluate.keep(recs, {"raw": ["q1"]})] == ["raw|q1"]
+
+
+def test_score_videos_with_seeds_means_keys_and_resume(tmp_path):
+    from vpolib.analysis import video_frame
+
+    queries = [{"id": f"s{i}", "query": f"q{i}"} for i in range(3)]
+    prompts = {"raw": {"s0": "a", "s1": "bb", "s2": "ccc"}, "vpo": {"s0": "aaaa", "s1": "bbbbb"}}
+    path, media = tmp_path / "video_eval.jsonl", tmp_path / "media"
+    backend = SeedVideo()
+    records, counts = evaluate.score_videos(
+        backend, queries, prompts, path, media, NOISE.__getitem__, 2, seeds=2
+    )
+    assert counts == {"resumed": 0, "rendered": 10, "failed": 0}  # (3 + 2 prompts) x 2 seeds
+    # one render per (method, chunk, seed), the same noises for both methods (paired)
+    assert backend.seeds == [[0, 2], [1, 4], [5], [7], [0, 2], [1, 4]]
+    by_key = {r["key"]: r for r in records}
+    assert set(by_key) == {evaluate.seed_key(m, q, s) for m in prompts for q in prompts[m] for s in (0, 1)}
+    assert (by_key["vpo|s0#1"]["seed"], by_key["vpo|s0#1"]["noise_seed"]) == (1, 1)
+    assert by_key["vpo|s0"]["score"] == 4.0 and by_key["vpo|s0#1"]["score"] == 5.0  # 4 letters + noise 0, 1
+    assert by_key["vpo|s0#1"]["gif"] is None and Path(by_key["vpo|s0"]["gif"]).exists()  # GIFs of seed 0 only
+    assert len(list((media / "videos").glob("*.gif"))) == 5
+    # the reward per query is the mean over its seeds: vpo s0 (4 + 5) / 2 / 100, raw s1 (2 + 2 + 2 + 1) / 2 / 100
+    frame = video_frame(records).set_index(["id", "method"])["reward"]
+    assert frame[("s0", "vpo")] == pytest.approx(0.045) and frame[("s1", "raw")] == pytest.approx(0.035)
+    # lose one seed-1 record: only its (method, chunk, seed) is rendered again, and the file ends the same
+    before = sorted(path.read_text().splitlines())
+    path.write_text("\n".join(ln for ln in before if '"vpo|s1#1"' not in ln) + "\n")
+    backend = SeedVideo()
+    records, counts = evaluate.score_videos(
+        backend, queries, prompts, path, media, NOISE.__getitem__, 2, seeds=2
+    )
+    assert backend.seeds == [[1, 4]] and counts == {"resumed": 9, "rendered": 1, "failed": 0}
+    assert sorted(path.read_text().splitlines()) == before
+    # a run with one seed reads the same file: seed 0's records only (the keys of earlier runs)
+    one = evaluate.keep(records, prompts, seeds=1)
+    assert sorted(r["key"] for r in one) == sorted(evaluate.key(m, q) for m in prompts for q in prompts[m])
+
+
+def test_sampled_videos_with_a_fake_sampler(tmp_path, monkeypatch):
+    """Sampled decoding: k prompts per query from each trained optimizer (a fake sampler here), each rendered with
+    the eval seeds; resumable (a rerun loads no model) and a method without a saved model is skipped."""
+    from vpolib import checkpoints, generation
+    from vpolib.config import load_config
+
+    cfg = load_config("smoke", {"analysis.sampled": 2, "analysis.eval_seeds": 2, "analysis.video_batch": 2})
+    loads, calls = [], []
+
+    def fake_load(path, device=None, dtype=None):
+        loads.append(Path(path).parent.name)
+        return Path(path).parent.name, "tok"
+
+    def fake_sampler(model, tokenizer, params, instruction, seed, batch_size):
+        assert (params.samples_per_query, params.temperature, params.top_p) == (
+            cfg.analysis.sampled,
+            0.7,
+            1.0,
+        )
+
+        def sample(queries, ids, sources):
+            calls.append(list(ids))
+            return [[f"{model[3:]} {q} {j}" for j in range(params.samples_per_query)] for q in queries]
+
+        return sample
+
+    monkeypatch.setattr(checkpoints, "load_optimizer", fake_load)
+    monkeypatch.setattr(generation, "sampler", fake_sampler)
+    (tmp_path / "run" / "03_sft" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "05_dpo" / "model").mkdir(parents=True)
+    queries = [{"id": f"s{i}", "query": "q" * (i + 1), "source": "shapes"} for i in range(2)]
+    out = tmp_path / "06"
+    records, counts, notes = evaluate.sampled_videos(
+        cfg, tmp_path / "run", queries, SeedVideo(), out, NOISE.__getitem__
+    )
+    assert loads == ["03_sft", "05_dpo"] and notes == [] and calls == [["s0", "s1"], ["s0", "s1"]]
+    assert counts["rendered"] == 2 * 2 * 2 * 2  # methods x samples x queries x seeds
+    by_key = {r["key"]: r for r in records}
+    # "dpo q 1": sample 1 of vpo for s0, 7 characters; seed 1 of s0 is noise 1
+    assert by_key["vpo@1|s0#1"]["prompt"] == "dpo q 1" and by_key["vpo@1|s0#1"]["score"] == 8.0
+    assert (out / "sampled_sft_k2_t0.7.jsonl").exists() and (out / "sampled_eval_k2_t0.7.jsonl").exists()
+    again, counts, _ = evaluate.sampled_videos(
+        cfg, tmp_path / "run", queries, SeedVideo(), out, NOISE.__getitem__
+    )
+    assert loads == ["03_sft", "05_dpo"] and counts["rendered"] == 0 and len(again) == len(records)
+    (tmp_path / "run" / "05_dpo" / "model").rmdir()
+    cfg.analysis.sampled = 3  # new settings, new files: vpo has no model to sample from
+    _, _, notes = evaluate.sampled_videos(cfg, tmp_path / "run", queries, SeedVideo(), out, NOISE.__getitem__)
+    assert len(notes) == 1 and "vpo skipped" in notes[0]

@@ -18,10 +18,30 @@ def test_05_dpo(smoke_stage):
     dpo = load_config("smoke").dpo
     assert m["beta"] == dpo.trainer["beta"]
     pairs, _ = read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")
-    merged = json.loads((run_dir / "04_feedback" / "metrics.json").read_text())["merge"]
+    tracks = json.loads((run_dir / "04_feedback" / "metrics.json").read_text())["tracks"]
     assert m["pairs"]["records"] == len(pairs)
-    assert m["pairs"]["by_source"] == {s: merged[s]["kept"] for s in ("text", "video") if merged[s]["kept"]}
-    # VPO trains on the merged pairs; an ablation on all pairs of its kind (04 writes each kind apart)
+    assert m["pairs"]["by_source"] == {s: tracks[s]["pairs"] for s in ("text", "video") if tracks[s]["pairs"]}
+    # rounds: 0 is the SFT model; round 1 trains on 04's pairs, round 2 on its own samples from round 1's model
+    rounds = m["rounds"]
+    assert [r["round"] for r in rounds] == list(range(dpo.rounds + 1)) and dpo.rounds == 2
+    assert [r["model"] for r in rounds] == ["sft", "model_r1", "model"]
+    assert rounds[1]["collected"] is None and rounds[2]["collected"]["round"] == 2
+    second = rounds[2]["collected"]
+    fb = load_config("smoke").feedback
+    assert second["videos_rendered"] == fb.n_queries * fb.samples_per_query * fb.reward_seeds
+    assert (
+        second["tokens_generated"] > 0
+        and second["pairs"] == second["text"]["pairs"] + second["video"]["pairs"]
+    )
+    round2, _ = read_jsonl(stage / "round2" / "pairs.jsonl")
+    assert len(round2) == second["pairs"] and {p["round"] for p in round2} == {2}
+    assert all(0 <= r["dev_reward"] <= 1 for r in rounds) and all(
+        0 <= r["dev_changed"] <= 1 for r in rounds[1:]
+    )
+    r2_info = json.loads((stage / "model" / "train_info.json").read_text())
+    assert r2_info["start"]["adapters"][-1] == "../model_r1"  # round 2 starts from round 1
+    weights = m["loss_weights"]
+    # VPO trains on the round's pairs; an ablation on one of 04's pair files
     sources = {
         name: read_jsonl(run_dir / "04_feedback" / PAIR_FILES[name])[0]
         for name in m["variants"]
@@ -30,12 +50,15 @@ def test_05_dpo(smoke_stage):
     trained = set(m["variants"]) | set(m["skipped_variants"])
     assert trained == {dpo.pairs, *dpo.ablations} and dpo.pairs in m["variants"]
     for name, v in m["variants"].items():
-        usable = sum(p.get("source") in PAIR_SETS[name] for p in sources[name])
+        records = round2 if name == dpo.pairs else sources[name]
+        usable = sum(p.get("source") in PAIR_SETS[name] for p in records) - v["skipped_pairs"]
         n_eval = max(1, round(usable * dpo.eval_fraction))  # vpolib.examples.split
-        assert (v["train_pairs"], v["eval_pairs"], v["skipped_pairs"]) == (usable - n_eval, n_eval, 0)
+        assert (v["train_pairs"], v["eval_pairs"]) == (min(usable - n_eval, dpo.max_pairs), n_eval)
         assert v["steps"] == dpo.trainer["max_steps"] == 3
         assert all(math.isfinite(x) for x in v["loss"])
-        assert v["loss"][0] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at step 1
+        # policy == reference at step 1: the DPO term is ln 2, the NLL term (RPO) is positive
+        assert v["loss"][0] >= weights["sigmoid"] * math.log(2) - 1e-3
+        assert v["loss"][0] == pytest.approx(math.log(2), abs=1e-3) or weights.get("sft", 0) > 0
         assert "nan_loss" not in v["failure_signs"]
         saved = stage / ("model" if name == dpo.pairs else f"model_{name}")
         # LoRA: the adapter only (it reloads on 03's model); full DPO: a plain model dir

@@ -12,3 +12,44 @@ def test_readme_results_are_generated_from_the_committed_files():
         [sys.executable, "scripts/results_table.py", "--check"], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
+
+
+def _script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_table", REPO_ROOT / "scripts/results_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_evaluation_lines_need_no_new_keys():
+    """Results files from before issue 24 (no changed_vs_sft, no sampled decoding) give no extra line."""
+    table = _script()
+    assert table.evaluation_lines({"text": {}, "video": {}}) == []
+    res = {
+        "text": {"changed_vs_sft": [{"method": "vpo", "n": 4, "changed": 1, "share": 0.25}]},
+        "video": {
+            "changed_vs_sft": [{"method": "vpo", "n": 10, "changed": 5, "share": 0.5}],
+            "sampled": {
+                "samples": 3,
+                "temperature": 0.7,
+                "seeds": 3,
+                "overall": [
+                    {
+                        "method": m,
+                        "decoding": "sampled",
+                        "reward": r,
+                        "reward_lo": r - 0.1,
+                        "reward_hi": r + 0.1,
+                    }
+                    for m, r in (("sft", 0.5), ("vpo", 0.6))
+                ],
+                "win_rates": [{"decoding": "sampled", "win_rate": 0.7, "lo": 0.55, "hi": 0.85, "n": 10}],
+            },
+        },
+    }
+    changed, sampled = table.evaluation_lines(res)
+    assert changed == "- Held-out prompts of **VPO** that differ from SFT's: text 25% of 4, video 50% of 10."
+    assert "VPO 0.600 [0.500, 0.700] vs SFT 0.500 [0.400, 0.600]" in sampled
+    assert "0.70 [0.55, 0.85] (n=10): the CI lies **above 0.5**" in sampled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import matplotlib
@@ -353,7 +354,13 @@ def test_results_json_and_stage_metrics():
            "video_backend": "shapesworld", "has_video": True, "n_heldout": 9, "real": real, "n_video": 2}  # fmt: skip
     counts = {"judge": {"judged": 6}, "video": {"rendered": 6}}
     results = report.results_json(run, text, video, timings, counts=counts, notes=["n1"], beyond={})
-    assert results["n"] == {"heldout": 9, "text_queries": 2, "harmful_queries": 1, "video_queries": 2}
+    assert results["n"] == {
+        "heldout": 9,
+        "text_queries": 2,
+        "harmful_queries": 1,
+        "video_queries": 2,
+        "video_seeds": 1,
+    }
     assert results["methods"] == {"text": ["raw", "sft", "vpo"], "video": ["raw", "sft", "vpo"]}
     assert results["timings"] == {"stages": {"01_data": 9.0}, "total_finished_seconds": 9.0}
     assert [r["baseline"] for r in results["video"]["sft_over_raw"]] == ["raw"]
@@ -366,3 +373,84 @@ def test_results_json_and_stage_metrics():
         "vpo": 0.75,
     }  # (0 + 0.5) / 2, (0.5 + 0.5) / 2, (1 + 0.5) / 2
     assert (m["n_text_queries"], m["n_video_queries"], m["n_notes"]) == (2, 2, 1)
+
+
+def test_gallery_shows_the_mean_over_seeds_beside_the_video():
+    _, _, records = _stage06_tables()
+    extra = {**records[2], "key": "vpo|s0#1", "seed": 1, "score": 1.0, "gif": None}  # vpo s0: 2/2 and 1/2
+    from vpolib import analysis
+
+    frame = analysis.video_frame([*records, extra])
+    entries = report.gallery([*records, extra], frame, ["raw", "vpo"], {"s0": "a", "s1": "b"}, "vpo", size=2)
+    vpo = entries[0]["items"][1]
+    assert (vpo["method"], vpo["reward"], vpo["video_reward"]) == ("vpo", 0.75, 1.0)
+    assert "mean over seeds; this video 1.00" in report._card(vpo)
+
+
+def test_side_by_side_shows_the_first_changed_queries(tmp_path):
+    from vpolib.video import save_video
+
+    gif = save_video(np.zeros((2, 4, 4, 3), dtype=np.uint8), tmp_path / "v.gif")
+    recs = [
+        {
+            "key": f"{m}|s{i}",
+            "id": f"s{i}",
+            "method": m,
+            "prompt": p,
+            "score": sc,
+            "max_score": 2.0,
+            "gif": str(gif),
+        }
+        for i, (sft, vpo) in enumerate([("same", "same"), ("red ball", "a red circle <moves>"), ("x", "y")])
+        for m, p, sc in (("sft", sft, 1.0), ("vpo", vpo, 2.0))
+    ]
+    assert report.changed_pairs(recs, "sft", "vpo", n=5) == ["s1", "s2"]  # s0: the same prompt
+    assert report.changed_pairs(recs, "sft", "vpo", n=1) == ["s1"]
+    frame = pd.DataFrame({"id": ["s1", "s1"], "method": ["sft", "vpo"], "reward": [0.25, 0.75]})
+    page = report.side_by_side(recs, frame, {"s1": "red ball", "s2": "x"}, "sft", "vpo", n=1)
+    assert page.count("data:image/gif;base64,") == 2 and "s2" not in page
+    assert "a red circle &lt;moves&gt;" in page  # escaped
+    assert "reward 1.00, mean over seeds 0.75" in page and "reward 0.50, mean over seeds 0.25" in page
+    assert "No held-out query" in report.side_by_side(recs[:2], frame, {}, "sft", "vpo")
+
+
+def test_results_json_with_changed_prompts_and_sampled_decoding():
+    from vpolib import analysis
+
+    text, video, _ = _stage06_tables()
+    prompts = {
+        "sft": {"q0": "a", "q1": "b", "s0": "c", "s1": "d"},
+        "vpo": {"q0": "a", "q1": "B", "s0": "c", "s1": "d"},
+    }
+    text["changed_vs_sft"] = analysis.changed_vs(prompts, ["q0", "q1"], "sft", ["sft", "vpo"])
+    video["changed_vs_sft"] = analysis.changed_vs(prompts, ["s0", "s1"], "sft", ["sft", "vpo"])
+    s_records = [
+        {"id": f"s{i}", "method": f"{m}@0", "score": sc, "max_score": 2.0, "answers": {}}
+        for i in range(2)
+        for m, sc in (("sft", 1.0), ("vpo", 2.0))
+    ]
+    sampled = analysis.sampled_results(s_records, video["frame"], "vpo", "sft", n_boot=20)
+    video["sampled"] = {"samples": 1, "temperature": 0.7, "seeds": 1, **sampled}
+    timings = pd.DataFrame({"stage": ["total (finished stages)"], "seconds": [1.0]})
+    run = {"profile": "smoke", "manifest": {}, "seed": 0, "judge": "rule", "target": "vpo",
+           "video_backend": "shapesworld", "has_video": True, "n_heldout": 4, "real": [], "n_video": 2}  # fmt: skip
+    counts = {"judge": {}, "video": {}, "sampled": {"rendered": 4}}
+    results = report.results_json(run, text, video, timings, counts=counts)
+    assert results["text"]["changed_vs_sft"] == [
+        {"method": "vpo", "base": "sft", "n": 2, "changed": 1, "share": 0.5}
+    ]
+    assert results["video"]["changed_vs_sft"][0]["share"] == 0.0 and results["n"]["video_seeds"] == 1
+    s = results["video"]["sampled"]
+    assert (s["samples"], s["temperature"], s["seeds"]) == (1, 0.7, 1) and "frame" not in s
+    rewards = {(r["method"], r["decoding"]): r["reward"] for r in s["overall"]}
+    assert rewards == {
+        ("vpo", "greedy"): 0.75,
+        ("sft", "greedy"): 0.5,
+        ("vpo", "sampled"): 1.0,
+        ("sft", "sampled"): 0.5,
+    }
+    assert [(r["decoding"], r["win_rate"]) for r in s["win_rates"]] == [("greedy", 0.75), ("sampled", 1.0)]
+    m = report.stage_metrics(results, text, video, n_notes=0)
+    assert m["changed_vs_sft"] == {"vpo": 0.0} and m["sampled_reward"]["vpo/sampled"] == 1.0
+    assert m["sampled"] == {"rendered": 4}
+    json.dumps(results)  # JSON-ready

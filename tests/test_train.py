@@ -92,7 +92,8 @@ def test_cli_sft_then_dpo_on_a_run_dir_under_accelerate_launch(tmp_path):
     ]
     for kind in ("sft", "dpo"):
         res = subprocess.run(
-            env_cmd + [kind, "--run-dir", str(run), "--profile", "smoke", "--set", "seed=3"],
+            env_cmd
+            + [kind, "--run-dir", str(run), "--profile", "smoke", "--set", "seed=3", "--set", "dpo.rounds=1"],
             capture_output=True,
             text=True,
             cwd=REPO_ROOT,
@@ -112,6 +113,26 @@ def test_cli_sft_then_dpo_on_a_run_dir_under_accelerate_launch(tmp_path):
     )
     model, tok = load_optimizer(run / "05_dpo" / "model")
     assert len(generate_prompts(model, tok, QUERIES[:2], n=2, max_new_tokens=6)) == 2
+
+
+def test_dpo_job_trains_each_pair_set_on_what_notebook_05_reads(tmp_path):
+    """One code path: the CLI's DPO job and notebook 05 (examples.variant_split) read the same pairs per set."""
+    from vpolib.examples import PAIR_FILES, variant_split
+    from vpolib.train import dpo_job
+
+    run = tmp_path / "run"
+    for name in ("pairs", "text_pairs", "video_pairs", "paper_pairs"):
+        source = "video" if name == "video_pairs" else "text"
+        write_jsonl(run / "04_feedback" / f"{name}.jsonl", [{**pair(q), "source": source} for q in QUERIES])
+    cfg = load_config("smoke", {"dpo": {"rounds": 2}})
+    for name in PAIR_FILES:
+        job = dpo_job(cfg, run, name)
+        train, evaluation, _ = variant_split(run / "04_feedback", name, cfg.dpo, cfg.seed)
+        assert (job["train"], job["evaluation"]) == (train, evaluation) and train
+    assert dpo_job(cfg, run)["out_dir"].endswith(
+        "model_r1"
+    )  # round 1 of 2: later rounds sample in notebook 05
+    assert dpo_job(cfg, run, "paper")["out_dir"].endswith("model_paper")
 
 
 def test_launch_args_follow_the_profile():

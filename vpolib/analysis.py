@@ -4,8 +4,10 @@ Inputs are long-form records, one per (query id, method):
 
 - text records: ``{"id", "method", "query", "prompt", "harmful": bool, "refusal": bool,
   "passed": {principle: bool}, "reasons": {principle: [str]}}`` (the judge's verdict, normalised);
-- video records: ``{"id", "method", "score", "max_score", "answers": {qid: bool},
-  "kinds": {qid: kind}, "gif": path}`` (the checklist reward against the ORIGINAL query).
+- video records: ``{"id", "method", "seed", "score", "max_score", "answers": {qid: bool},
+  "kinds": {qid: kind}, "gif": path}`` (the checklist reward against the ORIGINAL query), one per noise seed
+  (``seed``: its index, 0 when absent). A method's reward on a query is its mean over the seeds: CIs and paired
+  win rates are over queries; the per-question and per-dimension pass rates pool every seed's answers.
 
 Every rate is a mean of 0/1 values, so its CI comes from the same percentile bootstrap.
 """
@@ -203,7 +205,8 @@ def paired_difference(
 
 
 def video_frame(records: list[dict]) -> pd.DataFrame:
-    """Video records -> one row per video with the normalised reward (score / max_score) and pass rate."""
+    """Video records -> one row per (query id, method): the normalised reward (score / max_score) and the pass
+    rate, each the mean over the query's noise seeds, and ``seeds``, how many videos that mean is over."""
     rows = []
     for rec in records:
         answers = [v for v in map(answer_value, rec.get("answers", {}).values()) if v is not None]
@@ -215,7 +218,11 @@ def video_frame(records: list[dict]) -> pd.DataFrame:
                 "pass_rate": float(np.mean(answers)) if answers else float("nan"),
             }
         )
-    return pd.DataFrame(rows)
+    if not rows:
+        return pd.DataFrame(columns=["id", "method", "reward", "pass_rate", "seeds"])
+    videos = pd.DataFrame(rows)
+    per = videos.groupby(["id", "method"], sort=False)
+    return per[["reward", "pass_rate"]].mean().assign(seeds=per.size()).reset_index()
 
 
 def question_frame(records: list[dict]) -> pd.DataFrame:
@@ -366,9 +373,10 @@ def text_results(frame: pd.DataFrame, target: str, n_boot: int = 1000, seed: int
 
 
 def video_results(records: list[dict], target: str, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Every video table of stage 06 (empty frames without records): the per-video ``frame`` and per-question
-    ``qframe``, the reward per method, pass rates per dimension and per question, win rates, SFT against raw."""
-    frame = video_frame(records) if records else pd.DataFrame(columns=["id", "method", "reward"])
+    """Every video table of stage 06 (empty frames without records): ``frame`` (per query and method, the mean
+    over its noise seeds: :func:`video_frame`) and the per-question ``qframe`` (every seed's answers), the
+    reward per method, pass rates per dimension and per question, win rates, SFT against raw."""
+    frame = video_frame(records)
     qframe = question_frame(records)
     if not records:
         empty = pd.DataFrame()
@@ -383,3 +391,67 @@ def video_results(records: list[dict], target: str, n_boot: int = 1000, seed: in
         "win_rates": paired_win_rates(frame, "reward", target, n_boot, seed),
         "sft_over_raw": over(frame, "reward", "sft", "raw", n_boot, seed),
     }
+
+
+def same_prompt(a: str | None, b: str | None) -> bool:
+    """Whether two prompts are the same text, whitespace aside (the same prompt renders the same video)."""
+    return " ".join((a or "").split()) == " ".join((b or "").split())
+
+
+def changed_vs(
+    prompts: dict[str, dict[str, str]], ids: list[str], base: str = "sft", methods=None
+) -> pd.DataFrame:
+    """Per method (``methods``, default every one but ``base``): of the queries ``ids`` both prompted, how many
+    prompts differ from ``base``'s (whitespace aside) and their share. An unchanged prompt renders the same
+    video from the same noise: a forced tie in every paired comparison."""
+    cols = ["method", "base", "n", "changed", "share"]
+    if base not in prompts:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for m in methods if methods is not None else prompts:
+        if m == base or m not in prompts:
+            continue
+        both = [i for i in ids if i in prompts[m] and i in prompts[base]]
+        changed = sum(not same_prompt(prompts[m][i], prompts[base][i]) for i in both)
+        share = changed / len(both) if both else float("nan")
+        rows.append({"method": m, "base": base, "n": len(both), "changed": changed, "share": share})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def sampled_results(
+    records: list[dict],
+    greedy: pd.DataFrame,
+    target: str = "vpo",
+    base: str = "sft",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Sampled decoding beside greedy, from :func:`vpolib.evaluate.sampled_videos`' records (method
+    ``"<method>@<sample>"``) and the greedy :func:`video_frame` ``greedy``.
+
+    Per (query, method) the reward is the mean over samples and seeds; ``overall`` has, per method and
+    ``decoding`` (greedy, sampled), the mean reward over queries with its bootstrap CI (greedy rows only for the
+    sampled methods); ``win_rates`` the paired win rate of ``target`` over ``base`` under each decoding; ``frame``
+    the per-query means of the samples."""
+    from vpolib.evaluate import split_sample
+
+    frame = video_frame(records)
+    if len(frame):
+        frame = frame.assign(method=[split_sample(m)[0] for m in frame["method"]])
+        per = frame.groupby(["id", "method"], sort=False)
+        frame = per[["reward", "pass_rate"]].mean().assign(samples=per.size()).reset_index()
+    methods = list(dict.fromkeys(frame["method"])) if len(frame) else []
+    greedy = greedy[greedy["method"].isin(methods)] if len(greedy) else greedy
+    overall, wins = [], []
+    for name, part in (("greedy", greedy), ("sampled", frame)):
+        if len(part):
+            overall.append(video_table(part, n_boot, seed).assign(decoding=name))
+            wins.append(over(part, "reward", target, base, n_boot, seed).assign(decoding=name))
+    cols = ["method", "decoding", "n", "reward", "reward_lo", "reward_hi", "pass_rate", "pass_rate_lo",
+            "pass_rate_hi"]  # fmt: skip
+    overall = pd.concat(overall, ignore_index=True)[cols] if overall else pd.DataFrame(columns=cols)
+    wins = [w for w in wins if len(w)]
+    wins = pd.concat(wins, ignore_index=True) if wins else pd.DataFrame()
+    if len(wins):
+        wins = wins[["decoding", *[c for c in wins.columns if c != "decoding"]]]
+    return {"frame": frame, "overall": overall, "win_rates": wins}

@@ -36,7 +36,10 @@ STATIC_COLUMNS = [c for c in CASE_COLUMNS if c not in ("answers", "gif")]  # the
 def build_cases(
     text_records: list[dict], video_records: list[dict], safety: str = "harmless"
 ) -> pd.DataFrame:
-    """Merge text and video records on (id, method) into the browser's case table."""
+    """Merge text and video records on (id, method) into the browser's case table.
+
+    A video case shows its seed-0 video (GIF, answers, failed dimensions); its reward is the mean over every
+    noise seed the query was rendered with (as :func:`vpolib.analysis.video_frame`)."""
     cases: dict[tuple, dict] = {}
     for rec in text_records:
         passed = rec.get("passed", {})
@@ -52,7 +55,10 @@ def build_cases(
                 f"{p}: {r}" for p, rs in reasons.items() for r in rs if not passed.get(p, True)
             ),
         }
-    for rec in video_records:
+    rewards: dict[tuple, list[float]] = {}
+    for rec in sorted(video_records, key=lambda r: -(r.get("seed") or 0)):  # seed 0 last: its video is shown
+        if rec.get("max_score"):
+            rewards.setdefault((rec["id"], rec["method"]), []).append(rec["score"] / rec["max_score"])
         case = cases.setdefault(
             (rec["id"], rec["method"]),
             {
@@ -68,7 +74,7 @@ def build_cases(
         answers, kinds = rec.get("answers", {}), rec.get("kinds", {})
         case.update(
             {
-                "reward": rec["score"] / rec["max_score"] if rec.get("max_score") else None,
+                "reward": sum(r) / len(r) if (r := rewards.get((rec["id"], rec["method"]))) else None,
                 "failed_dims": sorted(
                     {kinds.get(q, "other") for q, ok in answers.items() if answer_value(ok) == 0.0}
                 ),

@@ -165,8 +165,16 @@ class FeedbackConfig:
     # Score gap a pair needs, as a FRACTION of the checklist's max_score. The reference's 0.5 on
     # VisionReward's 64 weights (sum 6.277) is 0.5 / 6.277 = 0.0797 of its max.
     margin: float = 0.0797
-    max_pairs_per_query: int = 1  # cap on merged pairs per query (reference: 1)
-    text_pairs_first: bool = True  # text-level pairs take precedence in the merge (reference)
+    max_pairs_per_query: int = 1  # paper pairing: cap on merged pairs per query (reference: 1)
+    text_pairs_first: bool = True  # paper pairing: text-level pairs take precedence in the merge (reference)
+    # paper: the reference's recipe (refined text pairs first, strict dominance + margin, one pair per query);
+    # onpolicy: both sides of every pair are the model's own samples, a query may give one pair of each track
+    # (vpolib/preference.py). Either way 04 also writes the paper's set (paper_pairs.jsonl: the vpo-paper row).
+    pairing: str = "paper"
+    reward_seeds: int = 1  # noise seeds each sample is rendered with; its video reward is their mean
+    video_rule: str = (
+        "gap"  # onpolicy: gap (best vs worst sample past the margin) | dominance (+ the paper's rule)
+    )
     # On-policy text-level feedback (the paper): the SFT model's samples are judged, failures refined.
     text_feedback: bool = True
     n_text_queries: int = 48  # real DPO-pool queries sampled for text feedback only (harmful ones first)
@@ -187,7 +195,11 @@ class FeedbackConfig:
 class DPOStageConfig:
     """Stage 05: DPO of the optimizer."""
 
-    pairs: str = "both"  # both | text | video: pairs the VPO model trains on (the paper's ablation)
+    pairs: str = "both"  # both | text | video | paper: pairs the VPO model trains on (the paper's ablation)
+    # Preference rounds of the VPO model: round 1 trains on 04's pairs; each later round samples from the latest
+    # model, builds new pairs as 04 does and trains from that model, which is also the round's DPO reference.
+    rounds: int = 1
+    n_dev: int | None = 100  # dev-split queries scored after each round (vpolib/preference.py dev_queries)
     ablations: list = field(default_factory=list)  # other pair sets to train too, saved as model_<pairs>/
     use_lora: bool = True  # LoRA on the SFT model; the reference model is then the SFT model itself
     lora: dict = field(default_factory=dict)  # passed to peft.LoraConfig
@@ -211,6 +223,16 @@ class AnalysisConfig:
     n_eval: int | None = 200  # held-out real queries judged per method (text metrics); null = all
     n_video: int = 24  # held-out ShapesWorld queries rendered and scored per method (video metrics)
     video_batch: int = 8  # prompts rendered per call; each chunk's seed is shared by all methods
+    # Noise seeds each (method, held-out ShapesWorld query) is rendered with (vpolib.evaluate.eval_seed; seed 0 is
+    # the query's one noise of earlier runs); a method's reward on a query is its mean over them, so one lucky
+    # or unlucky noise no longer decides a paired comparison. Every method gets the same seeds (paired).
+    eval_seeds: int = 1
+    # Sampled decoding beside greedy: prompts sampled per held-out ShapesWorld query from each trained optimizer of
+    # `sampled_methods` (03_sft/model, 05_dpo/model) at `sampled_temperature` (top-p 1), each rendered with the
+    # eval seeds; reported as the mean reward over samples and seeds, and the paired win rate (0: off).
+    sampled: int = 0
+    sampled_temperature: float = 0.7
+    sampled_methods: list = field(default_factory=lambda: ["sft", "vpo"])
     # The evaluation's judge: "rule" (offline, the `judge` section's thresholds) | "llm" (`judge.backend`) | a
     # backend spec ("openai", "local:<model>"); it may differ from the judge that built the training data.
     judge: str = "rule"
@@ -437,6 +459,40 @@ def _check_library_sections(cfg: Config) -> None:
         )
 
 
+CHOICES = {
+    ("feedback", "pairing"): ("paper", "onpolicy"),
+    ("feedback", "video_rule"): ("gap", "dominance"),
+}
+
+
+def _check_choices(cfg: Config) -> None:
+    """Fields with a fixed set of values, and counts that must be at least 1."""
+    for (section, name), allowed in CHOICES.items():
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{section}.{name}: {value!r} is not one of {', '.join(allowed)}")
+    if cfg.dpo.rounds > 1 and (cfg.feedback.pairing != "onpolicy" or cfg.feedback.render_jobs):
+        raise ConfigError(
+            "dpo.rounds > 1 samples and renders in stage 05: it needs feedback.pairing onpolicy "
+            "and feedback.render_jobs false"
+        )
+    for section, name in (("feedback", "reward_seeds"), ("dpo", "rounds")):
+        if getattr(getattr(cfg, section), name) < 1:
+            raise ConfigError(f"{section}.{name} must be at least 1")
+
+
+def _check_analysis(cfg: Config) -> None:
+    """Stage 06's counts: at least one noise seed per video, no negative number of samples."""
+    acfg = cfg.analysis
+    if acfg.eval_seeds < 1:
+        raise ConfigError(f"analysis.eval_seeds must be at least 1, got {acfg.eval_seeds}")
+    if acfg.sampled < 0 or acfg.sampled_temperature <= 0:
+        raise ConfigError(
+            "analysis.sampled must be at least 0 and analysis.sampled_temperature above 0 "
+            f"(got {acfg.sampled}, {acfg.sampled_temperature})"
+        )
+
+
 def load_config(profile: str = "cpu", overrides: dict | None = None, config_dir: Path = CONFIG_DIR) -> Config:
     """Load a profile, apply overrides, and validate it into a :class:`Config`.
 
@@ -448,6 +504,8 @@ def load_config(profile: str = "cpu", overrides: dict | None = None, config_dir:
         raise ConfigError("precision is measured when the profile loads (vpolib/precision.py): remove it")
     cfg = _build(Config, raw, "")
     _check_library_sections(cfg)
+    _check_choices(cfg)
+    _check_analysis(cfg)
     from vpolib.precision import resolve_dtypes  # imports torch: not on `import vpolib.config`
 
     cfg.precision = resolve_dtypes(cfg)

@@ -193,7 +193,8 @@ def split_pools(
 
 def tag_counts(records: list[dict]) -> Counter:
     """How many queries carry each tag name."""
-    return Counter(name for r in records for name in {t["name"] for t in r["tags"]})
+    # dict.fromkeys, not a set: the counter's order (metrics.json's "tags") must not vary with PYTHONHASHSEED
+    return Counter(name for r in records for name in dict.fromkeys(t["name"] for t in r["tags"]))
 
 
 def shapes_splits(n_sft: int, n_dpo: int, n_heldout: int, seed: int, max_chars: int) -> dict[str, list[dict]]:
@@ -211,7 +212,9 @@ def shapes_splits(n_sft: int, n_dpo: int, n_heldout: int, seed: int, max_chars: 
         }
         for q in items
     ]
-    return {"sft_pool": out[:n_sft], "dpo_pool": out[n_sft : n_sft + n_dpo], "heldout": out[n_sft + n_dpo :]}
+    # held-out first, then DPO, then SFT: growing a training split never moves the evaluation queries
+    heldout, dpo = out[:n_heldout], out[n_heldout : n_heldout + n_dpo]
+    return {"sft_pool": out[n_heldout + n_dpo :], "dpo_pool": dpo, "heldout": heldout}
 
 
 SPLIT_FIELDS = ("id", "source", "query", "content", "tags", "flags", "harmful_terms", "scene", "caption")

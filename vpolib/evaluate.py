@@ -1,7 +1,8 @@
 """Stage 06 data collection: every method's held-out prompts, judged and (for ShapesWorld) rendered and scored.
 
-Both loops append one JSONL record per (method, query id) as it finishes and skip finished keys on a
-rerun, so a killed evaluation resumes. Records have the shapes :mod:`vpolib.analysis` reads.
+Both loops append one JSONL record per (method, query id) (per noise seed too, for videos) as it finishes and
+skip finished keys on a rerun, so a killed evaluation resumes. Records have the shapes :mod:`vpolib.analysis`
+reads. Sampled decoding (:func:`sampled_videos`) renders prompts sampled from the trained optimizers the same way.
 """
 
 from __future__ import annotations
@@ -21,10 +22,30 @@ def key(method: str, query_id: str) -> str:
     return f"{method}|{query_id}"
 
 
-def keep(records: list[dict], prompts: dict) -> list[dict]:
-    """The records of ``prompts``' (method, query id) pairs only (``{method: ids}``; a resumed file may hold
-    more)."""
-    wanted = {key(m, q) for m, ids in prompts.items() for q in ids}
+def seed_key(method: str, query_id: str, s: int = 0) -> str:
+    """The key of a video rendered with eval seed ``s``: seed 0 keeps :func:`key` (files of one-seed runs still
+    resume), seed s >= 1 is ``"<key>#<s>"``."""
+    return key(method, query_id) + (f"#{s}" if s else "")
+
+
+def eval_id(query_id: str, s: int = 0) -> str:
+    """What eval seed ``s`` of a query is derived from: the query id itself for seed 0 (the one noise of every
+    earlier run), ``"<id>#eval<s>"`` for the others."""
+    return query_id if s == 0 else f"{query_id}#eval{s}"
+
+
+def eval_seed(seed: int, query_id: str, s: int = 0) -> int:
+    """The noise of eval seed ``s`` of a held-out query, whichever method's prompt renders it (paired): seed 0 is
+    ``feedback.video_seed(seed, id)``, seed s >= 1 ``feedback.video_seed(seed, "<id>#eval<s>")``."""
+    from vpolib.feedback import video_seed
+
+    return video_seed(seed, eval_id(query_id, s))
+
+
+def keep(records: list[dict], prompts: dict, seeds: int = 1) -> list[dict]:
+    """The records of ``prompts``' (method, query id) pairs only (``{method: ids}``), eval seeds ``0..seeds-1``
+    (a resumed file may hold more)."""
+    wanted = {seed_key(m, q, s) for m, ids in prompts.items() for q in ids for s in range(seeds)}
     return [r for r in records if r["key"] in wanted]
 
 
@@ -176,52 +197,141 @@ def score_videos(
     media_dir: Path,
     seed_of,
     batch: int = 8,
+    seeds: int = 1,
+    gifs: bool = True,
 ) -> tuple[list[dict], dict]:
-    """Render each method's prompt for each query and score it against the ORIGINAL query's checklist.
+    """Render each method's prompt for each query with ``seeds`` noise seeds and score every video against the
+    ORIGINAL query's checklist.
 
-    Each query's video starts from its own noise (``seed_of(id)``), the same for every method, so each query
-    sees the same starting noise whichever prompt renders it (paired comparison). Queries are cut into fixed
-    chunks; a chunk is redone whole if any of its videos is missing (same seeds, same videos).
+    Seed 0 of a query is ``seed_of(id)``, seed s >= 1 ``seed_of(eval_id(id, s))`` (with ``seed_of =
+    feedback.video_seed(run seed, .)`` that is :func:`eval_seed`): the same for every method, so each query sees
+    the same noises whichever prompt renders it (paired comparison). Records carry their seed index (``"seed"``)
+    and key (:func:`seed_key`). Queries are cut into fixed chunks, one render per (method, chunk, seed); a chunk
+    is redone whole if any of its videos is missing (same seeds, same videos). With ``gifs`` the seed-0 video
+    of each (method, query) is saved as a GIF (``"gif"``; None for the other seeds).
     """
     done = {r["key"] for r in read_jsonl(path)[0]} if path.exists() else set()
     checklists = {q["id"]: backend.checklist(q["query"]) for q in queries}
     chunks = [queries[i : i + batch] for i in range(0, len(queries), batch)]
     jobs = [
-        (m, c)
+        (m, c, s)
         for m in prompts
         for c in chunks
-        if any(q["id"] in prompts[m] and key(m, q["id"]) not in done for q in c)
+        for s in range(seeds)
+        if any(q["id"] in prompts[m] and seed_key(m, q["id"], s) not in done for q in c)
     ]
     counts = {"resumed": len(done), "rendered": 0, "failed": 0}
-    for method, chunk in track(jobs, desc="rendering", disable=not jobs):
+    for method, chunk, s in track(jobs, desc="rendering", disable=not jobs):
         todo = [q for q in chunk if q["id"] in prompts[method]]
+        noises = [seed_of(eval_id(q["id"], s)) for q in todo]
         try:
-            videos = backend.render(
-                [prompts[method][q["id"]] for q in todo], [seed_of(q["id"]) for q in todo]
-            )
+            videos = backend.render([prompts[method][q["id"]] for q in todo], noises)
         except Exception as err:  # noqa: BLE001 - recorded; the rest of the evaluation goes on
             counts["failed"] += len(todo)
             counts.setdefault("errors", []).append(f"{method}: {type(err).__name__}: {err}"[:300])
             continue
-        for q, video in zip(todo, videos, strict=True):  # video: [F, H, W, 3] uint8
-            if key(method, q["id"]) in done:
+        for q, video, noise in zip(todo, videos, noises, strict=True):  # video: [F, H, W, 3] uint8
+            if seed_key(method, q["id"], s) in done:
                 continue
-            gif = media_path(media_dir, f"{method}_{q['id']}", 0, "gif")
-            backend.save(video, gif)  # as stage 04 saves it
+            gif = None
+            if gifs and s == 0:
+                gif = media_path(media_dir, f"{method}_{q['id']}", 0, "gif")
+                backend.save(video, gif)  # as stage 04 saves it
             res = backend.score(checklists[q["id"]], video)
             append_jsonl(
                 path,
                 {
-                    "key": key(method, q["id"]),
+                    "key": seed_key(method, q["id"], s),
                     "id": q["id"],
                     "method": method,
+                    "seed": s,
+                    "noise_seed": int(noise),
                     "query": q["query"],
                     "prompt": prompts[method][q["id"]],
                     **res,
                     "kinds": {str(x.id): x.kind for x in checklists[q["id"]]},
-                    "gif": str(gif),
+                    # relative to media_dir in the file: two runs in two folders write the same bytes
+                    "gif": None if gif is None else str(gif.relative_to(media_dir)),
                 },
             )
             counts["rendered"] += 1
     records = read_jsonl(path)[0] if path.exists() else []
-    return records, counts
+    return [{**r, "gif": r.get("gif") and str(Path(media_dir) / r["gif"])} for r in records], counts
+
+
+SAMPLE_MARK = "@"  # a sampled prompt's method in video records: "<method>@<sample index>" (see split_sample)
+
+
+def sample_name(method: str, j: int) -> str:
+    return f"{method}{SAMPLE_MARK}{j}"
+
+
+def split_sample(name: str) -> tuple[str, int]:
+    """``"vpo@2"`` -> ``("vpo", 2)``: the method and sample index of a sampled prompt's records."""
+    method, _, j = name.rpartition(SAMPLE_MARK)
+    return method, int(j)
+
+
+def sampled_prompts(
+    cfg, run_dir: Path, queries: list[dict], out_dir: Path
+) -> tuple[dict[str, dict[str, list[str]]], list[str]]:
+    """``({method: {id: [prompts]}}, notes)``: ``analysis.sampled`` prompts per query from each trained optimizer
+    of ``analysis.sampled_methods`` (sft: 03_sft/model, vpo: 05_dpo/model), at ``analysis.sampled_temperature``
+    and top-p 1, with the length and dtype its greedy held-out prompts had. Sampling is seeded per batch from the
+    run seed and the batch's queries (:func:`vpolib.generation.batch_seed`; batches fixed by position) and
+    appended to ``out_dir/sampled_<method>_k<n>_t<T>.jsonl``, so a rerun samples nothing twice and a model is
+    loaded only when something is left. A method without a saved model is skipped with a note."""
+    from types import SimpleNamespace
+
+    from vpolib.checkpoints import load_optimizer
+    from vpolib.feedback import sample_prompts
+    from vpolib.generation import sampler
+    from vpolib.testtime import optimizer_dir
+
+    acfg, out, notes = cfg.analysis, {}, []
+    for method in acfg.sampled_methods:
+        model_dir = optimizer_dir(run_dir, method)
+        path = Path(out_dir) / f"sampled_{method}_k{acfg.sampled}_t{acfg.sampled_temperature:g}.jsonl"
+        stage_cfg = cfg.sft if method == "sft" else cfg.dpo
+        params = SimpleNamespace(samples_per_query=acfg.sampled, temperature=acfg.sampled_temperature,
+                                 top_p=1.0, max_new_tokens=stage_cfg.max_new_tokens)  # fmt: skip
+        loaded = {}
+
+        def sample(
+            texts, ids, sources, model_dir=model_dir, params=params, loaded=loaded, stage_cfg=stage_cfg
+        ):
+            if "fn" not in loaded:  # only when a batch is left to sample
+                model, tok = load_optimizer(model_dir, device=cfg.device, dtype=stage_cfg.dtype)
+                loaded["fn"] = sampler(model, tok, params, cfg.instruction, cfg.seed, cfg.generation_batch)
+            return loaded["fn"](texts, ids, sources)
+
+        done = {r["id"] for r in read_jsonl(path)[0]} if path.exists() else set()
+        if not model_dir.exists() and any(q["id"] not in done for q in queries):
+            notes.append(f"sampled decoding: {method} skipped (no saved model at {model_dir})")
+            continue
+        rows = sample_prompts(queries, path, sample, cfg.generation_batch)
+        wanted = {q["id"] for q in queries}
+        out[method] = {r["id"]: list(r["prompts"]) for r in rows if r["id"] in wanted}
+    return out, notes
+
+
+def sampled_videos(
+    cfg, run_dir: Path, queries: list[dict], backend, out_dir: Path, seed_of
+) -> tuple[list[dict], dict, list[str]]:
+    """``(records, counts, notes)`` of sampled decoding: :func:`sampled_prompts`, each sample rendered with the
+    ``analysis.eval_seeds`` eval seeds (the same noises as the greedy prompts: :func:`score_videos`, no GIFs) and
+    scored against the original query, resumable in ``out_dir/sampled_eval_k<n>_t<T>.jsonl``. A record's
+    method is :func:`sample_name` (``"vpo@0"``); :func:`vpolib.analysis.sampled_results` reads them."""
+    acfg = cfg.analysis
+    samples, notes = sampled_prompts(cfg, run_dir, queries, out_dir)
+    prompts = {
+        sample_name(m, j): {qid: texts[j] for qid, texts in by_id.items() if j < len(texts)}
+        for m, by_id in samples.items()
+        for j in range(acfg.sampled)
+    }
+    prompts = {m: p for m, p in prompts.items() if p}
+    path = Path(out_dir) / f"sampled_eval_k{acfg.sampled}_t{acfg.sampled_temperature:g}.jsonl"
+    records, counts = score_videos(
+        backend, queries, prompts, path, out_dir, seed_of, acfg.video_batch, acfg.eval_seeds, gifs=False
+    )
+    return keep(records, prompts, acfg.eval_seeds), counts, notes

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import random
 from itertools import zip_longest
+from pathlib import Path
+
+from vpolib.io import read_jsonl
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 # dpo.pairs / dpo.ablations -> which pair sources a DPO model trains on (the paper's ablation rows).
-PAIR_SETS = {"both": {"text", "video"}, "text": {"text"}, "video": {"video"}}
-# ... and the file of stage 04 each reads: an ablation trains on ALL pairs of its kind (one per query), not on
-# what the text-first merge left of them.
-PAIR_FILES = {"both": "pairs.jsonl", "text": "text_pairs.jsonl", "video": "video_pairs.jsonl"}
+PAIR_SETS = {"both": {"text", "video"}, "text": {"text"}, "video": {"video"}, "paper": {"text", "video"}}
+# ... and the file of stage 04 each reads: an ablation trains on ALL pairs of its kind (one per query per track),
+# not on what a merge left of them; "paper" is the reference's recipe built from the same samples (vpo-paper).
+PAIR_FILES = {
+    "both": "pairs.jsonl",
+    "text": "text_pairs.jsonl",
+    "video": "video_pairs.jsonl",
+    "paper": "paper_pairs.jsonl",
+}
 
 
 def _is_chat(messages) -> bool:
@@ -129,15 +137,19 @@ def variant_files(name: str, main: str) -> tuple[str, str]:
     return f"model_{name}", f"heldout_prompts_{name}.jsonl"
 
 
-def variant_split(stage, name: str, dpo_cfg, seed: int) -> tuple[list[dict], list[dict], int]:
-    """A DPO variant's ``(train, eval, skipped)`` pairs: stage 04's file for its pair set (:data:`PAIR_FILES`;
-    no file: no pairs), its sources only (:data:`PAIR_SETS`), split and capped by the ``dpo`` section."""
-    from vpolib.io import read_jsonl
+def round_dirs(rounds: int) -> list[str]:
+    """The VPO model's folder in stage 05 after each preference round: ``model_r1``, ``model_r2``, ... and the
+    last round's ``model`` (where notebook 06 and ``optimize`` look)."""
+    return [f"model_r{r}" for r in range(1, rounds)] + ["model"]
 
-    try:
-        records = read_jsonl(stage.input("04", PAIR_FILES[name]))[0]
-    except FileNotFoundError:  # stage 04 found no pair of that kind
-        records = []
+
+def variant_split(pairs_dir: Path, name: str, dpo_cfg, seed: int) -> tuple[list[dict], list[dict], int]:
+    """A DPO variant's ``(train, eval, skipped)`` pairs: the file for its pair set (:data:`PAIR_FILES`) in
+    ``pairs_dir`` (04's folder, or a later round's; no file: no pairs), its sources only (:data:`PAIR_SETS`),
+    split and capped by the ``dpo`` section. Notebook 05 and ``python -m vpolib.train dpo`` both read pairs
+    here."""
+    path = Path(pairs_dir) / PAIR_FILES[name]
+    records = read_jsonl(path)[0] if path.exists() else []  # no file: stage 04 found no pair of that kind
     rows, skipped = pair_examples(records, PAIR_SETS[name])
     train, evaluation = capped_split(rows, dpo_cfg.eval_fraction, seed, dpo_cfg.max_pairs, dpo_cfg.max_eval)
     return train, evaluation, skipped

@@ -32,6 +32,15 @@ def video_seed(seed: int, query_id: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(query_id.encode())) % 2**31
 
 
+def reward_seed(seed: int, query_id: str, index: int, round_: int = 1) -> int:
+    """The noise of seed ``index`` for a query's videos in preference round ``round_``: keyed by query id, seed
+    index and round (never by position), so a resumed run renders the same videos. Index 0 of round 1 is
+    :func:`video_seed`, the one noise the paper's recipe renders with."""
+    if index == 0 and round_ == 1:
+        return video_seed(seed, query_id)
+    return video_seed(seed, f"{query_id}#{index}@{round_}")
+
+
 def compare(better: dict, worse: dict, margin: float) -> str | None:
     """``None`` if ``better`` is preferred over ``worse`` (both scored videos), else the drop reason."""
     a, b = better["answers"], worse["answers"]
@@ -208,12 +217,9 @@ def contest(text: list[dict], video: list[dict], merged: list[dict]) -> dict:
     return {"both": len(both), "text_won": kept.get("text", 0), "video_won": kept.get("video", 0)}
 
 
-def text_feedback(
-    rows: list[dict], records: dict[str, dict], judge, refiner, log_path: Path, instruction: str = "paper"
-) -> tuple[list[dict], dict]:
-    """On-policy text-level pairs, as the paper builds them: every sampled prompt of every query is judged,
-    failures are refined and re-judged; (refined, original sample) is a pair, one per query (its first
-    failing sample whose refinement passed). Returns ``(pairs, counts)``; the log is resumable."""
+def judge_samples(rows: list[dict], records: dict[str, dict], judge, refiner, log_path: Path) -> list[dict]:
+    """Every sampled prompt of every query judged, failures refined and judged again (resumable log): the
+    critique rows of both recipes' text pairs (ids ``<query id>:sft<k>``)."""
     from vpolib.refine import candidate, critique_and_refine
 
     items = []
@@ -221,7 +227,20 @@ def text_feedback(
         rec = records[row["id"]]
         for k, prompt in enumerate(row["prompts"]):
             items.append({**candidate(rec, f"sft{k}", prompt), "id": f"{row['id']}:sft{k}"})
-    logged = critique_and_refine(items, judge, refiner, log_path)
+    return critique_and_refine(items, judge, refiner, log_path)
+
+
+def text_feedback(
+    rows: list[dict], records: dict[str, dict], judge, refiner, log_path: Path, instruction: str = "paper"
+) -> tuple[list[dict], dict]:
+    """Text-level pairs as the paper builds them: every sampled prompt of every query is judged, failures are
+    refined and re-judged; (refined, original sample) is a pair, one per query (its first failing sample whose
+    refinement passed). Returns ``(pairs, counts)``; the log is resumable."""
+    return paper_text_pairs(judge_samples(rows, records, judge, refiner, log_path), instruction)
+
+
+def paper_text_pairs(logged: list[dict], instruction: str = "paper") -> tuple[list[dict], dict]:
+    """The paper's text pairs from :func:`judge_samples`' rows: (refinement, its sample), one per query."""
     pairs, seen = [], set()
     for r in logged:
         if r["status"] == "refined" and r["query_id"] not in seen:
@@ -246,32 +265,42 @@ def text_feedback(
 
 
 def render_and_score(
-    rows: list[dict], backend, out_dir: Path, seed: int, save_mp4: bool = False, batch: int = 32
+    rows: list[dict],
+    backend,
+    out_dir: Path,
+    seed: int,
+    save_mp4: bool = False,
+    batch: int = 32,
+    seeds: int = 1,
+    round_: int = 1,
 ) -> list[dict]:
     """Render each query's prompts, score every video against the ORIGINAL query (``out_dir/scores.jsonl``).
 
-    All k videos of a query start from the same noise (``video_seed(seed, id)``), so they differ only by their
-    prompt. Videos are rendered ``batch`` at a time in chunks fixed by position; a chunk with a missing video is
-    rendered again whole and only what is missing is written, so a resumed run writes what an uninterrupted
-    one would. Each query's checklist goes to ``checklists.jsonl``; a chunk whose rendering or scoring fails
-    is recorded in ``skips.jsonl`` and skipped, and finished work is kept. ``backend=None``: the videos were
-    rendered and scored by :func:`run_jobs`, and only read here.
+    Each prompt is rendered with ``seeds`` noise seeds (:func:`reward_seed`: keyed by query id,
+    seed index and ``round_``); all k prompts of a query share them, so they differ only by their prompt. Seed 0
+    of round 1 is ``video_seed(seed, id)``, the paper recipe's one render. Videos are rendered ``batch`` at a time
+    in chunks fixed by position; a chunk with a missing video is rendered again whole and only what is missing is
+    written, so a resumed run writes what an uninterrupted one would. Each query's checklist goes to
+    ``checklists.jsonl``; a chunk whose rendering or scoring fails is recorded in ``skips.jsonl`` and skipped, and
+    finished work is kept. GIFs are saved for seed 0. ``backend=None``: the videos were rendered and scored by
+    :func:`run_jobs`, and only read here.
     """
     from vpolib.video import media_path
 
     out_dir = Path(out_dir)
     scores, checklists = out_dir / "scores.jsonl", out_dir / "checklists.jsonl"
     done, listed = done_keys(scores, "key"), done_keys(checklists, "id")
-    videos = [(row, k) for row in rows for k in range(len(row["prompts"]))]
+    key = lambda row, k, s: f"{row['id']}/{k}" + (f"#{s}" if s else "")  # noqa: E731 - seed 0: the paper's key
+    videos = [(row, k, s) for row in rows for k in range(len(row["prompts"])) for s in range(seeds)]
     chunks = [videos[i : i + batch] for i in range(0, len(videos), batch)]
-    todo = [c for c in chunks if any(f"{row['id']}/{k}" not in done for row, k in c)]
+    todo = [c for c in chunks if any(key(*v) not in done for v in c)]
     if todo and backend is None:
-        missing = sum(f"{row['id']}/{k}" not in done for c in todo for row, k in c)
+        missing = sum(key(*v) not in done for c in todo for v in c)
         raise RuntimeError(f"{missing} videos are missing from {scores}: rerun the render and scoring jobs")
     questions: dict[str, list] = {}
     for chunk in track(todo, desc="render + score"):
         try:
-            for row, _ in chunk:
+            for row, _, _ in chunk:
                 if row["id"] not in questions:
                     questions[row["id"]] = backend.checklist(row["query"])
                 if row["id"] not in listed:
@@ -288,20 +317,22 @@ def render_and_score(
                     )
                     listed.add(row["id"])
             clips = backend.render(
-                [row["prompts"][k] for row, k in chunk], [video_seed(seed, row["id"]) for row, _ in chunk]
+                [row["prompts"][k] for row, k, _ in chunk],
+                [reward_seed(seed, row["id"], s, round_) for row, _, s in chunk],
             )  # [B, F, H, W, 3]
-            for (row, k), clip in zip(chunk, clips, strict=True):
-                key = f"{row['id']}/{k}"
-                if key in done:
+            for (row, k, s), clip in zip(chunk, clips, strict=True):
+                if key(row, k, s) in done:
                     continue
                 gif = media_path(out_dir, row["id"], k, "gif")
-                backend.save(clip, gif, save_mp4)
+                if s == 0:
+                    backend.save(clip, gif, save_mp4)
                 append_jsonl(
                     scores,
                     {
-                        "key": key,
+                        "key": key(row, k, s),
                         "id": row["id"],
                         "k": k,
+                        "seed_index": s,
                         "query": row["query"],
                         "source": row.get("source"),
                         "prompt": row["prompts"][k],
@@ -309,9 +340,9 @@ def render_and_score(
                         **backend.score(questions[row["id"]], clip),
                     },
                 )
-                done.add(key)
+                done.add(key(row, k, s))
         except Exception as err:  # a failing chunk is a recorded skip, not a lost run
-            for qid in dict.fromkeys(row["id"] for row, _ in chunk):
+            for qid in dict.fromkeys(row["id"] for row, _, _ in chunk):
                 append_jsonl(out_dir / "skips.jsonl", {"id": qid, "reason": f"{type(err).__name__}: {err}"})
     return read_jsonl(scores)[0] if scores.exists() else []
 

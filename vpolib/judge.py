@@ -334,7 +334,9 @@ def shapesworld_synonyms() -> dict[str, list[str]]:
 
     owners: dict[str, set] = {}
     for motion, phrases in MOTION_PHRASES.items():
-        for w in {w for p in phrases for w in _WORD.findall(p)} - STOP:
+        # phrase order, not a set's: the synonym lists and _world_words' order (which _near's first typo match
+        # depends on) must not change with PYTHONHASHSEED
+        for w in dict.fromkeys(w for p in phrases for w in _WORD.findall(p) if w not in STOP):
             owners.setdefault(w, set()).add(motion)
     motions: dict[str, list[str]] = {}
     for w, ms in owners.items():

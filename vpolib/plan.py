@@ -93,7 +93,8 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
         f"{out_tokens:.0f} tok/prompt (assumption)"
     )
     video_s = COGVIDEOX_H100_S.get(cfg.video.cogvideox_model, COGVIDEOX_H100_S["THUDM/CogVideoX-5b"])
-    videos = n["dpo_queries"] * cfg.feedback.samples_per_query
+    # every sample rendered with each noise seed, in each preference round
+    videos = n["dpo_queries"] * cfg.feedback.samples_per_query * cfg.feedback.reward_seeds * cfg.dpo.rounds
     bench_methods = len(cfg.analysis.benchmark_methods)
     accelerate = "accelerate launch --config_file configs/accelerate/zero3.yaml -m vpolib.train"
     jobs = [

@@ -560,8 +560,10 @@ def _card(item: dict) -> str:
     method = str(item.get("method", ""))
     if gif and Path(gif).is_file():
         img = f'<img src="{data_uri(Path(gif).read_bytes(), "image/gif")}" alt="{html.escape(method)}"><br>'
-    reward = _num(item.get("reward"))
+    reward, shown = _num(item.get("reward")), _num(item.get("video_reward"))
     reward_txt = "" if reward is None else f" reward {reward:.2f}"
+    if shown is not None and reward is not None and abs(shown - reward) > 1e-9:  # a mean over several seeds
+        reward_txt += f" (mean over seeds; this video {shown:.2f})"
     answers = ", ".join(f"{q}: {answer_label(ok)}" for q, ok in (item.get("answers") or {}).items())
     return (
         f'<div class="card"><b>{html.escape(method)}</b>{reward_txt}<br>{img}'
@@ -723,7 +725,7 @@ def video_figures(video: dict) -> dict:
     ax1.set_title("checklist reward (mean, 95% CI)")
     sns.boxplot(data=video["frame"], x="method", y="reward", ax=ax2, color="lightgray", fliersize=0)
     sns.stripplot(data=video["frame"], x="method", y="reward", ax=ax2, size=4, alpha=0.6)
-    ax2.set_title("reward distribution (one dot per video)")
+    ax2.set_title("reward distribution (one dot per query: its mean over seeds)")
     ax2.tick_params(axis="x", rotation=30)
     fig_reward.tight_layout()
     heat = video["dimensions"].pivot(index="method", columns="kind", values="pass_rate")
@@ -747,7 +749,9 @@ def wins_figure(wins: pd.DataFrame, target: str):
 
 def gallery(video_records: list[dict], frame: pd.DataFrame, methods, queries: dict, target: str, size: int):
     """Gallery entries (see :func:`render_report`): the queries where ``target``'s reward gained most and least
-    over the raw query (without both, the first ``size`` queries), every method of ``methods`` on each."""
+    over the raw query (without both, the first ``size`` queries), every method of ``methods`` on each: its
+    seed-0 video (``gif``, ``answers``, ``video_reward``) and its reward (``reward``: the mean over seeds of
+    ``frame``, :func:`vpolib.analysis.video_frame`)."""
     from vpolib.evaluate import key
 
     if not video_records:
@@ -762,11 +766,71 @@ def gallery(video_records: list[dict], frame: pd.DataFrame, methods, queries: di
     by_key = {r["key"]: r for r in video_records}
     out = []
     for qid in picks:
-        items = [{"method": m, "prompt": r["prompt"], "gif": r["gif"], "reward": r["score"] / r["max_score"],
-                  "answers": r["answers"]}
+        items = [{"method": m, "prompt": r["prompt"], "gif": r["gif"], "answers": r["answers"],
+                  "reward": float(reward.at[qid, m]) if m in reward else r["score"] / r["max_score"],
+                  "video_reward": r["score"] / r["max_score"]}
                  for m in methods if (r := by_key.get(key(m, qid)))]  # fmt: skip
         out.append({"id": qid, "query": queries[qid], "items": items})
     return out
+
+
+_SIDE = "display:inline-block;vertical-align:top;width:300px;margin:0 12px 8px 0;font-size:0.85em;overflow-wrap:anywhere"
+
+
+def changed_pairs(video_records: list[dict], base: str = "sft", target: str = "vpo", n: int = 5) -> list[str]:
+    """The first ``n`` query ids (in record order, not picked by reward) whose ``target`` prompt differs from
+    ``base``'s, both rendered (seed-0 records)."""
+    from vpolib.analysis import same_prompt
+    from vpolib.evaluate import key
+
+    by_key = {r["key"]: r for r in video_records}
+    ids = list(dict.fromkeys(r["id"] for r in video_records))
+    pairs = [(by_key.get(key(base, i)), by_key.get(key(target, i))) for i in ids]
+    return [a["id"] for a, b in pairs if a and b and not same_prompt(a["prompt"], b["prompt"])][:n]
+
+
+def _side_cell(rec: dict, mean: float | None) -> str:
+    """One method's half of :func:`side_by_side`: name, the video's reward (and the mean over seeds), GIF, prompt."""
+    method, gif = str(rec["method"]), rec.get("gif")
+    img = ""
+    if gif and Path(gif).is_file():
+        uri = data_uri(Path(gif).read_bytes(), "image/gif")
+        img = (
+            f'<img src="{uri}" alt="{html.escape(method)}" style="width:160px;image-rendering:pixelated"><br>'
+        )
+    reward = f"reward {rec['score'] / rec['max_score']:.2f}" + (
+        "" if mean is None else f", mean over seeds {mean:.2f}"
+    )
+    return f'<div style="{_SIDE}"><b>{html.escape(method)}</b>: {reward}<br>{img}{html.escape(rec.get("prompt") or "")}</div>'
+
+
+def side_by_side(
+    video_records: list[dict],
+    frame: pd.DataFrame,
+    queries: dict,
+    base: str = "sft",
+    target: str = "vpo",
+    n: int = 5,
+) -> str:
+    """HTML: :func:`changed_pairs`' queries, ``base``'s and ``target``'s seed-0 videos of each side by side (the
+    same noise: only the prompt differs) with their prompts, that video's reward and the mean over seeds
+    (``frame``: :func:`vpolib.analysis.video_frame`). GIFs are embedded, so it shows anywhere."""
+    from vpolib.evaluate import key
+
+    ids = changed_pairs(video_records, base, target, n)
+    if not ids:
+        return f"<p>No held-out query where {html.escape(target)} changed {html.escape(base)}'s prompt.</p>"
+    by_key = {r["key"]: r for r in video_records}
+    mean = frame.pivot_table(index="id", columns="method", values="reward") if len(frame) else pd.DataFrame()
+    parts = []
+    for qid in ids:
+        means = {
+            m: _num(mean.at[qid, m]) if m in mean and qid in mean.index else None for m in (base, target)
+        }
+        cells = "".join(_side_cell(by_key[key(m, qid)], means[m]) for m in (base, target))
+        head = f"<p><b>{html.escape(str(qid))}</b>: <code>{html.escape(str(queries.get(qid, '')))}</code></p>"
+        parts.append(f"<div>{head}{cells}</div>")
+    return "".join(parts)
 
 
 def precision_summary(precision: dict | None) -> dict | None:
@@ -778,9 +842,16 @@ def precision_summary(precision: dict | None) -> dict | None:
             "capability": cpu.get("capability"), "resolved": precision.get("resolved", {})}  # fmt: skip
 
 
+def sampled_json(sampled: dict) -> dict:
+    """results.json's ``video.sampled``: the settings as they are, every table of
+    :func:`vpolib.analysis.sampled_results` as rows but the per-query frame."""
+    return {k: records(v) if isinstance(v, pd.DataFrame) else v for k, v in sampled.items() if k != "frame"}
+
+
 def results_json(run: dict, text: dict, video: dict, timings: pd.DataFrame, **extra) -> dict:
     """results.json: ``run`` (profile, manifest, seed, judge, ... see notebook 06), every text and video table
-    as rows, the stage timings from the manifest; ``extra`` (counts, notes, beyond) is added as it is."""
+    as rows (``changed_vs_sft`` and ``video.sampled`` when present), the stage timings from the manifest;
+    ``extra`` (counts, notes, beyond) is added as it is."""
     manifest, real, tframe, vframe = run["manifest"], run["real"], text["frame"], video["frame"]
     return {
         "profile": run["profile"], "run_id": manifest.get("run_id"),
@@ -790,13 +861,16 @@ def results_json(run: dict, text: dict, video: dict, timings: pd.DataFrame, **ex
         "precision": precision_summary(manifest.get("precision")),
         "n": {"heldout": run["n_heldout"], "text_queries": len(real),
               "harmful_queries": sum("harmful" in (r.get("flags") or []) for r in real),
-              "video_queries": run["n_video"]},
+              "video_queries": run["n_video"],
+              "video_seeds": int(vframe["seeds"].max()) if "seeds" in vframe and len(vframe) else None},
         "methods": {"text": sorted(tframe["method"].unique()) if len(tframe) else [],
                     "video": sorted(vframe["method"].unique()) if len(vframe) else []},
         "text": {k: records(text[k]) for k in ("all", "harmful", "principles", "principles_harmful",
-                                               "win_rates", "sft_over_raw", "causes", "aligned_diff")},
-        "video": {k: records(video[k]) for k in ("overall", "dimensions", "questions", "win_rates",
-                                                 "sft_over_raw")},
+                                               "win_rates", "sft_over_raw", "causes", "aligned_diff",
+                                               "changed_vs_sft") if k in text},
+        "video": {**{k: records(video[k]) for k in ("overall", "dimensions", "questions", "win_rates",
+                                                    "sft_over_raw", "changed_vs_sft") if k in video},
+                  **({"sampled": sampled_json(video["sampled"])} if video.get("sampled") else {})},
         **{k: extra[k] for k in ("counts",) if k in extra},
         "timings": {"stages": {r.stage: r.seconds for r in timings.itertuples() if not r.stage.startswith("total")},
                     "total_finished_seconds": float(timings["seconds"].iloc[-1])},
@@ -806,7 +880,8 @@ def results_json(run: dict, text: dict, video: dict, timings: pd.DataFrame, **ex
 
 def stage_metrics(results: dict, text: dict, video: dict, n_notes: int) -> dict:
     """metrics.json of stage 06: query counts, methods, % aligned, % unsafe on the harmful subset, the reward
-    per method (rounded) and the judge's and renderer's counts."""
+    per method (rounded), the judge's and renderer's counts and, when measured, the share of video prompts
+    changed from SFT's and the sampled decoding's reward (``"<method>/<decoding>"``) and counts."""
     text_all, harmful, overall = text["all"], text["harmful"], video["overall"]
 
     def column(table, col, digits):
@@ -817,4 +892,9 @@ def stage_metrics(results: dict, text: dict, video: dict, n_notes: int) -> dict:
         "methods": results["methods"], "aligned_pct": column(text_all, "aligned", 2),
         "unsafe_pct_harmful": column(harmful, "unsafe", 2), "reward": column(overall, "reward", 4),
         "judge": results["counts"]["judge"], "video": results["counts"]["video"], "n_notes": n_notes,
+        **({"changed_vs_sft": {r["method"]: r["share"] for r in results["video"]["changed_vs_sft"]}}
+           if "changed_vs_sft" in results["video"] else {}),
+        **({"sampled_reward": {f"{r['method']}/{r['decoding']}": round(r["reward"], 4)
+                               for r in results["video"]["sampled"].get("overall", [])},
+            "sampled": results["counts"].get("sampled", {})} if "sampled" in results["video"] else {}),
     }  # fmt: skip

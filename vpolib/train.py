@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from vpolib.config import load_config
-from vpolib.examples import PAIR_SETS, pair_examples, sft_examples, split
+from vpolib.examples import PAIR_SETS, round_dirs, sft_examples, split, variant_files, variant_split
 from vpolib.io import read_jsonl
 from vpolib.trainers import build_dpo_trainer, build_sft_trainer, train_and_save
 
@@ -41,19 +41,20 @@ def sft_job(cfg, run_dir: Path) -> dict:
 
 
 def dpo_job(cfg, run_dir: Path, pairs: str | None = None) -> dict:
-    """Notebook 05's DPO job for one pair set (default ``cfg.dpo.pairs``), from 03's model."""
+    """Notebook 05's DPO job for one pair set (default ``cfg.dpo.pairs``), from 03's model on 04's pairs: the
+    first preference round (later rounds sample from the latest model: notebook 05)."""
     name = pairs or cfg.dpo.pairs
-    rows, _ = pair_examples(read_jsonl(run_dir / "04_feedback" / "pairs.jsonl")[0], PAIR_SETS[name])
-    train, evaluation = split(rows, cfg.dpo.eval_fraction, cfg.seed)
-    out = run_dir / "05_dpo" / ("model" if name == cfg.dpo.pairs else f"model_{name}")
+    train, evaluation, _ = variant_split(run_dir / "04_feedback", name, cfg.dpo, cfg.seed)
+    main = name == cfg.dpo.pairs
+    model_dir = round_dirs(cfg.dpo.rounds)[0] if main else variant_files(name, cfg.dpo.pairs)[0]
     return {
         "kind": "dpo",
         "base": str(run_dir / "03_sft" / "model"),
-        "train": train[: cfg.dpo.max_pairs],
-        "evaluation": evaluation[: cfg.dpo.max_eval],
+        "train": train,
+        "evaluation": evaluation,
         "trainer": cfg.dpo.trainer,
         "lora": cfg.dpo.lora if cfg.dpo.use_lora else None,
-        "out_dir": str(out),
+        "out_dir": str(run_dir / "05_dpo" / model_dir),
         "seed": cfg.seed,
     }
 

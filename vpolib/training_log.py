@@ -58,6 +58,20 @@ def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[di
     return float(per_token[len(prompt_ids) - 1 :].sum())
 
 
+def completion_tokens(tokenizer, prompt: list[dict], completion: list[dict]) -> int:
+    """How many tokens the completion adds after the prompt's chat template (what the NLL term averages over)."""
+    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
+    return len(tokenizer.apply_chat_template(prompt + completion, return_dict=False)) - len(prompt_ids)
+
+
+def loss_weights(trainer: dict) -> dict:
+    """The weight of each term of a ``dpo.trainer`` loss: ``{"sigmoid": w, "sft": w}`` (TRL's ``loss_type`` list
+    and ``loss_weights``, default 1 each). ``sft`` is RPO's NLL term on the chosen answer."""
+    types = trainer.get("loss_type", ["sigmoid"])
+    types = [types] if isinstance(types, str) else list(types)
+    return dict(zip(types, trainer.get("loss_weights") or [1.0] * len(types), strict=True))
+
+
 def dpo_loss_by_hand(policy: dict, reference: dict, beta: float) -> dict:
     """The DPO loss of one pair from its four log-probabilities (``{"chosen", "rejected"}`` each):
     implicit rewards r = beta * (log pi - log pi_ref), loss = -log sigmoid(r_chosen - r_rejected)."""

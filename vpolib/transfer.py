@@ -78,15 +78,15 @@ def gains_table(
 
 def run_model_b(cfg, shapes, prompts, frame_a, path, media_dir, seed_of, n_boot: int = 1000, seed: int = 0):
     """Render and score every method's ShapesWorld prompts on model B (``cfg.beyond.model_b_dir``) from the same
-    noise as on A, resumable via ``path``. Returns ``{"frame", "qframe", "by_model", "gains", "summary"}``:
-    B's per-video and per-question frames, the reward per model, ``target``'s gain per model and baseline, and
-    the results.json part (counts, rows)."""
+    noises as on A (``analysis.eval_seeds`` of them), resumable via ``path``. Returns ``{"frame", "qframe",
+    "by_model", "gains", "summary"}``: B's per-query (mean over seeds) and per-question frames, the reward per
+    model, ``target``'s gain per model and baseline, and the results.json part (counts, rows)."""
     acfg, model_dir = cfg.analysis, cfg.beyond.model_b_dir
     backend = model_backend(cfg, model_dir)
     found, counts = evaluate.score_videos(
-        backend, shapes, prompts, path, media_dir, seed_of, acfg.video_batch
+        backend, shapes, prompts, path, media_dir, seed_of, acfg.video_batch, acfg.eval_seeds
     )
-    found = evaluate.keep(found, prompts)
+    found = evaluate.keep(found, prompts, acfg.eval_seeds)
     frames = {"A": frame_a, "B": video_frame(found)}
     table, gains = by_model(frames, n_boot, seed), gains_table(frames, acfg.target, None, n_boot, seed)
     wins = paired_win_rates(frames["B"], "reward", acfg.target, n_boot, seed)

@@ -255,7 +255,8 @@ def track_object(video: np.ndarray, colour: str | None) -> dict | None:
         shapes.append(shape_of(cover))
     if len(track) < 0.75 * len(video):
         return None
-    shape = max(set(shapes), key=shapes.count)
+    # on a tie the shape seen first (the order of a set of strings varies with PYTHONHASHSEED)
+    shape = max(dict.fromkeys(shapes), key=shapes.count)
     radius = float(np.sqrt(np.median(areas) / SHAPE_AREA[shape]))  # the renderer's size unit, shape-free
     return {"track": np.array(track), "radius": radius, "shape": shape}
 
