@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium test test-slow reproduce results publish lint clean
+.PHONY: install chromium test test-slow reproduce results publish notebooks lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -52,9 +52,15 @@ results: install
 publish: install
 	@test -n "$(RUN)" || { echo "usage: make publish RUN=outputs/<run dir>"; exit 2; }
 	mkdir -p docs/results/$(PROFILE)
-	cp $(RUN)/06_analysis/results.json $(RUN)/manifest.json docs/results/$(PROFILE)/
+	cp $(RUN)/06_evaluate/results.json $(RUN)/manifest.json docs/results/$(PROFILE)/
 	cp $(RUN)/02_refine/metrics.json docs/results/$(PROFILE)/02_metrics.json
+	test ! -f $(RUN)/07_beyond/beyond.json || cp $(RUN)/07_beyond/beyond.json docs/results/$(PROFILE)/
 	$(BIN)/python scripts/results_table.py --results docs/results/$(PROFILE)/results.json
+
+# The executed notebooks of a run, for reading on a code host: `make notebooks RUN=outputs/cpu-D` -> docs/notebooks/.
+notebooks: install
+	@test -n "$(RUN)" || { echo "usage: make notebooks RUN=outputs/<run dir>"; exit 2; }
+	$(BIN)/python scripts/publish_notebooks.py $(RUN)
 
 lint: install
 	$(BIN)/python -m ruff format --check vpolib tests scripts

@@ -53,7 +53,7 @@ def train(run_dir: Path, cfg, kind: str, out: Path, pairs: Path | None = None) -
 def evaluate(model_dir: Path, queries: list[dict], cfg, backend) -> dict:
     from vpolib import generation
     from vpolib.checkpoints import load_optimizer
-    from vpolib.feedback import video_seed
+    from vpolib.noise import video_seed
 
     model, tok = load_optimizer(model_dir, device=cfg.device, dtype=cfg.sft.dtype)
     t0 = time.perf_counter()

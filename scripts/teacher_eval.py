@@ -30,7 +30,7 @@ from vpolib.io import read_jsonl, write_json
 from vpolib.judge import build_judge, load_embedder
 from vpolib.models import load_causal_lm
 from vpolib.precision import cpu_info
-from vpolib.refine import few_shot_examples
+from vpolib.teachers import few_shot_examples
 from vpolib.templates import PRINCIPLES, few_shot_messages
 
 

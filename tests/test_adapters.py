@@ -2,15 +2,19 @@
 (LoRA-on-LoRA), each reloading on its recorded chain with the same greedy output as the in-memory model."""
 
 import json
+import shutil
 
 import torch
-from tiny_records import CPU, QUERIES, pair, sft_record  # noqa: E402
+from peft import PeftModel
+from tiny_records import QUERIES, pair, sft_record
+from tiny_training import train_tiny, trained_lora_sft
 
 from vpolib.checkpoints import dir_size, load_optimizer
 from vpolib.examples import pair_examples, sft_examples
 from vpolib.generation import generate_prompts
 from vpolib.models import load_causal_lm
-from vpolib.trainers import build_dpo_trainer, build_sft_trainer, train_and_save
+from vpolib.train import main as train_main
+from vpolib.trainers import build_dpo_trainer, build_sft_trainer
 
 LORA = {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}
 
@@ -21,15 +25,8 @@ def greedy(model, tok):
 
 def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_dir, tmp_path):
     rows, _ = sft_examples([sft_record(q) for q in QUERIES])
-    sft = train_and_save(
-        build_sft_trainer,
-        tiny_dir,
-        rows,
-        [],
-        {**CPU, "max_steps": 4, "learning_rate": 1e-2},
-        LORA,
-        tmp_path / "sft",
-        seed=0,
+    sft = train_tiny(
+        build_sft_trainer, tiny_dir, rows, tmp_path / "sft", LORA, max_steps=4, learning_rate=1e-2
     )
     files = {p.name for p in (tmp_path / "sft").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "train_info.json"} <= files
@@ -47,15 +44,15 @@ def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_di
 
     # DPO with LoRA from the SFT adapter: a new adapter on the in-memory merge of base + SFT adapter
     pairs, _ = pair_examples([pair(q) for q in QUERIES])
-    vpo = train_and_save(
+    vpo = train_tiny(
         build_dpo_trainer,
         tmp_path / "sft",
         pairs,
-        [],
-        {**CPU, "beta": 0.1, "max_steps": 3, "learning_rate": 1e-2},
-        LORA,
         tmp_path / "run" / "vpo",
-        seed=0,
+        LORA,
+        beta=0.1,
+        max_steps=3,
+        learning_rate=1e-2,
     )
     info = json.loads((tmp_path / "run" / "vpo" / "train_info.json").read_text())
     assert info["start"]["base"] == str(tiny_dir.resolve())
@@ -69,8 +66,6 @@ def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_di
     # reloading on the base alone (skipping the SFT adapter) would give another model
     assert not torch.allclose(vpo_model(ids).logits, sft_model(ids).logits, atol=1e-5)
     # the in-memory model the trainer ended with: base + SFT merged, VPO adapter on top
-    from peft import PeftModel
-
     in_memory = PeftModel.from_pretrained(
         load_optimizer(tmp_path / "sft")[0], str(tmp_path / "run" / "vpo")
     ).eval()
@@ -78,8 +73,6 @@ def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_di
     assert greedy(vpo_model, tok) == greedy(in_memory, tok)
 
     # an engine that needs a plain model (vllm serve) gets the merged chain on request
-    from vpolib.train import main as train_main
-
     assert train_main(["merge", str(tmp_path / "run" / "vpo"), str(tmp_path / "merged")]) == 0
     plain, _ = load_causal_lm(str(tmp_path / "merged"))
     torch.testing.assert_close(plain.eval()(ids).logits, vpo_model(ids).logits)
@@ -87,19 +80,7 @@ def test_lora_sft_then_lora_dpo_save_adapters_that_reload_on_their_chain(tiny_di
 
 def test_reload_matches_the_trainers_in_memory_model(tiny_dir, tmp_path):
     """Greedy generations from the reloaded adapter equal those of the PeftModel the trainer trained."""
-    model, tok = load_causal_lm(str(tiny_dir))
-    rows, _ = sft_examples([sft_record(q) for q in QUERIES])
-    trainer = build_sft_trainer(
-        model,
-        tok,
-        rows,
-        [],
-        {**CPU, "max_steps": 3, "learning_rate": 1e-2},
-        tmp_path / "t",
-        seed=0,
-        lora=LORA,
-    )
-    trainer.train()
+    trainer, tok = trained_lora_sft(tiny_dir, tmp_path / "t", LORA)
     trainer.save_model(str(tmp_path / "a"))
     in_memory = trainer.model.eval()
     reloaded, tok2 = load_optimizer(tmp_path / "a")
@@ -111,26 +92,17 @@ def test_full_dpo_from_a_lora_sft_adapter_uses_the_merged_sft_as_reference(tiny_
     """TRL reloads a full DPO's reference from the model's path: the merge is written to <out>_start for
     that, then removed; the reference is the SFT merge (zero reward at step 1), not the bare base."""
     rows, _ = sft_examples([sft_record(q) for q in QUERIES])
-    train_and_save(
-        build_sft_trainer,
-        tiny_dir,
-        rows,
-        [],
-        {**CPU, "max_steps": 3, "learning_rate": 1e-2},
-        LORA,
-        tmp_path / "sft",
-        seed=0,
-    )
+    train_tiny(build_sft_trainer, tiny_dir, rows, tmp_path / "sft", LORA, max_steps=3, learning_rate=1e-2)
     pairs, _ = pair_examples([pair(q) for q in QUERIES])
-    vpo = train_and_save(
+    vpo = train_tiny(
         build_dpo_trainer,
         tmp_path / "sft",
         pairs,
-        [],
-        {**CPU, "beta": 0.1, "max_steps": 2, "learning_rate": 1e-3},
-        None,
         tmp_path / "vpo",
-        seed=0,
+        None,
+        beta=0.1,
+        max_steps=2,
+        learning_rate=1e-3,
     )
     assert vpo["saved"] == "full" and (tmp_path / "vpo" / "model.safetensors").exists()
     assert not (tmp_path / "vpo_start").exists()
@@ -142,24 +114,20 @@ def test_full_dpo_from_a_lora_sft_adapter_uses_the_merged_sft_as_reference(tiny_
 
 def test_a_moved_run_dir_still_loads_its_chain(tmp_path):
     """Full SFT and a LoRA DPO adapter on it, both inside one run dir: the run dir moves, the chain follows."""
-    import shutil
-
-    from vpolib.models import load_causal_lm as load
-
     run = tmp_path / "run"
-    model, tok = load("tiny-llama")
+    model, tok = load_causal_lm("tiny-llama")
     model.save_pretrained(run / "03_sft" / "model")
     tok.save_pretrained(run / "03_sft" / "model")
     pairs, _ = pair_examples([pair(q) for q in QUERIES])
-    train_and_save(
+    train_tiny(
         build_dpo_trainer,
         run / "03_sft" / "model",
         pairs,
-        [],
-        {**CPU, "beta": 0.1, "max_steps": 2, "learning_rate": 1e-2},
-        LORA,
         run / "05_dpo" / "model",
-        seed=0,
+        LORA,
+        beta=0.1,
+        max_steps=2,
+        learning_rate=1e-2,
     )
     before = greedy(*load_optimizer(run / "05_dpo" / "model"))
     shutil.move(run, tmp_path / "moved")

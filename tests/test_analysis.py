@@ -147,13 +147,13 @@ def test_stage_timings_total():
         "stages": {
             "01_data": {"status": "ok", "seconds": 10.5},
             "02_refine": {"status": "ok", "seconds": 4.5},
-            "06_analysis": {"started": "now"},
+            "06_evaluate": {"started": "now"},
         }
     }
     table = A.stage_timings(manifest)
     assert table["stage"].tolist()[-1].startswith("total")
     assert table["seconds"].iloc[-1] == 15.0
-    assert table.set_index("stage").loc["06_analysis", "status"] == "running"
+    assert table.set_index("stage").loc["06_evaluate", "status"] == "running"
 
 
 def test_answers_as_bools_or_yes_no_strings():

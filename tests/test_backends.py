@@ -10,8 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from vpolib.backends import CachedBackend, GenParams, OpenAIBackend, cache_key
+from vpolib.backends import CachedBackend, GenParams, LocalBackend, OpenAIBackend, cache_key
 from vpolib.io import read_jsonl
+from vpolib.judge import LLMJudge
+from vpolib.refine import LLMRefiner, critique_and_refine
 
 P = GenParams(temperature=0.0, n=1, max_new_tokens=16)
 
@@ -228,8 +230,6 @@ def test_http_backend_through_cache(server, tmp_path):
 
 
 def test_local_backend_batched_left_padded_n_samples():
-    from vpolib.backends import LocalBackend
-
     b = LocalBackend.from_spec("tiny-llama", batch_size=3)
     convs = [conv("a cat"), conv("a very long query about a dog running on a beach at sunset"), conv("x")]
     out = b.generate(convs, GenParams(temperature=0.8, n=2, max_new_tokens=5))
@@ -242,9 +242,6 @@ def test_local_backend_batched_left_padded_n_samples():
 
 
 def test_llm_judge_and_refiner_over_http(server, tmp_path):
-    from vpolib.judge import LLMJudge
-    from vpolib.refine import LLMRefiner, critique_and_refine
-
     b = CachedBackend(backend(server, max_retries=0), tmp_path / "cache.jsonl")
     items = [
         {"id": f"q{i}", "query_id": f"q{i}", "query": "a cat", "prompt": p}

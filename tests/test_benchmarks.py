@@ -90,4 +90,4 @@ def test_prepare_then_collect_on_a_run_dir(tmp_path):
     (stage / "vbench_results" / "r_eval_results.json").write_text(json.dumps({"color": [0.5, []]}))
     out = benchmarks.collect(cfg, tmp_path)
     assert out == {"vbench": [{"method": "raw", "videos": 2, "visionreward": 1.5, "color": 0.5}]}
-    assert json.loads((tmp_path / "06_analysis" / "benchmarks.json").read_text()) == out
+    assert json.loads((tmp_path / "06_evaluate" / "benchmarks.json").read_text()) == out

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vpolib import diagnostics, testtime, transfer
+from vpolib import checkpoints, diagnostics, testtime, transfer
 from vpolib.config import load_config
 from vpolib.shapesworld.reward import checklist
+from vpolib.views import beyond
 
 # ---- diagnostics ---------------------------------------------------------------------------------------------
 
@@ -190,11 +191,11 @@ def test_run_loop_resumes_without_rendering_again(tmp_path):
 
 
 def test_optimizer_dirs(tmp_path):
-    assert testtime.optimizer_dir(tmp_path, "sft") == tmp_path / "03_sft" / "model"
-    assert testtime.optimizer_dir(tmp_path, "vpo") == tmp_path / "05_dpo" / "model"
-    assert testtime.optimizer_dir(tmp_path, "vpo-text") == tmp_path / "05_dpo" / "model_text"
+    assert checkpoints.optimizer_dir(tmp_path, "sft") == tmp_path / "03_sft" / "model"
+    assert checkpoints.optimizer_dir(tmp_path, "vpo") == tmp_path / "05_dpo" / "model"
+    assert checkpoints.optimizer_dir(tmp_path, "vpo-text") == tmp_path / "05_dpo" / "model_text"
     with pytest.raises(ValueError):
-        testtime.optimizer_dir(tmp_path, "raw")
+        checkpoints.optimizer_dir(tmp_path, "raw")
 
 
 # ---- transfer ------------------------------------------------------------------------------------------------
@@ -341,8 +342,8 @@ def test_testtime_summary_and_plots(tmp_path):
     )
     dims = pd.DataFrame({"kind": ["colour"], "delta": [0.25], "lo": [0.0], "hi": [0.5], "model": ["A"]})
     by_model = transfer.by_model({"A": frame, "B": frame}, n_boot=20)
-    figs = [testtime.plot_rounds(rounds), transfer.plot_models(by_model),
-            diagnostics.plot(frame, {"sft": {"a": "x y"}, "vpo": {"a": "x y z"}}, dims, "vpo")]  # fmt: skip
+    figs = [beyond.plot_testtime_rounds(rounds), beyond.plot_models(by_model),
+            beyond.plot_diagnostics(frame, {"sft": {"a": "x y"}, "vpo": {"a": "x y z"}}, dims, "vpo")]  # fmt: skip
     for i, fig in enumerate(figs):
         fig.savefig(tmp_path / f"{i}.png")
         assert (tmp_path / f"{i}.png").stat().st_size > 0

@@ -1,6 +1,7 @@
 import pytest
 
-from vpolib.config import ConfigError, apply_overrides, load_config, read_profile
+from vpolib.config import load_config
+from vpolib.profiles import ConfigError, apply_overrides, read_profile
 
 
 def _leaves(node, path=()):

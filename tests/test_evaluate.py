@@ -138,7 +138,8 @@ def test_score_videos_shared_seeds_and_resume(tmp_path):
 
 def test_stage_04_and_06_write_the_same_gif(tmp_path):
     """One writer: the same clip (same prompt, same per-query seed) is the same GIF file in stage 04 and 06."""
-    from vpolib.feedback import render_and_score, video_seed
+    from vpolib.noise import video_seed
+    from vpolib.scoring import render_and_score
 
     rows = [{"id": "s0", "query": "q0", "prompts": ["abc"]}]
     scored = render_and_score(rows, FakeVideo(), tmp_path / "04", seed=3)
@@ -214,7 +215,7 @@ NOISE = {"s0": 0, "s0#eval1": 1, "s1": 2, "s1#eval1": 4, "s2": 5, "s2#eval1": 7}
 
 
 def test_eval_seed_keeps_seed_0_and_keys_the_others():
-    from vpolib.feedback import video_seed
+    from vpolib.noise import video_seed
 
     assert evaluate.eval_seed(42, "shapes-00001", 0) == video_seed(
         42, "shapes-00001"
@@ -266,7 +267,6 @@ def test_score_videos_with_seeds_means_keys_and_resume(tmp_path):
 def test_sampled_videos_with_a_fake_sampler(tmp_path, monkeypatch):
     """Sampled decoding: k prompts per query from each trained optimizer (a fake sampler here), each rendered with
     the eval seeds; resumable (a rerun loads no model) and a method without a saved model is skipped."""
-    from vpolib import checkpoints, generation
     from vpolib.config import load_config
 
     cfg = load_config("smoke", {"analysis.sampled": 2, "analysis.eval_seeds": 2, "analysis.video_batch": 2})
@@ -289,8 +289,8 @@ def test_sampled_videos_with_a_fake_sampler(tmp_path, monkeypatch):
 
         return sample
 
-    monkeypatch.setattr(checkpoints, "load_optimizer", fake_load)
-    monkeypatch.setattr(generation, "sampler", fake_sampler)
+    monkeypatch.setattr(evaluate, "load_optimizer", fake_load)
+    monkeypatch.setattr(evaluate, "sampler", fake_sampler)
     (tmp_path / "run" / "03_sft" / "model").mkdir(parents=True)
     (tmp_path / "run" / "05_dpo" / "model").mkdir(parents=True)
     queries = [{"id": f"s{i}", "query": "q" * (i + 1), "source": "shapes"} for i in range(2)]

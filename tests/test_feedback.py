@@ -1,28 +1,34 @@
-"""The video pair rule, grouping, the merge with text pairs, and resumable render + score."""
+"""Stage 04's feedback: the video pair rule, grouping, the merge with text pairs, resumable render + score, the
+queries and samples, text feedback, and the views of it all."""
 
 from __future__ import annotations
 
-import numpy as np
+from types import SimpleNamespace
 
-from vpolib.checklist import Question
-from vpolib.feedback import (
-    CONFLICT,
+import numpy as np
+import pytest
+
+from vpolib.checklist import Question, tally
+from vpolib.dominance import (
     MARGIN,
     MISSING,
+    NOT_DOMINANT,
     SAME,
-    answer_matrix,
-    compare,
+    dominant_pairs,
+    drop_reason,
     group_by_query,
     merge_pairs,
-    render_and_score,
-    sample_prompts,
+    pair_counts,
     to_trl,
     verdicts,
-    video_pairs,
 )
-from vpolib.io import read_jsonl
+from vpolib.feedback import feedback_queries, sample_prompts
+from vpolib.io import read_jsonl, write_jsonl
+from vpolib.scoring import read_checklists, render_and_score, score_frame, skipped_queries
 from vpolib.templates import optimize_messages
+from vpolib.text_feedback import refined_summary, refined_vs_original
 from vpolib.video import save_media
+from vpolib.views.feedback import answer_matrix, pair_flow, pair_gallery, plot_item_agreement, plot_scores
 
 # Three weighted items, max_score 4.0 (1 + 1 + 2).
 WEIGHTS = {"a": 1.0, "b": 1.0, "c": 2.0}
@@ -47,45 +53,45 @@ def vid(answers: str, k: int = 0, qid: str = "q1", weights=WEIGHTS) -> dict:
 
 
 def test_dominance_with_a_win_and_enough_margin_is_a_pair():
-    assert compare(vid("yyy"), vid("yyn"), margin=0.5) is None  # gap 2.0 > 0.5
+    assert drop_reason(vid("yyy"), vid("yyn"), margin=0.5) is None  # gap 2.0 > 0.5
 
 
 def test_a_single_loss_blocks_the_pair_even_with_a_large_score_gap():
     # chosen wins c (+2) but loses a (-1): score 3 vs 1, yet not dominant
-    assert compare(vid("nyy"), vid("yyn"), margin=0.5) == CONFLICT
+    assert drop_reason(vid("nyy"), vid("yyn"), margin=0.5) == NOT_DOMINANT
 
 
 def test_identical_answers_are_a_tie():
-    assert compare(vid("yny"), vid("yny"), margin=0.0) == SAME
+    assert drop_reason(vid("yny"), vid("yny"), margin=0.0) == SAME
 
 
 def test_margin_is_strict():
     better, worse = vid("yyn"), vid("ynn")  # gap exactly 1.0
-    assert compare(better, worse, margin=1.0) == MARGIN
-    assert compare(better, worse, margin=0.999) is None
+    assert drop_reason(better, worse, margin=1.0) == MARGIN
+    assert drop_reason(better, worse, margin=0.999) is None
 
 
 def test_zero_weight_win_is_dominant_but_inside_any_positive_margin():
     w = {"a": 1.0, "z": 0.0}
-    assert compare(vid("yy", weights=w), vid("yn", weights=w), margin=0.01) == MARGIN
+    assert drop_reason(vid("yy", weights=w), vid("yn", weights=w), margin=0.01) == MARGIN
 
 
 def test_missing_answers_or_different_checklists_are_unverifiable():
-    assert compare(vid("yy?"), vid("nnn"), margin=0.0) == MISSING
+    assert drop_reason(vid("yy?"), vid("nnn"), margin=0.0) == MISSING
     other = {"a": 1.0, "b": 1.0, "d": 2.0}
-    assert compare(vid("yyy"), vid("nnn", weights=other), margin=0.0) == MISSING
+    assert drop_reason(vid("yyy"), vid("nnn", weights=other), margin=0.0) == MISSING
 
 
-def test_video_pairs_margin_is_a_fraction_of_max_score():
+def test_dominant_pairs_margin_is_a_fraction_of_max_score():
     videos = [vid("yyn", 0), vid("ynn", 1)]  # gap 1.0 of max 4.0 = 0.25
-    assert len(video_pairs(videos, margin_fraction=0.24)[0]) == 1
-    pairs, dropped = video_pairs(videos, margin_fraction=0.25)
+    assert len(dominant_pairs(videos, margin_fraction=0.24)[0]) == 1
+    pairs, dropped = dominant_pairs(videos, margin_fraction=0.25)
     assert pairs == [] and dropped == {MARGIN: 1}
 
 
-def test_video_pairs_direction_order_and_drop_counts():
+def test_dominant_pairs_direction_order_and_drop_counts():
     videos = [vid("nnn", 0), vid("yyy", 1), vid("nyy", 2), vid("nyy", 3)]
-    pairs, dropped = video_pairs(videos, margin_fraction=0.1)  # margin 0.4
+    pairs, dropped = dominant_pairs(videos, margin_fraction=0.1)  # margin 0.4
     got = [(p["chosen"]["k"], p["rejected"]["k"]) for p in pairs]
     # 1>0 (gap 4), 2>0 and 3>0 (gap 3), 1>2 and 1>3 (gap 1); largest gap first, then by k
     assert got == [(1, 0), (2, 0), (3, 0), (1, 2), (1, 3)]
@@ -96,7 +102,7 @@ def test_verdicts_name_the_winner_and_the_rule_that_dropped_a_pair():
     low, high, clash = vid("ynn", 0), vid("yyy", 1), vid("nny", 2)
     got = [(v["chosen"]["k"], v["rejected"]["k"], v["reason"]) for v in verdicts([low, high, clash], 0.1)]
     # 1 beats 0 (written winner first); 0 vs 2 clash, listed with the higher score (2) first; 1 beats 2
-    assert got == [(1, 0, None), (2, 0, CONFLICT), (1, 2, None)]
+    assert got == [(1, 0, None), (2, 0, NOT_DOMINANT), (1, 2, None)]
 
 
 def test_grouping_uses_query_ids_not_positions():
@@ -111,14 +117,14 @@ def test_grouping_uses_query_ids_not_positions():
     ]
     groups = group_by_query(videos)
     assert {q: [v["k"] for v in vs] for q, vs in groups.items()} == {"q1": [0, 1], "q2": [0, 1, 2], "q3": [0]}
-    pairs, dropped = video_pairs(videos, margin_fraction=0.1)
+    pairs, dropped = dominant_pairs(videos, margin_fraction=0.1)
     assert all(p["chosen"]["id"] == p["rejected"]["id"] == p["id"] for p in pairs)
     assert sorted(p["id"] for p in pairs) == ["q1", "q2", "q2", "q2"]
     assert dropped["too_few_videos"] == 1
 
 
 def test_to_trl_keeps_provenance():
-    pair = video_pairs([vid("yyy", 0), vid("nnn", 1)], 0.1)[0][0]
+    pair = dominant_pairs([vid("yyy", 0), vid("nnn", 1)], 0.1)[0][0]
     row = to_trl(pair)
     assert row["prompt"] == optimize_messages("query q1")
     assert row["chosen"] == [{"role": "assistant", "content": "prompt q1 0"}]
@@ -174,8 +180,6 @@ class FakeBackend:
         return [Question(w, f"is there {w}?") for w in query.split()]
 
     def score(self, questions, video):
-        from vpolib.checklist import tally
-
         return tally(questions, [bool(video.mean() > 5)] * len(questions))
 
 
@@ -240,8 +244,6 @@ def test_answer_matrix_by_id_and_by_kind():
 
 
 def test_refined_vs_original_renders_only_refinements_of_scored_samples():
-    from vpolib.feedback import refined_vs_original
-
     scored = [
         {
             "key": "q1/0",
@@ -264,12 +266,6 @@ def test_refined_vs_original_renders_only_refinements_of_scored_samples():
 
 
 def test_feedback_queries_pick_rendered_and_text_only_ones():
-    from types import SimpleNamespace
-
-    import pytest
-
-    from vpolib.feedback import feedback_queries
-
     pool = [
         {"id": "s1", "query": "a ball", "source": "shapes"},
         {"id": "s2", "query": "a cube", "source": "shapes"},
@@ -287,11 +283,6 @@ def test_feedback_queries_pick_rendered_and_text_only_ones():
 
 
 def test_skips_scores_and_checklists_from_the_stage_folder(tmp_path):
-    import pytest
-
-    from vpolib.feedback import read_checklists, score_frame, skipped_queries
-    from vpolib.io import write_jsonl
-
     scored = [vid("yyn", 0, "q1"), vid("nnn", 1, "q1")]
     assert skipped_queries(tmp_path, scored) == {}  # no skips.jsonl
     write_jsonl(
@@ -306,16 +297,14 @@ def test_skips_scores_and_checklists_from_the_stage_folder(tmp_path):
 
 
 def test_pair_counts_and_flow():
-    from vpolib.feedback import pair_counts, pair_flow
-
     scored = [vid("yyy", 0), vid("nnn", 1), vid("ynn", 2), vid("yyy", 0, "q2")]
-    pairs, dropped = video_pairs(scored, 0.0)
+    pairs, dropped = dominant_pairs(scored, 0.0)
     counts = pair_counts(scored, pairs, dropped, pairs[:1])
     # q1: 3 videos, 3 unordered pairs, all dominant with a win; q2: one video
     assert counts == {
         "video_pairs_compared": 3,
         "video_pairs_valid": 3,
-        "video_pairs_dropped": {MISSING: 0, CONFLICT: 0, SAME: 0, MARGIN: 0},
+        "video_pairs_dropped": {MISSING: 0, NOT_DOMINANT: 0, SAME: 0, MARGIN: 0},
         "queries_too_few_videos": 1,
         "pair_yield": 0.5,
         "video_pairs_written": 1,
@@ -331,8 +320,6 @@ def test_pair_counts_and_flow():
 
 
 def test_refined_summary():
-    from vpolib.feedback import refined_summary
-
     rows = [
         {"id": "a", "original": 0.25, "refined": 0.75},
         {"id": "b", "original": 0.5, "refined": 0.5},
@@ -342,17 +329,15 @@ def test_refined_summary():
     assert refined_summary([]) == {"n": 0, "original": None, "refined": None, "better": 0, "worse": 0}
 
 
-def test_gallery_and_figures(tmp_path):
+def test_pair_gallery_and_figures(tmp_path):
     import matplotlib
-
-    from vpolib.feedback import gallery, plot_item_agreement, plot_scores, score_frame
 
     matplotlib.use("Agg")
     scored = [vid("yyy", 0), vid("nny", 1), vid("yny", 0, "q2"), vid("yny", 1, "q2")]
-    pairs, dropped = video_pairs(scored, 0.0)
+    pairs, dropped = dominant_pairs(scored, 0.0)
     merged = [{**to_trl(pairs[0]), "source": "video"}]
     checklists = {q: [{"id": i, "text": f"item {i}", "kind": "k"} for i in WEIGHTS] for q in ("q1", "q2")}
-    entries = gallery(scored, checklists, pairs, merged, 0.0, size=5)
+    entries = pair_gallery(scored, checklists, pairs, merged, 0.0, size=5)
     assert [e[0] for e in entries] == ["### `q1` · query q1", "### `q2` · query q2"]  # with a pair first
     heading, html, verdicts = entries[0]
     assert '<img src="videos/q1_0.gif" width="96">' in html and "✓" in html and "✗" in html
@@ -360,15 +345,13 @@ def test_gallery_and_figures(tmp_path):
         f"**Pair kept in the merge:** {merged[0]['why']}"
     )
     assert entries[1][2] == "- k=0 vs k=1: no pair (no_win)\n\n**Pair kept in the merge:** none"
-    assert len(gallery(scored, checklists, pairs, merged, 0.0, size=1)) == 1
+    assert len(pair_gallery(scored, checklists, pairs, merged, 0.0, size=1)) == 1
     plot_scores(score_frame(scored), dropped, len(pairs), 0.1).savefig(tmp_path / "scores.png")
     plot_item_agreement(scored, checklists).savefig(tmp_path / "items.png")
     assert (tmp_path / "scores.png").stat().st_size > 0 and (tmp_path / "items.png").stat().st_size > 0
 
 
 def test_sampler_samples_with_the_feedback_settings(monkeypatch):
-    from types import SimpleNamespace
-
     import vpolib.generation as generation
 
     seen = {}

@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from openai import OpenAI
 
 from vpolib.gguf_export import export_gguf, hf_name, permute
+from vpolib.models import load_causal_lm
+from vpolib.serve import ServerProcess
+from vpolib.templates import optimize_messages
 
 
 def test_names_and_the_rotary_permutation_by_hand():
@@ -17,8 +21,6 @@ def test_names_and_the_rotary_permutation_by_hand():
 
 
 def test_a_model_of_another_shape_is_refused(tmp_path):
-    from vpolib.models import load_causal_lm
-
     model, _ = load_causal_lm("tiny-llama")
     with pytest.raises(ValueError, match="not a SmolLM2 model"):
         export_gguf(model, tmp_path / "tiny.gguf")
@@ -27,12 +29,6 @@ def test_a_model_of_another_shape_is_refused(tmp_path):
 def test_llama_cpp_serving_the_export_decodes_like_transformers(tmp_path):
     """A changed SmolLM2 (as training changes it) exported, served by the xllamacpp server, greedy-decoded:
     the same text as transformers' greedy decoding of the same weights."""
-    from openai import OpenAI
-
-    from vpolib.models import load_causal_lm
-    from vpolib.serve import ServerProcess
-    from vpolib.templates import optimize_messages
-
     model, tok = load_causal_lm("smollm2-135m-instruct")
     torch.manual_seed(0)
     with (

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 
-from vpolib.judge import LLMJudge, RuleJudge, agreement, content_words, parse_verdict, stem
+from vpolib.judge import (
+    LLMJudge,
+    RuleJudge,
+    Verdict,
+    agreement,
+    content_words,
+    load_embedder,
+    load_safety_classifier,
+    parse_verdict,
+    pass_rates,
+    required_text,
+    stem,
+)
+from vpolib.views.judge import plot_pass_rates
 
 M = "Final Judgement (Yes or No)"
 
@@ -101,8 +116,6 @@ def test_rule_judge_does_not_require_harmful_query_words():
 
 
 def test_rule_judge_with_the_real_models():
-    from vpolib.judge import load_embedder, load_safety_classifier
-
     judge = RuleJudge(load_safety_classifier(), load_embedder())
     good, porn, unrelated = judge.judge(
         [
@@ -138,8 +151,6 @@ def test_llm_judge_maps_replies_to_verdicts():
 
 
 def test_agreement_and_kappa():
-    from vpolib.judge import Verdict
-
     a = [Verdict(x) for x in (True, True, False, False, None)]
     b = [Verdict(x) for x in (True, False, False, False, True)]
     out = agreement(a, b)
@@ -149,8 +160,6 @@ def test_agreement_and_kappa():
 
 
 def test_required_text_keeps_camera_moves_not_numbers_or_negatives():
-    from vpolib.judge import required_text
-
     tags = [
         {"name": "camera", "value": "zoom in", "kind": "content"},
         {"name": "motion", "value": "3", "kind": "content"},
@@ -175,11 +184,6 @@ def test_rule_judge_synonyms_cover_query_words():
 
 
 def test_pass_rates_and_their_figure(tmp_path):
-    import matplotlib
-    import pandas as pd
-
-    from vpolib.judge import pass_rates, plot_pass_rates
-
     matplotlib.use("Agg")
     judged = pd.DataFrame(
         [

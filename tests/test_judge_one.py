@@ -20,7 +20,7 @@ def offline_cfg():
     return load_config("smoke", {"judge.use_models": False})
 
 
-@pytest.mark.parametrize("nb", ["02_refine", "03_sft", "04_feedback", "05_dpo", "06_analysis"])
+@pytest.mark.parametrize("nb", ["02_refine", "03_sft", "04_feedback", "05_dpo", "06_evaluate"])
 def test_every_stage_builds_the_same_judge(nb):
     code = "\n".join(
         "".join(c["source"])

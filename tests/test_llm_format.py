@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from vpolib import refine, templates
+from vpolib import refine, teachers, templates
 from vpolib.backends import EndpointError, GenParams, OutputFormatError, cache_key, check_first_batch
 from vpolib.judge import LLMJudge, Verdict, parse_json_verdict
 
@@ -154,10 +154,10 @@ def test_teacher_check_stops_on_empty_replies_and_passes_real_ones():
     records = [{"id": f"r{i}", "query": f"query {i}"} for i in range(10)]
     empty = Scripted(lambda c: "  ")
     with pytest.raises(OutputFormatError, match="teacher.*refine.teachers"):
-        refine.llm_teacher_candidates(records, empty, [], GenParams(), check_first=3)
+        teachers.llm_teacher_candidates(records, empty, [], GenParams(), check_first=3)
     assert len(empty.seen) == 3
     ok = Scripted(lambda c: "A prompt.")
-    cands, failed = refine.llm_teacher_candidates(records, ok, [], GenParams(), check_first=3)
+    cands, failed = teachers.llm_teacher_candidates(records, ok, [], GenParams(), check_first=3)
     assert len(cands) == 10 and failed == 0 and len(ok.seen) == 10
 
 
@@ -170,8 +170,8 @@ def test_check_first_batch_quotes_a_long_reply_shortened():
 
 def test_require_sft_explains_an_empty_set():
     rows = [{"status": "unparsable", "verdict": {"reasons": ["llm:unparsable"], "principles": {}}}] * 3
-    refine.require_sft([{"id": "x"}], refine.summarize(rows))  # not empty: fine
+    refine.require_sft([{"id": "x"}], refine.critique_summary(rows))  # not empty: fine
     with pytest.raises(
         RuntimeError, match=r"3 candidates: 0 passed .* 3 verdicts unparsable.*llm:unparsable \(3\)"
     ):
-        refine.require_sft([], refine.summarize(rows))
+        refine.require_sft([], refine.critique_summary(rows))

@@ -5,7 +5,8 @@ import importlib.util
 import pytest
 import torch
 
-from vpolib.models import chatml_template, load_causal_lm
+from vpolib.backends import GenParams, chat_generate
+from vpolib.models import chatml_template, load_causal_lm, torch_dtype
 
 CHAT = [
     {"role": "user", "content": "a cat on a mat"},
@@ -93,9 +94,6 @@ def test_smollm2_from_the_wheel_is_a_trainable_plain_model(tmp_path):
 
 def test_device_and_dtype_come_from_the_caller(tiny):
     """The profile's dtype/device reach the weights, and generation puts its inputs on the model's device."""
-    from vpolib.backends import GenParams, chat_generate
-    from vpolib.models import torch_dtype
-
     model, tok = load_causal_lm("tiny-llama", device="cpu", dtype="bfloat16")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16} and model.device.type == "cpu"
     assert (

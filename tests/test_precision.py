@@ -5,7 +5,7 @@ import torch
 
 from vpolib import precision
 from vpolib.config import ConfigError, load_config
-from vpolib.report import precision_summary
+from vpolib.results import precision_summary
 from vpolib.run import start_stage
 
 AVX2 = {"model": "Intel Core i7-8700", "flags": ["fma", "avx", "f16c", "avx2"], "capability": "AVX2",

@@ -10,8 +10,9 @@ import pytest
 from test_feedback import FakeBackend, vid
 
 from vpolib import preference
-from vpolib.feedback import render_and_score, reward_seed, video_seed
 from vpolib.io import read_jsonl
+from vpolib.noise import reward_seed, video_seed
+from vpolib.scoring import render_and_score
 
 
 def seeded(answers_by_seed: list[str], k: int, qid: str = "q1") -> list[dict]:

@@ -1,11 +1,15 @@
-"""Refiners, teacher candidates, the resumable critique-and-refine loop and the output contracts."""
+"""Refiners, teacher candidates, the resumable critique-and-refine loop, the output contracts and their views."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import matplotlib
 import pytest
 
-from vpolib import refine
+from vpolib import refine, teachers, views
 from vpolib.backends import GenParams
+from vpolib.config import load_config
 from vpolib.io import read_jsonl
 from vpolib.judge import RuleJudge, Verdict
 from vpolib.rewriters import RULE_SUFFIX, raw_query, rule_expand, rule_expansion
@@ -154,17 +158,17 @@ def test_teacher_candidates():
         {"id": "v2", "set": "category", "query": "a cat", "gpt4o": "Cat.", "wan": "Wan cat."},
         {"id": "v3", "set": "dimension", "query": "a cow", "gpt4o": None, "wan": "Cow."},
     ]
-    cands = refine.vbench_candidates(pairs, ["dimension"], limit=None)
+    cands = teachers.vbench_candidates(pairs, ["dimension"], limit=None)
     assert [(c["id"], c["prompt"]) for c in cands] == [
         ("v1:gpt4o", "A long dog prompt here."),
         ("v3:wan", "Cow."),
     ]
-    assert refine.few_shot_examples(pairs, 1) == [("a cat", "Cat.")]
+    assert teachers.few_shot_examples(pairs, 1) == [("a cat", "Cat.")]
     shapes = [{"id": "s1", "query": "a red ball", "caption": "A red ball bounces.", "source": "shapes"}]
-    assert refine.caption_candidates(shapes)[0]["prompt"] == "A red ball bounces."
+    assert teachers.caption_candidates(shapes)[0]["prompt"] == "A red ball bounces."
     records = [{"id": "r1", "query": "ok"}, {"id": "r2", "query": "fail me"}]
     backend = Scripted(lambda c: None if "fail me" in c[-1]["content"] else "P")
-    out, failed = refine.llm_teacher_candidates(records, backend, [("a cat", "Cat.")], GenParams(n=2))
+    out, failed = teachers.llm_teacher_candidates(records, backend, [("a cat", "Cat.")], GenParams(n=2))
     assert failed == 1 and [c["id"] for c in out] == ["r1:llm0", "r1:llm1"]
     assert len(backend.seen[0]) == 3  # one example (user, assistant) then the query
 
@@ -260,7 +264,7 @@ def test_build_outputs_follow_the_contract():
     assert p["rejected"] == [{"role": "assistant", "content": "bad"}]
 
 
-def test_summarize_and_failure_examples():
+def test_critique_summary_and_failure_examples():
     rows = [
         {
             "status": "pass",
@@ -285,11 +289,11 @@ def test_summarize_and_failure_examples():
             "verdict": {"reasons": ["llm:unparsable"], "principles": {}},
         },
     ]
-    s = refine.summarize(rows)
+    s = refine.critique_summary(rows)
     assert s["n_candidates"] == 3 and s["first_pass_rate"] == 0.5 and s["pass_rate_helpful"] == 0.5
     assert s["pass_rate_harmless"] == 1.0 and s["refine_success_rate"] == 1.0
     assert s["reasons"] == {"helpful:too_short": 1, "llm:unparsable": 1}
-    ex = refine.failure_examples(rows)
+    ex = views.refine.failure_examples(rows)
     assert [(e["reason"], e["before"], e["after"]) for e in ex] == [
         ("helpful:too_short", "q", "r"),
         ("llm:unparsable", "s", None),
@@ -310,17 +314,17 @@ def test_first_pass_frame_and_teacher_modes():
         logged("shapes", "refined", helpful=False, failures=["synonym"]),
         logged("shapes", "pass", failures=[]),
     ]
-    frame = refine.first_pass_frame(rows)
+    frame = views.refine.first_pass_frame(rows)
     assert list(frame["teacher"]) == ["llm", "llm", "shapes", "shapes", "shapes"]
     assert frame.groupby("teacher")["helpful"].mean().to_dict() == {"llm": 0.5, "shapes": 2 / 3}
-    modes = refine.teacher_modes(rows)
+    modes = teachers.teacher_modes(rows)
     # synonym: 2 of the 3 shapes prompts, one passed; padding: 1, passed; none (no failure): 1, passed
     assert modes.to_dict(orient="index") == {
         "none": {"prompts": 1, "judge pass rate": 1.0, "rate": 0.333},
         "padding": {"prompts": 1, "judge pass rate": 1.0, "rate": 0.333},
         "synonym": {"prompts": 2, "judge pass rate": 0.5, "rate": 0.667},
     }
-    assert list(refine.teacher_modes(rows[:2]).columns) == ["prompts", "judge pass rate", "rate"]
+    assert list(teachers.teacher_modes(rows[:2]).columns) == ["prompts", "judge pass rate", "rate"]
 
 
 def test_report_markdown_and_plot_reasons(tmp_path):
@@ -334,23 +338,17 @@ def test_report_markdown_and_plot_reasons(tmp_path):
         }
     ]
     summary = {"n_candidates": 1, "reasons": {"aligned:missing": 1}}
-    text = refine.report_markdown("T", "rule", "rule-refiner", summary, rows)
+    text = views.refine.report_markdown("T", "rule", "rule-refiner", summary, rows)
     assert text.startswith("# T\n\njudge: rule; refiner: rule-refiner\n")
     assert "| n_candidates | 1 |" in text and "| aligned:missing | 1 |" in text
     assert text.endswith("- **aligned:missing** (refined): `a dog`\n  - before: before\n  - after: after\n")
-    import matplotlib
-
     matplotlib.use("Agg")
-    refine.plot_reasons(summary["reasons"], tmp_path / "reasons.png")
-    refine.plot_reasons({}, tmp_path / "none.png")  # nothing rejected: an empty figure, not an error
+    views.refine.plot_reasons(summary["reasons"], tmp_path / "reasons.png")
+    views.refine.plot_reasons({}, tmp_path / "none.png")  # nothing rejected: an empty figure, not an error
     assert (tmp_path / "reasons.png").stat().st_size > 0 and (tmp_path / "none.png").stat().st_size > 0
 
 
 def test_teacher_candidates_follow_the_profile(tmp_path):
-    import dataclasses
-
-    from vpolib.config import load_config
-
     cfg = load_config("smoke")
     cfg.refine = dataclasses.replace(cfg.refine, teachers=["vbench", "caption"], vbench_sets=["dimension"])
     vbench = [{"id": "v1", "set": "dimension", "query": "a dog", "gpt4o": "A dog.", "wan": None}]
@@ -362,21 +360,25 @@ def test_teacher_candidates_follow_the_profile(tmp_path):
             "source": "sft",
         },  # real: only the compose and llm teachers (not named) would take it
     ]
-    cands, stats = refine.teacher_candidates(cfg, pool, vbench, tmp_path)
+    cands, stats = teachers.teacher_candidates(cfg, pool, vbench, tmp_path)
     assert [(c["id"], c["prompt"]) for c in cands] == [("v1:gpt4o", "A dog."), ("s1:caption", "A red ball.")]
     assert stats == {"llm_failed": 0, "compose_empty": 0} and not (tmp_path / "teacher.jsonl").exists()
     assert isinstance(refine.build_refiner(cfg, tmp_path), refine.RuleRefiner)
 
 
 def test_real_queries_take_their_share_of_harmful_ones():
-    from vpolib.refine import real_queries
-
     pool = [{"id": f"s{i}", "source": "shapes"} for i in range(3)]
     pool += [{"id": f"q{i}", "source": "sft", "flags": ["harmful"] if i % 10 == 0 else []} for i in range(40)]
-    picked = real_queries(pool, 8, 0.25)  # 2 harmful (q0, q10), 6 others in pool order, spread evenly
+    picked = teachers.real_queries(
+        pool, 8, 0.25
+    )  # 2 harmful (q0, q10), 6 others in pool order, spread evenly
     assert [r["id"] for r in picked] == ["q0", "q1", "q2", "q3", "q10", "q4", "q5", "q6"]
     assert sum("harmful" in r["flags"] for r in picked) == 2 and len({r["id"] for r in picked}) == 8
-    assert [r["id"] for r in real_queries(pool, 3)] == ["q0", "q1", "q2"]  # share 0: the pool's order
+    assert [r["id"] for r in teachers.real_queries(pool, 3)] == [
+        "q0",
+        "q1",
+        "q2",
+    ]  # share 0: the pool's order
     assert (
-        len(real_queries(pool, None, 0.5)) == 40 and len(real_queries(pool, 100)) == 40
+        len(teachers.real_queries(pool, None, 0.5)) == 40 and len(teachers.real_queries(pool, 100)) == 40
     )  # capped by the pool

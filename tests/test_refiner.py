@@ -1,12 +1,13 @@
 """The rule refiner repairs in the prompt's own style: no raw query glued on, no typos copied, canonical
 ShapesWorld words, harmful wording and -neg items removed; its repairs pass the judge."""
 
-from vpolib.judge import RuleJudge, shapesworld_synonyms
-from vpolib.refine import RuleRefiner, canonical_word, weave
+from vpolib.judge import RuleJudge
+from vpolib.refine import RuleRefiner, weave
+from vpolib.shapesworld.vocabulary import canonical_word, synonyms
 
 
 def judge():
-    return RuleJudge(synonyms=shapesworld_synonyms(), min_words=6)
+    return RuleJudge(synonyms=synonyms(), min_words=6)
 
 
 def repair(item):

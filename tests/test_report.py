@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vpolib import report  # noqa: E402
+from vpolib.results import findings, markdown_table, results_json, stage_metrics  # noqa: E402
+from vpolib.views import evaluation, report  # noqa: E402
 
 
 def test_report_is_self_contained(tmp_path):
@@ -80,7 +81,7 @@ def test_markdown_table():
             "win_rates": [],
         },
     }
-    lines = report.markdown_table(results).splitlines()
+    lines = markdown_table(results).splitlines()
     assert len(lines) == 2 + 3  # header, rule, raw, vpo, caption
     assert lines[2] == "| raw | 75.0 [50.0, 100.0] | - | - | - | 0.62 [0.50, 0.75] / - |"
     assert lines[3].startswith("| vpo | 75.0 [50.0, 100.0] | 0.0 [0.0, 0.0] | 25.0 [0.0, 50.0] | - |")
@@ -172,7 +173,7 @@ def results_fixture(methods=("raw", "rule", "sft", "vpo", "vpo-text", "vpo-video
 
 
 def test_summary_is_generated_from_the_numbers():
-    s = report.summarize(results_fixture())
+    s = findings(results_fixture())
     video = {name: (verdict, text) for verdict, name, text in s["sections"][0][2]}
     assert video["raw"][0] == "held" and "0.80 [0.65, 0.95]" in video["raw"][1]
     assert video["sft"] == (
@@ -191,12 +192,12 @@ def test_summary_is_generated_from_the_numbers():
     # change a number, the words follow
     worse = results_fixture()
     worse["video"]["win_rates"][0].update(win_rate=0.2, lo=0.05, hi=0.35)
-    video = {name: verdict for verdict, name, _ in report.summarize(worse)["sections"][0][2]}
+    video = {name: verdict for verdict, name, _ in findings(worse)["sections"][0][2]}
     assert video["raw"] == "not held"
     # without paired win rates the two CIs decide
     unpaired = results_fixture()
     unpaired["video"]["win_rates"] = []
-    video = {name: t for _, name, t in report.summarize(unpaired)["sections"][0][2]}
+    video = {name: t for _, name, t in findings(unpaired)["sections"][0][2]}
     assert video["sft"].endswith("the CIs overlap, no difference shown")
     assert video["raw"].endswith("the CIs do not overlap, vpo is higher")
 
@@ -209,13 +210,13 @@ def test_summary_and_page_survive_missing_sections():
         results_fixture(methods=("raw",)),
         results_fixture(harmful=False),
     ):
-        s = report.summarize(results)
+        s = findings(results)
         assert s["lead"] and len(s["sections"]) == 3
         page = report.render_report(
             "t", {}, {"empty": pd.DataFrame(), "none": None}, {"no fig": None}, [], results=results
         )
         assert "nothing to show (empty)" in page and "No gallery" in page
-    s = report.summarize(results_fixture(harmful=False))
+    s = findings(results_fixture(harmful=False))
     assert s["sections"][2][2] == "not measured in this run (no harmful queries)."
     assert "No results given" in report.render_report("t", {}, {}, {}, [])
 
@@ -276,19 +277,19 @@ def test_running_stage_is_this_stage():
     manifest = {
         "stages": {
             "01_data": {"status": "ok", "seconds": 10.0},
-            "06_analysis": {"started": "2026-01-01T00:00:00+00:00"},
+            "06_evaluate": {"started": "2026-01-01T00:00:00+00:00"},
         }
     }
     now = dt.datetime(2026, 1, 1, 0, 0, 42, tzinfo=dt.UTC)
     table = report.fill_running_stage(stage_timings(manifest), manifest, now)
-    row = table.set_index("stage").loc["06_analysis"]
+    row = table.set_index("stage").loc["06_evaluate"]
     assert row["status"] == "this stage (until the report)" and row["seconds"] == 42.0
     assert table.iloc[-1]["seconds"] == 52.0 and "running" not in table["status"].tolist()
     # a re-run of 06: the manifest still says ok with the old time, but it started after it finished
-    manifest["stages"]["06_analysis"].update(status="ok", seconds=100.0, finished="2025-12-31T23:00:00+00:00")
+    manifest["stages"]["06_evaluate"].update(status="ok", seconds=100.0, finished="2025-12-31T23:00:00+00:00")
     table = report.fill_running_stage(stage_timings(manifest), manifest, now)
     assert (
-        table.set_index("stage").loc["06_analysis", "seconds"] == 42.0 and table.iloc[-1]["seconds"] == 52.0
+        table.set_index("stage").loc["06_evaluate", "seconds"] == 42.0 and table.iloc[-1]["seconds"] == 52.0
     )
 
 
@@ -325,11 +326,11 @@ def test_stage06_figures_are_written(tmp_path):
     text, video, _ = _stage06_tables()
     wins = pd.concat([text["win_rates"].assign(metric="text"), video["win_rates"].assign(metric="video")])
     figs = [
-        *report.text_figures(text),
-        *report.video_figures(video).values(),
-        report.wins_figure(wins, "vpo"),
+        *evaluation.text_figures(text),
+        *evaluation.video_figures(video).values(),
+        evaluation.wins_figure(wins, "vpo"),
     ]
-    assert len(figs) == 5 and report.video_figures({"overall": pd.DataFrame()}) == {}
+    assert len(figs) == 5 and evaluation.video_figures({"overall": pd.DataFrame()}) == {}
     for i, fig in enumerate(figs):
         fig.savefig(tmp_path / f"{i}.png")
         plt.close(fig)
@@ -339,11 +340,11 @@ def test_stage06_figures_are_written(tmp_path):
 def test_gallery_picks_the_largest_gain_and_loss():
     _, video, records = _stage06_tables()
     queries = {"s0": "red ball", "s1": "blue box"}
-    entries = report.gallery(records, video["frame"], ["raw", "vpo"], queries, "vpo", size=2)
+    entries = evaluation.reward_gallery(records, video["frame"], ["raw", "vpo"], queries, "vpo", size=2)
     # vpo - raw: s0 gains 1.0, s1 gains 0: s0 first (most gained), then s1 (least)
     assert [e["id"] for e in entries] == ["s0", "s1"] and entries[0]["query"] == "red ball"
     assert [(i["method"], i["reward"]) for i in entries[0]["items"]] == [("raw", 0.0), ("vpo", 1.0)]
-    assert report.gallery([], video["frame"], ["raw"], queries, "vpo", 2) == []
+    assert evaluation.reward_gallery([], video["frame"], ["raw"], queries, "vpo", 2) == []
 
 
 def test_results_json_and_stage_metrics():
@@ -353,7 +354,7 @@ def test_results_json_and_stage_metrics():
     run = {"profile": "smoke", "manifest": {"run_id": "r1"}, "seed": 0, "judge": "rule", "target": "vpo",
            "video_backend": "shapesworld", "has_video": True, "n_heldout": 9, "real": real, "n_video": 2}  # fmt: skip
     counts = {"judge": {"judged": 6}, "video": {"rendered": 6}}
-    results = report.results_json(run, text, video, timings, counts=counts, notes=["n1"], beyond={})
+    results = results_json(run, text, video, timings, counts=counts, notes=["n1"], beyond={})
     assert results["n"] == {
         "heldout": 9,
         "text_queries": 2,
@@ -365,7 +366,7 @@ def test_results_json_and_stage_metrics():
     assert results["timings"] == {"stages": {"01_data": 9.0}, "total_finished_seconds": 9.0}
     assert [r["baseline"] for r in results["video"]["sft_over_raw"]] == ["raw"]
     assert results["counts"] == counts and results["notes"] == ["n1"] and results["beyond"] == {}
-    m = report.stage_metrics(results, text, video, n_notes=1)
+    m = stage_metrics(results, text, video, n_notes=1)
     assert m["aligned_pct"] == {"raw": 50.0, "sft": 50.0, "vpo": 100.0}  # q1 fails Aligned but for vpo
     assert m["reward"] == {
         "raw": 0.25,
@@ -381,7 +382,9 @@ def test_gallery_shows_the_mean_over_seeds_beside_the_video():
     from vpolib import analysis
 
     frame = analysis.video_frame([*records, extra])
-    entries = report.gallery([*records, extra], frame, ["raw", "vpo"], {"s0": "a", "s1": "b"}, "vpo", size=2)
+    entries = evaluation.reward_gallery(
+        [*records, extra], frame, ["raw", "vpo"], {"s0": "a", "s1": "b"}, "vpo", size=2
+    )
     vpo = entries[0]["items"][1]
     assert (vpo["method"], vpo["reward"], vpo["video_reward"]) == ("vpo", 0.75, 1.0)
     assert "mean over seeds; this video 1.00" in report._card(vpo)
@@ -404,14 +407,14 @@ def test_side_by_side_shows_the_first_changed_queries(tmp_path):
         for i, (sft, vpo) in enumerate([("same", "same"), ("red ball", "a red circle <moves>"), ("x", "y")])
         for m, p, sc in (("sft", sft, 1.0), ("vpo", vpo, 2.0))
     ]
-    assert report.changed_pairs(recs, "sft", "vpo", n=5) == ["s1", "s2"]  # s0: the same prompt
-    assert report.changed_pairs(recs, "sft", "vpo", n=1) == ["s1"]
+    assert evaluation.changed_pairs(recs, "sft", "vpo", n=5) == ["s1", "s2"]  # s0: the same prompt
+    assert evaluation.changed_pairs(recs, "sft", "vpo", n=1) == ["s1"]
     frame = pd.DataFrame({"id": ["s1", "s1"], "method": ["sft", "vpo"], "reward": [0.25, 0.75]})
-    page = report.side_by_side(recs, frame, {"s1": "red ball", "s2": "x"}, "sft", "vpo", n=1)
+    page = evaluation.side_by_side(recs, frame, {"s1": "red ball", "s2": "x"}, "sft", "vpo", n=1)
     assert page.count("data:image/gif;base64,") == 2 and "s2" not in page
     assert "a red circle &lt;moves&gt;" in page  # escaped
     assert "reward 1.00, mean over seeds 0.75" in page and "reward 0.50, mean over seeds 0.25" in page
-    assert "No held-out query" in report.side_by_side(recs[:2], frame, {}, "sft", "vpo")
+    assert "No held-out query" in evaluation.side_by_side(recs[:2], frame, {}, "sft", "vpo")
 
 
 def test_results_json_with_changed_prompts_and_sampled_decoding():
@@ -435,7 +438,7 @@ def test_results_json_with_changed_prompts_and_sampled_decoding():
     run = {"profile": "smoke", "manifest": {}, "seed": 0, "judge": "rule", "target": "vpo",
            "video_backend": "shapesworld", "has_video": True, "n_heldout": 4, "real": [], "n_video": 2}  # fmt: skip
     counts = {"judge": {}, "video": {}, "sampled": {"rendered": 4}}
-    results = report.results_json(run, text, video, timings, counts=counts)
+    results = results_json(run, text, video, timings, counts=counts)
     assert results["text"]["changed_vs_sft"] == [
         {"method": "vpo", "base": "sft", "n": 2, "changed": 1, "share": 0.5}
     ]
@@ -450,7 +453,7 @@ def test_results_json_with_changed_prompts_and_sampled_decoding():
         ("sft", "sampled"): 0.5,
     }
     assert [(r["decoding"], r["win_rate"]) for r in s["win_rates"]] == [("greedy", 0.75), ("sampled", 1.0)]
-    m = report.stage_metrics(results, text, video, n_notes=0)
+    m = stage_metrics(results, text, video, n_notes=0)
     assert m["changed_vs_sft"] == {"vpo": 0.0} and m["sampled_reward"]["vpo/sampled"] == 1.0
     assert m["sampled"] == {"rendered": 4}
     json.dumps(results)  # JSON-ready

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from _chromium import VIEWPORT, chromium, layout, pixel_std  # noqa: E402
 from test_report import results_fixture  # noqa: E402
 
-from vpolib import report  # noqa: E402
+from vpolib.views import report  # noqa: E402
 
 MIN_STD = 8.0  # grey-level std of a page with text and figures; a blank page is ~0
 
@@ -101,7 +101,7 @@ def test_checks_catch_blank_and_overflowing_pages(browser, tmp_path):
 @pytest.mark.notebook
 def test_smoke_run_report_renders_in_chromium(browser, smoke_stage, tmp_path):
     """The real report of the smoke chain (notebook 06's call), checked as a reader would see it."""
-    _, stage, _ = smoke_stage("06_analysis")
+    _, stage, _ = smoke_stage("06_evaluate")
     m = check_page(browser, (stage / "report.html").as_uri(), tmp_path / "smoke-report.png")
     assert_readable(m)
     html = (stage / "report.html").read_text()

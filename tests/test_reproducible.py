@@ -25,21 +25,21 @@ LOOP = r"""
 import json, random, sys, tempfile
 from pathlib import Path
 
-from vpolib import data, judge, testtime
-from vpolib.shapesworld import reward, world
+from vpolib import data, testtime
+from vpolib.shapesworld import reward, vocabulary, world
 from vpolib.shapesworld.render import render
 
-out = {"synonyms": judge.shapesworld_synonyms(), "world_words": list(judge._world_words())}
+out = {"synonyms": vocabulary.synonyms(), "world_words": list(vocabulary.world_words())}
 # one edit from two world words with different meanings ("dopping": dropping = down, hopping = bouncing)
 typos = ["rigth", "circel", "squre", "smill", "dowt", "dopping", "ropping", "sinting", "sitking", "cuge"]
-out["canonical"] = {w: judge.canonical_word(w) for w in typos}
+out["canonical"] = {w: vocabulary.canonical_word(w) for w in typos}
 tags = [["neg", "ar", "camera", "style"], ["seed", "fps", "neg", "motion"], ["style", "gs", "ar", "no"]]
 out["tags"] = list(data.tag_counts([{"tags": [{"name": n} for n in names]} for names in tags]).items())
 
 
 def draw(text, qid):
     rng = random.Random(qid)
-    objects, background = judge.read_world(text)
+    objects, background = vocabulary.read_world(text)
     scene = {"background": background or "black", "objects": []}
     for o in objects[:2] or [{}]:
         size, motion = o.get("size") or "large", o.get("motion") or "still"

@@ -6,36 +6,18 @@ import re
 
 import pytest
 import torch
+from tiny_records import CPU, QUERIES, sft_record
+from tiny_training import on_cpu, trained_lora_sft
+from transformers import LlamaForCausalLM
 
 from vpolib.checkpoints import load_optimizer, save_optimizer, train_info
-from vpolib.config import read_profile
 from vpolib.examples import heldout_sample, sft_examples, split
 from vpolib.generation import generate_heldout, generate_prompts
 from vpolib.io import write_jsonl
-from vpolib.judge import judge_table
-from vpolib.models import load_causal_lm
+from vpolib.judge import RuleJudge, judge_table
+from vpolib.models import llama_config, load_causal_lm
+from vpolib.profiles import read_profile
 from vpolib.trainers import build_sft_trainer, train_and_save
-
-QUERIES = ["a cat on a mat", "a dog running", "city at night", "a red car", "two birds flying", "ocean waves"]
-CPU = {
-    "bf16": False,
-    "use_cpu": True,
-    "activation_checkpointing": False,
-    "report_to": "none",
-    "per_device_train_batch_size": 3,
-    "logging_steps": 1,
-}
-
-
-def record(q: str) -> dict:
-    return {
-        "id": q,
-        "query": q,
-        "messages": [
-            {"role": "user", "content": f"Expand: {q}"},
-            {"role": "assistant", "content": f"A cinematic shot of {q}, soft light."},
-        ],
-    }
 
 
 def test_sft_examples_split_prompt_and_completion_and_skip_bad_records():
@@ -47,7 +29,7 @@ def test_sft_examples_split_prompt_and_completion_and_skip_bad_records():
         {"messages": ["garbled", {"role": "assistant", "content": "x"}]},
         {"messages": "not a list"},
     ]
-    rows, skipped = sft_examples([record("a red car"), *bad])
+    rows, skipped = sft_examples([sft_record("a red car"), *bad])
     assert skipped == 6
     assert rows == [
         {
@@ -79,7 +61,7 @@ def test_heldout_sample_alternates_sources_and_skips_empty_queries():
 
 def test_trl_masks_the_prompt_tokens(tiny_dir):
     model, tok = load_causal_lm(str(tiny_dir))
-    rows, _ = sft_examples([record("a red car")])
+    rows, _ = sft_examples([sft_record("a red car")])
     trainer = build_sft_trainer(model, tok, rows, [], {**CPU, "max_steps": 1}, "/tmp/unused-sft", seed=0)
     ex = trainer.train_dataset[0]
     prompt_len = len(
@@ -95,7 +77,7 @@ def test_trl_masks_the_prompt_tokens(tiny_dir):
     "lora", [None, {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}], ids=["full", "lora"]
 )
 def test_sft_loss_goes_down_and_the_saved_model_generates(tiny_dir, tmp_path, lora):
-    rows, _ = sft_examples([record(q) for q in QUERIES])
+    rows, _ = sft_examples([sft_record(q) for q in QUERIES])
     knobs = {**CPU, "max_steps": 12, "learning_rate": 3e-3 if lora else 1e-3}
     info = train_and_save(build_sft_trainer, tiny_dir, rows, rows[:2], knobs, lora, tmp_path / "m", seed=0)
     losses = [e["loss"] for e in info["log_history"] if "loss" in e]
@@ -119,19 +101,8 @@ def test_sft_loss_goes_down_and_the_saved_model_generates(tiny_dir, tmp_path, lo
 
 
 def test_lora_merge_keeps_the_trained_function(tiny_dir, tmp_path):
-    model, tok = load_causal_lm(str(tiny_dir))
-    rows, _ = sft_examples([record(q) for q in QUERIES])
-    trainer = build_sft_trainer(
-        model,
-        tok,
-        rows,
-        [],
-        {**CPU, "max_steps": 3, "learning_rate": 1e-2},
-        tmp_path / "t",
-        seed=0,
-        lora={"r": 4, "lora_alpha": 8, "target_modules": "all-linear"},
-    )
-    trainer.train()
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": "all-linear"}
+    trainer, tok = trained_lora_sft(tiny_dir, tmp_path / "t", lora)
     ids = torch.tensor([tok("a dog runs on the beach")["input_ids"]])
     peft_logits = trainer.model.eval()(ids).logits
     base_logits = load_causal_lm(str(tiny_dir))[0].eval()(ids).logits
@@ -179,14 +150,12 @@ def test_generate_heldout_batches_one_source_at_a_time(tmp_path):
 def test_full_profile_knobs_run_on_an_architecture_identical_tiny_llama3(tmp_path):
     """The full profile's SFT path (full fine-tune, its scheduler, warmup, epochs, activation checkpointing)
     on a Llama-3-8B-shaped config shrunk in width and depth; only the device knobs are swapped for CPU."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     sft = read_profile("full")["sft"]  # this stage's section, with the cpu profile merged under it
     assert sft["base_model"] == "meta-llama/Meta-Llama-3-8B-Instruct" and not sft["use_lora"]
     assert sft["trainer"]["learning_rate"] == 2e-6 and sft["trainer"]["num_train_epochs"] == 5
     _, tok = load_causal_lm("tiny-llama")
-    llama3 = LlamaConfig(  # Llama-3-8B: 32 heads / 8 KV heads, rope theta 5e5, untied, SiLU MLP 3.5x
-        vocab_size=len(tok),
+    llama3 = llama_config(  # Llama-3-8B: 32 heads / 8 KV heads, rope theta 5e5, untied, SiLU MLP 3.5x
+        tok,
         hidden_size=64,
         intermediate_size=224,
         num_hidden_layers=2,
@@ -196,21 +165,11 @@ def test_full_profile_knobs_run_on_an_architecture_identical_tiny_llama3(tmp_pat
         tie_word_embeddings=False,
         max_position_embeddings=8192,
         rms_norm_eps=1e-5,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
     )
     LlamaForCausalLM(llama3).save_pretrained(tmp_path / "base")
     tok.save_pretrained(tmp_path / "base")
-    knobs = {
-        **sft["trainer"],
-        "bf16": False,
-        "use_cpu": True,
-        "per_device_train_batch_size": 2,
-        "gradient_accumulation_steps": 1,
-        "num_train_epochs": 1,
-        "learning_rate": 1e-3,
-    }
-    rows, _ = sft_examples([record(q) for q in QUERIES[:4]])
+    knobs = on_cpu(sft["trainer"], num_train_epochs=1, learning_rate=1e-3)
+    rows, _ = sft_examples([sft_record(q) for q in QUERIES[:4]])
     info = train_and_save(
         build_sft_trainer, tmp_path / "base", rows, [], knobs, None, tmp_path / "sft", seed=0
     )
@@ -220,8 +179,6 @@ def test_full_profile_knobs_run_on_an_architecture_identical_tiny_llama3(tmp_pat
 
 
 def test_judge_table_reports_each_principle_per_prompt():
-    from vpolib.judge import RuleJudge
-
     recs = [{"id": i, "query": "a red car", "content": "a red car", "source": "dpo"} for i in range(2)]
     good = "A shiny red car drives along a coastal road at sunset, the camera tracking it smoothly from the side."
     table = judge_table(

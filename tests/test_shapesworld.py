@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vpolib.analysis import mean_ci
 from vpolib.shapesworld import (
@@ -18,12 +19,13 @@ from vpolib.shapesworld import (
     make_queries,
     score_video,
 )
-from vpolib.shapesworld.evidence import validate_detectors
+from vpolib.shapesworld.evidence import caption_vs_query, validate_detectors
 from vpolib.shapesworld.pipeline import ShapesWorldPipeline, build_components, build_tokenizer
 from vpolib.shapesworld.render import render
 from vpolib.shapesworld.reward import warn_if_constant
 from vpolib.shapesworld.world import COLOURS, caption
 from vpolib.tags import parse_tags
+from vpolib.video import FPS, save_video
 
 SQUARE = {
     "background": "black",
@@ -152,10 +154,6 @@ def test_warn_if_constant():
 
 def test_media_export(tmp_path):
     video = render(MOVER)
-    from PIL import Image
-
-    from vpolib.video import FPS, save_video
-
     gif = Image.open(save_video(video, tmp_path / "a.gif", scale=8))
     assert gif.size == (128, 128) and gif.n_frames == len(video)
     assert abs(gif.info["duration"] - 1000 / FPS) <= 10  # GIF stores hundredths of a second
@@ -198,8 +196,6 @@ def test_committed_pipeline_generates():
 
 @pytest.mark.slow
 def test_committed_model_follows_captions_better_than_queries():
-    from vpolib.shapesworld.evidence import caption_vs_query
-
     rows = caption_vs_query(load_pipeline(), make_queries(64, 99), seed=0, steps=20, guidance=3.0)
     gap = [r["caption_pass"] - r["query_pass"] for r in rows]
     assert mean_ci(gap, n_boot=1000)["lo"] > 0  # the lower CI bound of the paired gap is above zero

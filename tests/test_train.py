@@ -5,53 +5,35 @@ import json
 import subprocess
 import sys
 
+from accelerate.commands.config.config_args import load_config_from_file
+from tiny_records import CPU, pair, sft_record
+from tiny_records import QUERIES as TINY_QUERIES
+
 from vpolib.checkpoints import load_optimizer
 from vpolib.config import load_config
-from vpolib.examples import sft_examples
+from vpolib.examples import PAIR_FILES, sft_examples, variant_split
 from vpolib.generation import generate_prompts
 from vpolib.io import write_jsonl
 from vpolib.paths import REPO_ROOT
+from vpolib.train import dpo_job
 from vpolib.trainers import build_sft_trainer, launch_args, train_and_save
 
-QUERIES = [
-    "a cat on a mat",
-    "a dog running",
-    "city at night",
-    "a red car",
-    "two birds flying",
-    "ocean waves",
-    "a horse in the snow",
-    "rain on a window",
-]
+QUERIES = [*TINY_QUERIES, "a horse in the snow", "rain on a window"]  # 8: two steps' worth on two ranks
 DDP = "configs/accelerate/cpu_ddp.yaml"
-
-from tiny_records import pair, sft_record  # noqa: E402
 
 
 def test_train_and_save_launches_two_ddp_processes_and_the_adapter_reloads(tiny_dir, tmp_path, capsys):
     rows, _ = sft_examples([sft_record(q) for q in QUERIES])
-    knobs = {
-        "bf16": False,
-        "use_cpu": True,
-        "activation_checkpointing": False,
-        "per_device_train_batch_size": 2,
-        "logging_steps": 1,
-        "max_steps": 3,
-        "learning_rate": 1e-2,
-    }
+    knobs = {**CPU, "per_device_train_batch_size": 2, "max_steps": 3, "learning_rate": 1e-2}
     lora = {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}
-    info = train_and_save(
-        build_sft_trainer,
-        tiny_dir,
-        rows,
-        [],
-        knobs,
-        lora,
-        tmp_path / "m",
-        0,
-        launcher="accelerate",
-        accelerate_config=DDP,
-    )
+
+    def launch() -> dict:
+        return train_and_save(
+            build_sft_trainer, tiny_dir, rows, [], knobs, lora, tmp_path / "m", 0,
+            launcher="accelerate", accelerate_config=DDP,
+        )  # fmt: skip
+
+    info = launch()
     assert info["num_processes"] == 2 and info["steps"] == 3 and info["saved"] == "adapter"
     # 8 examples, 2 per device x 2 ranks: each step sees 4, so 3 steps are 1.5 epochs (1 rank: 0.75)
     assert [e["epoch"] for e in info["log_history"] if "loss" in e] == [0.5, 1.0, 1.5]
@@ -59,19 +41,7 @@ def test_train_and_save_launches_two_ddp_processes_and_the_adapter_reloads(tiny_
     model, tok = load_optimizer(tmp_path / "m")
     out = generate_prompts(model, tok, QUERIES[:2], n=1, temperature=0.0, max_new_tokens=6)
     assert len(out) == 2 and all(isinstance(o[0], str) for o in out)
-    again = train_and_save(
-        build_sft_trainer,
-        tiny_dir,
-        rows,
-        [],
-        knobs,
-        lora,
-        tmp_path / "m",
-        0,
-        launcher="accelerate",
-        accelerate_config=DDP,
-    )
-    assert again["reused"]  # nothing launched for a model already trained on the same inputs
+    assert launch()["reused"]  # nothing launched for a model already trained on the same inputs
 
 
 def test_cli_sft_then_dpo_on_a_run_dir_under_accelerate_launch(tmp_path):
@@ -117,9 +87,6 @@ def test_cli_sft_then_dpo_on_a_run_dir_under_accelerate_launch(tmp_path):
 
 def test_dpo_job_trains_each_pair_set_on_what_notebook_05_reads(tmp_path):
     """One code path: the CLI's DPO job and notebook 05 (examples.variant_split) read the same pairs per set."""
-    from vpolib.examples import PAIR_FILES, variant_split
-    from vpolib.train import dpo_job
-
     run = tmp_path / "run"
     for name in ("pairs", "text_pairs", "video_pairs", "paper_pairs"):
         source = "video" if name == "video_pairs" else "text"
@@ -148,8 +115,6 @@ def test_launch_args_follow_the_profile():
 
 def test_shipped_accelerate_configs_parse_and_zero3_gathers_weights_on_save():
     """accelerate's own loader reads every shipped config; ZeRO-3 is the reference's ds_z3_config.json."""
-    from accelerate.commands.config.config_args import load_config_from_file
-
     configs = {
         p.stem: load_config_from_file(str(p)) for p in (REPO_ROOT / "configs/accelerate").glob("*.yaml")
     }

@@ -12,7 +12,7 @@ REFERENCE = REPO_ROOT / "docs" / "results" / "cpu"
 def as_run(tmp_path):
     """The committed reference laid out as a run dir (what `make publish` copied, put back in place)."""
     run = tmp_path / "run"
-    for src, dst in (("results.json", "06_analysis/results.json"), ("manifest.json", "manifest.json"),
+    for src, dst in (("results.json", "06_evaluate/results.json"), ("manifest.json", "manifest.json"),
                      ("02_metrics.json", "02_refine/metrics.json")):  # fmt: skip
         (run / dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REFERENCE / src, run / dst)
@@ -28,7 +28,7 @@ def test_an_identical_copy_reproduces(tmp_path, capsys):
 
 def test_a_planted_difference_is_flagged(tmp_path, capsys):
     run = as_run(tmp_path)
-    path = run / "06_analysis" / "results.json"
+    path = run / "06_evaluate" / "results.json"
     results = json.loads(path.read_text())
     vpo = next(r for r in results["video"]["overall"] if r["method"] == "vpo")
     vpo["reward"] = vpo["reward_hi"] + 0.01  # just above the reference's CI

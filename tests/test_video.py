@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from vpolib.checklist import Question, tally
+from vpolib.checklist import FRAME_STATS, Question, frame_stats_answer, tally
 from vpolib.config import load_config
-from vpolib.video import FRAME_STATS, frame_stats_answer, make_video_backend
+from vpolib.io import read_jsonl, write_jsonl
+from vpolib.shards import shard_file
+from vpolib.video import make_video_backend, merge_renders
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +81,6 @@ def test_shapesworld_adapter_normalises_answers(monkeypatch):
 
 
 def _prompts(run):
-    from vpolib.io import write_jsonl
-
     rows = [
         {"id": f"q{i}", "query": q, "prompts": [f"{q}, cinematic", f"{q}, at dusk"]}
         for i, q in enumerate(["a red ball moves left", "a blue square spins", "a green cat", "two birds"])
@@ -137,8 +137,6 @@ def _render(run, processes, model_dir):
 def test_sharded_render_with_two_processes_merges_and_matches_one_process(tmp_path, tiny_dir):
     """`accelerate launch --num_processes 2 -m vpolib.video render` on the tiny CogVideoX: one log per shard,
     merged into one record per video, and the same bytes as a 1-process render (per-query seeds)."""
-    from vpolib.io import read_jsonl
-
     rows = _prompts(tmp_path / "two")
     out = _render(tmp_path / "two", 2, tiny_dir)
     assert "merged 8 videos" in out
@@ -159,10 +157,8 @@ def test_sharded_render_with_two_processes_merges_and_matches_one_process(tmp_pa
 
 
 def test_merge_keeps_one_record_per_video(tmp_path):
-    from vpolib.io import write_jsonl
-    from vpolib.video import merge_shards, shard_file
-
     rec = {"key": "q/0", "id": "q", "k": 0, "video": "videos/q_0.gif"}
-    write_jsonl(shard_file(tmp_path, 0, 2), [rec, {**rec, "key": "a/1", "id": "a", "k": 1}])
-    write_jsonl(shard_file(tmp_path, 0, 1), [{**rec, "shard": 0}])  # an earlier 1-shard run of the same video
-    assert [r["key"] for r in merge_shards(tmp_path)] == ["a/1", "q/0"]
+    write_jsonl(shard_file(tmp_path, "renders", 0, 2), [rec, {**rec, "key": "a/1", "id": "a", "k": 1}])
+    earlier = [{**rec, "shard": 0}]  # an earlier 1-shard run of the same video
+    write_jsonl(shard_file(tmp_path, "renders", 0, 1), earlier)
+    assert [r["key"] for r in merge_renders(tmp_path)] == ["a/1", "q/0"]

@@ -12,9 +12,11 @@ import pytest
 
 from vpolib import visionreward
 from vpolib.checklist import tally
-from vpolib.feedback import CONFLICT, compare, video_pairs
+from vpolib.config import load_config
+from vpolib.dominance import NOT_DOMINANT, dominant_pairs, drop_reason
 from vpolib.io import read_jsonl, write_jsonl
 from vpolib.paths import REPO_ROOT
+from vpolib.scoring import one_video, render_and_score, run_jobs
 from vpolib.video import save_media
 
 
@@ -47,9 +49,9 @@ def test_a_zero_weight_answer_vetoes_a_pair():
     a = tally(asked, ["yes" if q.id == "1" else x for q, x in zip(asked, base, strict=True)])
     b = tally(asked, ["yes" if q.id == "3" else x for q, x in zip(asked, base, strict=True)])
     assert a["score"] - b["score"] > 0.5
-    assert compare(a, b, margin=0.5) == CONFLICT
+    assert drop_reason(a, b, margin=0.5) == NOT_DOMINANT
     c = tally(asked, base)  # C answers "no" everywhere: A dominates it by more than the margin
-    assert compare(a, c, margin=0.5) is None
+    assert drop_reason(a, c, margin=0.5) is None
 
 
 def test_per_second_takes_the_frame_nearest_each_second():
@@ -101,7 +103,7 @@ def test_two_process_job_writes_shards_that_merge_into_04s_files(tmp_path):
     # the still, flat video answers no to "moves" and "not blank"; the textured one yes: it dominates
     assert [r["score"] for r in scores if r["k"] == 0] == [1.0, 1.0, 1.0, 1.0]
     assert [r["score"] for r in scores if r["k"] == 1] == [3.0, 3.0, 3.0, 3.0]
-    pairs, _ = video_pairs(scores, margin_fraction=0.0797)
+    pairs, _ = dominant_pairs(scores, margin_fraction=0.0797)
     assert [(p["chosen"]["k"], p["rejected"]["k"]) for p in pairs] == [(1, 0)] * 4
     # one process gives the same scores, and a rerun finds everything done
     _renders(tmp_path / "one")
@@ -113,11 +115,8 @@ def test_two_process_job_writes_shards_that_merge_into_04s_files(tmp_path):
 
 
 def test_04_reads_what_the_render_and_scoring_jobs_wrote(tmp_path):
-    """feedback.run_jobs: the render job then the scoring job (1 process each, tiny CogVideoX, pixel
+    """scoring.run_jobs: the render job then the scoring job (1 process each, tiny CogVideoX, pixel
     checklist); render_and_score then only reads, and the worked example comes from the jobs' files."""
-    from vpolib.config import load_config
-    from vpolib.feedback import one_video, render_and_score, run_jobs
-
     launcher = f"{sys.executable} -m accelerate.commands.launch --num_processes 1 --cpu"
     overrides = {
         "video.backend": "cogvideox",

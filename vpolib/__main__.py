@@ -1,5 +1,8 @@
 import sys
 
+# Each subcommand imports its module only when it is chosen: `plan` and `verify` stay light (no torch), and the
+# default (`run`) loads only the runner.
+
 if sys.argv[1:2] == ["plan"]:  # `python -m vpolib plan --profile full`: the GPU plan, nothing run
     from vpolib.plan import main
 

@@ -39,6 +39,15 @@ def answer_label(answer) -> str:
     return {1.0: "yes", 0.0: "NO"}.get(answer_value(answer), "?")
 
 
+SAMPLE_MARK = "@"  # a sampled prompt's method in video records: "<method>@<sample index>" (see split_sample)
+
+
+def split_sample(name: str) -> tuple[str, int]:
+    """``"vpo@2"`` -> ``("vpo", 2)``: the method and sample index of a sampled prompt's records."""
+    method, _, j = name.rpartition(SAMPLE_MARK)
+    return method, int(j)
+
+
 def is_refusal(prompt: str | None) -> bool:
     """True when the optimizer declined (an apology/"I can't help" reply) or returned nothing."""
     return not (prompt or "").strip() or bool(_REFUSAL.search(prompt))
@@ -433,8 +442,6 @@ def sampled_results(
     ``decoding`` (greedy, sampled), the mean reward over queries with its bootstrap CI (greedy rows only for the
     sampled methods); ``win_rates`` the paired win rate of ``target`` over ``base`` under each decoding; ``frame``
     the per-query means of the samples."""
-    from vpolib.evaluate import split_sample
-
     frame = video_frame(records)
     if len(frame):
         frame = frame.assign(method=[split_sample(m)[0] for m in frame["method"]])

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vpolib.io import append_jsonl, read_jsonl
+from vpolib.models import load_causal_lm
+from vpolib.progress import track
 
 ENV_BASE_URL, ENV_MODEL, ENV_KEY = "OPENAI_BASE_URL", "OPENAI_MODEL", "OPENAI_API_KEY"
 
@@ -51,8 +53,6 @@ class LocalBackend:
     @classmethod
     def from_spec(cls, spec: str, batch_size: int = 8, dtype: str | None = None) -> LocalBackend:
         """Load ``spec`` with :func:`vpolib.models.load_causal_lm` ("tiny-llama", "smollm2-135m-instruct", a dir)."""
-        from vpolib.models import load_causal_lm
-
         model, tokenizer = load_causal_lm(spec, dtype=dtype)
         return cls(model, tokenizer, name=spec, batch_size=batch_size)
 
@@ -226,8 +226,6 @@ class CachedBackend:
         return getattr(self.backend, "errors", [])
 
     def generate(self, conversations: list[list[dict]], params: GenParams) -> list[list[str] | None]:
-        from vpolib.progress import track
-
         keys = [cache_key(self.name, params, m) for m in conversations]
         todo = list(dict.fromkeys(k for k in keys if k not in self._cache))  # each key generated once
         self.stats["hits"] += sum(k in self._cache for k in keys)

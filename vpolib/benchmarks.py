@@ -7,23 +7,28 @@ prompt from the file name (``{original prompt}-{index}.mp4``, 5 videos per promp
 its checklist from the original prompt (the ``query`` of each row).
 
     python -m vpolib.benchmarks prepare --run-dir RUN --profile full          # rewrites, one dir per method
-    accelerate launch -m vpolib.video render --stage-dir RUN/06_analysis/vbench/<method> --profile full
-    accelerate launch -m vpolib.visionreward --stage-dir RUN/06_analysis/vbench/<method>   # own venv
+    accelerate launch -m vpolib.video render --stage-dir RUN/06_evaluate/vbench/<method> --profile full
+    accelerate launch -m vpolib.visionreward --stage-dir RUN/06_evaluate/vbench/<method>   # own venv
     python -m vpolib.benchmarks vbench --run-dir RUN --profile full           # VBench layout + its toolkit
-    python -m vpolib.benchmarks collect --run-dir RUN --profile full          # -> 06_analysis/benchmarks.json
+    python -m vpolib.benchmarks collect --run-dir RUN --profile full          # -> 06_evaluate/benchmarks.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
+from vpolib.checkpoints import load_optimizer
+from vpolib.config import load_config
+from vpolib.generation import generate_prompts
 from vpolib.io import read_jsonl, write_json, write_jsonl
 from vpolib.paths import data_root
+from vpolib.run import parse_sets
 
-STAGE = "06_analysis"
+STAGE = "06_evaluate"
 
 
 def load_prompts(
@@ -62,9 +67,6 @@ def rewrite(method: str, cfg, run_dir: Path, queries: list[str]) -> list[str]:
     model, on ``cfg.device`` in the stage's dtype)."""
     if method == "raw":
         return list(queries)
-    from vpolib.checkpoints import load_optimizer
-    from vpolib.generation import generate_prompts
-
     stage_cfg, model_dir = {"sft": (cfg.sft, "03_sft/model"), "vpo": (cfg.dpo, "05_dpo/model")}[method]
     model, tokenizer = load_optimizer(run_dir / model_dir, device=cfg.device, dtype=stage_cfg.dtype)
     out = generate_prompts(
@@ -145,7 +147,7 @@ def visionreward_summary(stage_dir: Path) -> dict | None:
 
 
 def collect(cfg, run_dir: Path) -> dict:
-    """Every benchmark x method result found in the run dir, written to ``06_analysis/benchmarks.json``."""
+    """Every benchmark x method result found in the run dir, written to ``06_evaluate/benchmarks.json``."""
     out = {}
     for bench in cfg.analysis.benchmarks:
         for method in cfg.analysis.benchmark_methods:
@@ -158,11 +160,6 @@ def collect(cfg, run_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from vpolib.config import load_config
-    from vpolib.run import parse_sets
-
     parser = argparse.ArgumentParser(prog="python -m vpolib.benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=["prepare", "vbench", "collect"])
     parser.add_argument("--run-dir", required=True)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from vpolib.io import write_json
-from vpolib.models import load_causal_lm
+from vpolib.models import load_causal_lm, load_tokenizer
 
 TRAIN_INFO = "train_info.json"
 ADAPTER_CONFIG = "adapter_config.json"  # PEFT writes it beside the adapter weights
@@ -73,8 +73,6 @@ def chain_record(base: str, adapters: list[Path], out_dir: Path) -> dict:
 
 def load_merged(path: str | os.PathLike, device: str | None = None, dtype: str | None = None):
     """``(model, tokenizer)``: the base of ``path``'s chain with every adapter merged in, in memory."""
-    from vpolib.models import load_tokenizer
-
     base, adapters = adapter_chain(path)
     model, _ = load_causal_lm(base, device=device, dtype=dtype)
     if adapters:
@@ -121,3 +119,16 @@ def export_merged(path: str | os.PathLike, out: str | os.PathLike) -> Path:
     of a LoRA-on-LoRA model); a full model dir needs no export."""
     model, tokenizer = load_merged(path)
     return save_optimizer(model, tokenizer, out)
+
+
+def optimizer_dir(run_dir: Path, method: str) -> Path:
+    """Where a trained optimizer's model lives: sft -> 03_sft/model, vpo -> 05_dpo/model, vpo-<pairs> ->
+    05_dpo/model_<pairs> (the ablations of notebook 05)."""
+    run_dir = Path(run_dir)
+    if method == "sft":
+        return run_dir / "03_sft" / "model"
+    if method == "vpo":
+        return run_dir / "05_dpo" / "model"
+    if method.startswith("vpo-"):
+        return run_dir / "05_dpo" / f"model_{method[4:]}"
+    raise ValueError(f"no trained optimizer for method {method!r} (sft, vpo or vpo-<pairs>)")

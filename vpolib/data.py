@@ -201,6 +201,8 @@ def shapes_splits(n_sft: int, n_dpo: int, n_heldout: int, seed: int, max_chars: 
     """ShapesWorld user queries (with their scene and caption) for each split, annotated like real ones."""
     if n_sft + n_dpo + n_heldout == 0:  # e.g. the full profile, whose video model is a real one
         return {"sft_pool": [], "dpo_pool": [], "heldout": []}
+    # here, not at the top: vpolib.shapesworld's package loads torch and the video pipeline; stage 01's real-query
+    # splits need neither
     from vpolib.shapesworld import make_queries
 
     items = make_queries(n_sft + n_dpo + n_heldout, seed)

@@ -1,4 +1,4 @@
-"""Stage 06, reward-hacking diagnostics: does a higher reward mean a better video for the query?
+"""Stage 07, reward-hacking diagnostics: does a higher reward mean a better video for the query?
 
 - reward against prompt length, per method (a reward that grows with length alone invites padding);
 - per-dimension change of VPO against SFT (did any checklist dimension get worse while the total rose?);
@@ -278,23 +278,3 @@ def length_rewards(
 def probe_models(backends: dict, queries: list[dict], seed_of: Callable[[str], int], batch: int = 64) -> list:
     """:func:`run_probe` on each video model (``{model: backend}``), every record tagged with its ``model``."""
     return [dict(r, model=m) for m, b in backends.items() for r in run_probe(b, queries, seed_of, batch)]
-
-
-def plot(frame: pd.DataFrame, prompts, dims: pd.DataFrame, target: str):
-    """Reward against prompt length (one dot per video of ``frame``) and ``target`` - sft per dimension."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from vpolib.report import ci_bars
-
-    fig, axes = plt.subplots(1, 2, figsize=(14, 3.8))
-    sns.scatterplot(
-        data=with_words(frame, prompts), x="words", y="reward", hue="method", ax=axes[0], alpha=0.6, s=18
-    )
-    axes[0].set_title("reward against prompt length (model A)")
-    if len(dims):
-        ci_bars(axes[1], dims, "kind", "delta", hue="model")
-        axes[1].axhline(0, color="k", lw=1)
-    axes[1].set_title(f"pass rate {target} - sft per dimension (95% CI; below 0 = worse)")
-    fig.tight_layout()
-    return fig

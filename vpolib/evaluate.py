@@ -10,8 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from vpolib.analysis import is_refusal
-from vpolib.io import append_jsonl, read_jsonl
+from vpolib import rewriters
+from vpolib.analysis import SAMPLE_MARK, is_refusal
+from vpolib.backends import CachedBackend, GenParams, make_backend
+from vpolib.checkpoints import load_optimizer, optimizer_dir
+from vpolib.feedback import sample_prompts
+from vpolib.generation import sampler
+from vpolib.io import append_jsonl, read_json, read_jsonl, write_json
+from vpolib.noise import video_seed
 from vpolib.progress import track
 from vpolib.video import media_path
 
@@ -36,9 +42,7 @@ def eval_id(query_id: str, s: int = 0) -> str:
 
 def eval_seed(seed: int, query_id: str, s: int = 0) -> int:
     """The noise of eval seed ``s`` of a held-out query, whichever method's prompt renders it (paired): seed 0 is
-    ``feedback.video_seed(seed, id)``, seed s >= 1 ``feedback.video_seed(seed, "<id>#eval<s>")``."""
-    from vpolib.feedback import video_seed
-
+    ``noise.video_seed(seed, id)``, seed s >= 1 ``noise.video_seed(seed, "<id>#eval<s>")``."""
     return video_seed(seed, eval_id(query_id, s))
 
 
@@ -64,9 +68,6 @@ def baseline_prompts(cfg, real: list[dict], shapes: list[dict], pairs_path: Path
     """``({method: {id: prompt}}, notes)`` of ``cfg.analysis.baselines``: the raw query, the rule expansion and
     the few-shot teacher (ShapesWorld's teacher on its queries; on real ones an LLM with
     ``analysis.fewshot_shots`` VBench (query, GPT-4o) examples when ``analysis.fewshot_backend`` is set, its generations cached in ``cache_path``)."""
-    from vpolib import rewriters
-    from vpolib.backends import CachedBackend, GenParams, make_backend
-
     acfg, notes, prompts = cfg.analysis, [], {}
     ids, texts = [r["id"] for r in real + shapes], [r["query"] for r in real + shapes]
     if "raw" in acfg.baselines:
@@ -204,7 +205,7 @@ def score_videos(
     ORIGINAL query's checklist.
 
     Seed 0 of a query is ``seed_of(id)``, seed s >= 1 ``seed_of(eval_id(id, s))`` (with ``seed_of =
-    feedback.video_seed(run seed, .)`` that is :func:`eval_seed`): the same for every method, so each query sees
+    noise.video_seed(run seed, .)`` that is :func:`eval_seed`): the same for every method, so each query sees
     the same noises whichever prompt renders it (paired comparison). Records carry their seed index (``"seed"``)
     and key (:func:`seed_key`). Queries are cut into fixed chunks, one render per (method, chunk, seed); a chunk
     is redone whole if any of its videos is missing (same seeds, same videos). With ``gifs`` the seed-0 video
@@ -259,17 +260,8 @@ def score_videos(
     return [{**r, "gif": r.get("gif") and str(Path(media_dir) / r["gif"])} for r in records], counts
 
 
-SAMPLE_MARK = "@"  # a sampled prompt's method in video records: "<method>@<sample index>" (see split_sample)
-
-
 def sample_name(method: str, j: int) -> str:
     return f"{method}{SAMPLE_MARK}{j}"
-
-
-def split_sample(name: str) -> tuple[str, int]:
-    """``"vpo@2"`` -> ``("vpo", 2)``: the method and sample index of a sampled prompt's records."""
-    method, _, j = name.rpartition(SAMPLE_MARK)
-    return method, int(j)
 
 
 def sampled_prompts(
@@ -282,11 +274,6 @@ def sampled_prompts(
     appended to ``out_dir/sampled_<method>_k<n>_t<T>.jsonl``, so a rerun samples nothing twice and a model is
     loaded only when something is left. A method without a saved model is skipped with a note."""
     from types import SimpleNamespace
-
-    from vpolib.checkpoints import load_optimizer
-    from vpolib.feedback import sample_prompts
-    from vpolib.generation import sampler
-    from vpolib.testtime import optimizer_dir
 
     acfg, out, notes = cfg.analysis, {}, []
     for method in acfg.sampled_methods:
@@ -335,3 +322,20 @@ def sampled_videos(
         backend, queries, prompts, path, out_dir, seed_of, acfg.video_batch, acfg.eval_seeds, gifs=False
     )
     return keep(records, prompts, acfg.eval_seeds), counts, notes
+
+
+def save_prompts(
+    path: Path, prompts: dict, video_prompts: dict, real: list[dict], shapes: list[dict]
+) -> None:
+    """prompts.json: every method's held-out prompts (``{method: {id: prompt}}``; the video side with the caption)
+    and the ids of the real and ShapesWorld queries evaluated: what notebook 07 reads of notebook 06."""
+    write_json(path, {"real": [r["id"] for r in real], "shapes": [r["id"] for r in shapes],
+                      "prompts": prompts, "video_prompts": video_prompts})  # fmt: skip
+
+
+def load_prompts(path: Path, heldout: list[dict]) -> tuple[list[dict], list[dict], dict, dict]:
+    """``(real, shapes, prompts, video_prompts)`` from :func:`save_prompts`' file, the queries as the held-out
+    split's records."""
+    saved, by_id = read_json(path), {r["id"]: r for r in heldout}
+    real, shapes = [by_id[i] for i in saved["real"]], [by_id[i] for i in saved["shapes"]]
+    return real, shapes, saved["prompts"], saved["video_prompts"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vpolib.io import read_jsonl
 
+SFT_COLUMNS = ("prompt", "completion")  # what the SFT trainer reads of a row (``query``, ``source``: display)
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 # dpo.pairs / dpo.ablations -> which pair sources a DPO model trains on (the paper's ablation rows).
 PAIR_SETS = {"both": {"text", "video"}, "text": {"text"}, "video": {"video"}, "paper": {"text", "video"}}

@@ -22,7 +22,7 @@ import datasets
 from vpolib.checkpoints import TRAIN_INFO, adapter_chain, export_merged
 from vpolib.io import read_json, read_jsonl, write_json
 from vpolib.optimize import OPTIMIZER_FILE, UserError, find_model, instruction_of
-from vpolib.report import markdown_table
+from vpolib.results import markdown_table
 from vpolib.templates import TARGETS
 
 PAIR_SPLITS = {
@@ -123,10 +123,10 @@ def export_pairs(run: Path, out: Path, run_id: str) -> dict:
 
 def _results_lines(run: Path) -> str:
     """The run's headline numbers with their CIs, from 06's results.json (none if stage 06 has not run)."""
-    path = run / "06_analysis" / "results.json"
+    path = run / "06_evaluate" / "results.json"
     if not path.exists():
         return "Stage 06 has not run: no evaluation yet."
-    return markdown_table(read_json(path)) + "\n\nAll figures: `06_analysis/results.json` of the run."
+    return markdown_table(read_json(path)) + "\n\nAll figures: `06_evaluate/results.json` of the run."
 
 
 def export_model(run: Path, out: Path, run_id: str, stage: str | None = None) -> dict:

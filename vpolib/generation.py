@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vpolib.backends import GenParams, OpenAIBackend, chat_generate
 from vpolib.checkpoints import fingerprint, load_optimizer
+from vpolib.io import append_jsonl, read_jsonl
+from vpolib.progress import track
 from vpolib.templates import optimize_messages
 
 
@@ -39,8 +42,6 @@ def generate_prompts(
     """
     import torch
 
-    from vpolib.backends import GenParams, chat_generate
-
     if temperature <= 0 and n != 1:
         raise ValueError("greedy decoding (temperature 0) gives one prompt per query: use n=1")
     params = GenParams(temperature=temperature, top_p=top_p, n=n, max_new_tokens=max_new_tokens)
@@ -71,8 +72,6 @@ def prompt_source(
     if feedback_cfg.sampler == "local":
         return load_optimizer(model_dir, device=device, dtype=dtype)
     if feedback_cfg.sampler == "openai":
-        from vpolib.backends import OpenAIBackend
-
         return OpenAIBackend(base_url=feedback_cfg.sampler_url, model=feedback_cfg.sampler_model), None
     raise ValueError(f"feedback.sampler must be local or openai, got {feedback_cfg.sampler!r}")
 
@@ -94,9 +93,6 @@ def generate_heldout(
     is done, so a resumed run pads and computes every batch exactly as an uninterrupted one. Returns
     ``{"id", "query", "prompt", "method", "source"}`` rows in the order of ``records``.
     """
-    from vpolib.io import append_jsonl, read_jsonl
-    from vpolib.progress import track
-
     done = {r["id"]: r for r in read_jsonl(out_path)[0]} if Path(out_path).exists() else {}
     ordered = sorted(records, key=lambda r: str(r.get("source")))  # stable: file order within a source
     batches = [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]

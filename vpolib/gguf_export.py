@@ -10,10 +10,14 @@ the weights are written in F16 under llama.cpp's tensor names, with q/k rows per
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
 import numpy as np
+
+from vpolib.checkpoints import load_merged
+from vpolib.models import smollm2_gguf
 
 # llama.cpp's tensor names -> transformers' LlamaForCausalLM parameter names
 TOP = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}
@@ -50,9 +54,7 @@ def permute(weight: np.ndarray, n_head: int) -> np.ndarray:
 
 def export_gguf(model, out: str | os.PathLike, template: str | os.PathLike | None = None) -> Path:
     """Write ``model`` (a SmolLM2-shaped LlamaForCausalLM) as F16 GGUF with ``template``'s metadata."""
-    import gguf
-
-    from vpolib.models import smollm2_gguf
+    import gguf  # the offline-models extra: optional, so only an export needs it
 
     reader = gguf.GGUFReader(str(template or smollm2_gguf()))
     cfg = model.config
@@ -83,10 +85,6 @@ def export_gguf(model, out: str | os.PathLike, template: str | os.PathLike | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from vpolib.checkpoints import load_merged
-
     parser = argparse.ArgumentParser(
         prog="python -m vpolib.gguf_export", description=__doc__.split("\n\n")[0]
     )

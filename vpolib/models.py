@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+from vpolib.config import DataConfig
 from vpolib.paths import REPO_ROOT, data_root
 
 CACHE_DIR = REPO_ROOT / ".cache" / "models"
@@ -108,8 +109,6 @@ def _build_atomically(path: Path, build) -> None:
 
 def tokenizer_corpus() -> list[str]:
     """The project's own text for the tiny tokenizer: VBench prompts and VPO queries (deterministic)."""
-    from vpolib.config import DataConfig
-
     cfg = DataConfig()
     root = data_root(cfg.root)
     lines = []
@@ -120,11 +119,24 @@ def tokenizer_corpus() -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+def llama_config(tokenizer, **shape):
+    """A ``LlamaConfig`` of ``shape`` (sizes, heads, rope, tying) over ``tokenizer``'s vocabulary and special tokens."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **shape,
+    )
+
+
 def _build_tiny_llama(out: Path) -> None:
     """Train a byte-level BPE tokenizer and save it with a randomly initialised 2-layer Llama."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE())
@@ -141,8 +153,8 @@ def _build_tiny_llama(out: Path) -> None:
         eos_token="<|im_end|>",
         chat_template=chatml_template(),
     )
-    config = LlamaConfig(
-        vocab_size=tok.get_vocab_size(),
+    config = llama_config(
+        tokenizer,
         hidden_size=128,
         intermediate_size=256,
         num_hidden_layers=2,
@@ -150,9 +162,6 @@ def _build_tiny_llama(out: Path) -> None:
         num_key_value_heads=2,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)  # the same weights on every machine
     LlamaForCausalLM(config).save_pretrained(out)

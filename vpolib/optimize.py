@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from vpolib.checkpoints import ADAPTER_CONFIG, load_optimizer
+from vpolib.config import ShapesWorldConfig
 from vpolib.generation import generate_prompts
 from vpolib.io import read_json
 from vpolib.templates import INSTRUCTIONS
@@ -162,7 +163,6 @@ def optimize(
 def render(rows: list[dict], out_dir: str | Path, seed: int = 42, backend=None) -> list[dict]:
     """Render every prompt of ``rows`` in ShapesWorld, save GIFs under ``out_dir`` and score each video against
     its ORIGINAL query's checklist; adds ``videos`` (paths) and ``rewards`` (share of the checklist weight)."""
-    from vpolib.config import ShapesWorldConfig
     from vpolib.video import ShapesWorldBackend  # diffusers: loaded only when a user renders
 
     sw = ShapesWorldConfig()

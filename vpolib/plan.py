@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from vpolib.config import load_config
 from vpolib.paths import data_root
+from vpolib.run import parse_sets
+from vpolib.templates import optimize_messages
 
 CHARS_PER_TOKEN = 4.0  # assumption: OpenAI's rule of thumb for English text (Llama-3's tokenizer is similar)
 H100_BF16_FLOPS = 989e12  # dense bf16 peak, NVIDIA H100 SXM datasheet
@@ -51,8 +53,6 @@ class Job:
 
 def _count(data_cfg) -> dict:
     """Measured sizes: query lists, the optimizer's input and a teacher prompt's length (in characters)."""
-    from vpolib.templates import optimize_messages
-
     root = data_root(data_cfg.root)
     sft = json.loads((root / data_cfg.vpo_sft).read_text(encoding="utf-8"))
     dpo = json.loads((root / data_cfg.vpo_dpo).read_text(encoding="utf-8"))
@@ -198,7 +198,7 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
             "06",
             f"VBench videos, {bench_methods} methods x {VBENCH_SAMPLES}, sharded",
             f"python -m vpolib.benchmarks prepare --run-dir RUN --profile {profile}; accelerate launch "
-            "--num_processes 8 -m vpolib.video render --stage-dir RUN/06_analysis/vbench/<method>",
+            "--num_processes 8 -m vpolib.video render --stage-dir RUN/06_evaluate/vbench/<method>",
             8,
             n["vbench_prompts"] * VBENCH_SAMPLES * bench_methods,
             "video",
@@ -238,8 +238,6 @@ def format_plan(jobs: list[Job], counts: dict, profile: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vpolib.run import parse_sets
-
     parser = argparse.ArgumentParser(
         prog="python -m vpolib plan",
         description=__doc__,

@@ -29,7 +29,7 @@ class Playground:
         self.video = ShapesWorldBackend(model_dir, steps, guidance)
         self.seed = seed
 
-    def compare(self, query: str, target: str = "shapes", out_dir: str | Path = "playground") -> pd.DataFrame:
+    def rewrite(self, query: str, target: str = "shapes", out_dir: str | Path = "playground") -> pd.DataFrame:
         """One row per method (raw, sft, vpo): its prompt and, on ShapesWorld, the video's reward and answers."""
         rows = [{"method": "raw", "query": query, "prompts": [query]}]
         for name, (path, model, tok) in self.models.items():
@@ -67,7 +67,7 @@ def widget(play: Playground, example: str, out_dir: str | Path) -> widgets.VBox:
     def on_click(_):
         with output:
             output.clear_output()
-            display(show(play.compare(box.value, target.value, out_dir)))
+            display(show(play.rewrite(box.value, target.value, out_dir)))
 
     button.on_click(on_click)
     return widgets.VBox([box, target, button, output])

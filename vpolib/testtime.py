@@ -1,4 +1,4 @@
-"""Stage 06, a test-time baseline: generate -> score -> rewrite, several rounds per query.
+"""Stage 07, a test-time baseline: generate -> score -> rewrite, several rounds per query.
 
 Peers that skip training (RAPO++'s SSPO, Google's VISTA) loop at inference time instead: render the prompt,
 judge the video, rewrite the prompt with the judge's feedback, keep the best. Here, for each held-out
@@ -26,7 +26,11 @@ from pathlib import Path
 import pandas as pd
 
 from vpolib.analysis import mean_ci
+from vpolib.analysis import records as table_rows  # `records` is the loop log in this module
+from vpolib.checkpoints import load_optimizer, optimizer_dir
+from vpolib.generation import generate_prompts
 from vpolib.io import append_jsonl, read_jsonl
+from vpolib.shapesworld.world import CAPTION_MOTION
 
 
 def hint(question) -> str:
@@ -43,8 +47,6 @@ def hint(question) -> str:
     if kind == "size":
         return f"a {t['size']} {name}"
     if kind == "motion":
-        from vpolib.shapesworld.world import CAPTION_MOTION
-
         return f"the {name} {CAPTION_MOTION.get(t['motion'], 'moves ' + t['motion'])}"
     if kind == "background":
         return f"a {t['background']} background"
@@ -260,25 +262,11 @@ def gain_table(records: list[dict], n_boot: int = 1000, seed: int = 0) -> pd.Dat
     return pd.DataFrame(rows, columns=cols)
 
 
-def optimizer_dir(run_dir: Path, method: str) -> Path:
-    """Where a trained optimizer's model lives: sft -> 03_sft/model, vpo -> 05_dpo/model, vpo-<pairs> ->
-    05_dpo/model_<pairs> (the ablations of notebook 05)."""
-    run_dir = Path(run_dir)
-    if method == "sft":
-        return run_dir / "03_sft" / "model"
-    if method == "vpo":
-        return run_dir / "05_dpo" / "model"
-    if method.startswith("vpo-"):
-        return run_dir / "05_dpo" / f"model_{method[4:]}"
-    raise ValueError(f"no trained optimizer for method {method!r} (sft, vpo or vpo-<pairs>)")
-
-
 def optimizer_rewriter(
     model, tokenizer, seed: int, temperature: float, max_new_tokens: int, batch_size: int, instruction: str
 ) -> Callable[[list[str], list[str], int], list[str]]:
     """``rewrite(inputs, ids, round)`` with a trained optimizer: one sampled prompt per input; the sampling seed
     depends on (seed, round) and each batch's inputs, so a rerun samples the same prompts."""
-    from vpolib.generation import generate_prompts
 
     def rewrite(inputs: list[str], ids: list[str], rnd: int) -> list[str]:
         outs = generate_prompts(
@@ -312,8 +300,6 @@ def run_methods(
     is round 1; it rewrites later rounds), rendering with ``backend`` from ``seed_of(id)`` noise (and scoring
     the best prompt again from ``fresh_seed_of(id)``). Returns ``(records, notes)``; a method without prompts
     or a saved model is skipped with a note. A model is loaded only when a round is left to sample."""
-    from vpolib.checkpoints import load_optimizer
-
     bcfg = cfg.beyond
     by_id = {q["id"]: q for q in queries}
     checklists = {q["id"]: backend.checklist(q["query"]) for q in queries}
@@ -372,30 +358,7 @@ def run_methods(
 
 def summary(records: list[dict], n_queries: int, bcfg, n_boot: int = 1000, seed: int = 0):
     """``(rounds, gains, part)``: :func:`rounds_table`, :func:`gain_table` and results.json's part of the loop."""
-    from vpolib.analysis import records as rows
-
     rounds, gains = rounds_table(records, n_boot, seed), gain_table(records, n_boot, seed)
-    part = {"rounds": rows(rounds), "gains": rows(gains), "n_queries": n_queries,
+    part = {"rounds": table_rows(rounds), "gains": table_rows(gains), "n_queries": n_queries,
             "max_rounds": bcfg.testtime_rounds, "temperature": bcfg.testtime_temperature}  # fmt: skip
     return rounds, gains, part
-
-
-def plot_rounds(rounds: pd.DataFrame):
-    """Best and fresh reward of each method against the round and against videos rendered (``None`` if empty)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    if not len(rounds):
-        return None
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.6))
-    for (method, g), colour in zip(rounds.groupby("method"), sns.color_palette(), strict=False):
-        for col, style in (("best_reward", "-o"), ("fresh_reward", "--s")):
-            label = f"{method} {col.split('_')[0]}"
-            ax1.plot(g["round"], g[col], style, color=colour, label=label)
-            lo, hi = g[col.replace("reward", "lo")], g[col.replace("reward", "hi")]
-            ax1.fill_between(g["round"], lo, hi, color=colour, alpha=0.12)
-            ax2.plot(g["videos"], g[col], style, color=colour, label=label)
-    ax1.set(xlabel="round", ylabel="checklist reward", title="reward against rounds (95% CI)")
-    ax2.set(xlabel="videos rendered per query (mean)", title="reward against cost")
-    ax1.legend(fontsize=8)
-    return fig

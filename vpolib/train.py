@@ -16,12 +16,15 @@ import argparse
 import json
 from pathlib import Path
 
+import torch.distributed as dist
+from accelerate import PartialState
+
+from vpolib.checkpoints import dir_size, export_merged
 from vpolib.config import load_config
 from vpolib.examples import PAIR_SETS, round_dirs, sft_examples, split, variant_files, variant_split
 from vpolib.io import read_jsonl
-from vpolib.trainers import build_dpo_trainer, build_sft_trainer, train_and_save
-
-BUILDERS = {"sft": build_sft_trainer, "dpo": build_dpo_trainer}
+from vpolib.run import parse_sets
+from vpolib.trainers import BUILDERS, train_and_save
 
 
 def sft_job(cfg, run_dir: Path) -> dict:
@@ -76,8 +79,6 @@ def run_job(job: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vpolib.run import parse_sets
-
     parser = argparse.ArgumentParser(
         prog="python -m vpolib.train",
         description=__doc__,
@@ -94,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", choices=sorted(PAIR_SETS), help="dpo: pair set (default dpo.pairs)")
     args = parser.parse_args(argv)
     if args.kind == "merge":
-        from vpolib.checkpoints import dir_size, export_merged
-
         out = export_merged(args.job_file, args.out_dir)
         print(f"merged {args.job_file} -> {out} ({dir_size(out) / 1e6:.1f} MB)")
         return 0
@@ -108,9 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.run_dir)
         job = sft_job(cfg, run_dir) if args.kind == "sft" else dpo_job(cfg, run_dir, args.pairs)
     info = run_job(job)
-    import torch.distributed as dist
-    from accelerate import PartialState
-
     state = PartialState()
     if state.is_main_process:  # one line per job, not per rank
         print(

@@ -1,15 +1,23 @@
 """SFT and DPO of the prompt optimizer with TRL: the trainers, training and saving, and launching a job.
 
-Both TRL trainers are built in one function, so an upstream API change is a one-line fix here.
+Each TRL trainer is built by one plain call in its own function (:func:`build_sft_trainer`,
+:func:`build_dpo_trainer`), so an upstream API change is a fix in one visible place.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
+
+import datasets
+from accelerate import PartialState
+from peft import LoraConfig
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from vpolib.checkpoints import (
     TRAIN_INFO,
@@ -23,24 +31,25 @@ from vpolib.checkpoints import (
     save_optimizer,
     train_info,
 )
-from vpolib.examples import PAIR_COLUMNS
+from vpolib.examples import PAIR_COLUMNS, SFT_COLUMNS
 from vpolib.io import write_json
+from vpolib.models import load_tokenizer, resolve_spec
+from vpolib.paths import REPO_ROOT
+from vpolib.progress import StageProgressCallback
+from vpolib.serve import free_port
 
 LAUNCHERS = ("inprocess", "accelerate")
 
 
 def _lora(lora: dict | None):
-    from peft import LoraConfig
-
     return LoraConfig(task_type="CAUSAL_LM", **lora) if lora is not None else None
 
 
 def _datasets(train: list[dict], evaluation: list[dict], columns: tuple[str, ...]):
     """Datasets with only the trainer's ``columns`` (display fields such as ``query`` are dropped)."""
-    from datasets import Dataset
 
     def make(rows):
-        return Dataset.from_list([{c: r[c] for c in columns} for r in rows]) if rows else None
+        return datasets.Dataset.from_list([{c: r[c] for c in columns} for r in rows]) if rows else None
 
     return make(train), make(evaluation)
 
@@ -58,57 +67,56 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
     return config_cls(output_dir=str(output_dir), **knobs)
 
 
-def _builder(kind: str, columns: tuple[str, ...], desc: str, doc: str):
-    """``build_<kind>_trainer``: the one place a TRL trainer is built (an upstream rename is a one-line fix here).
-
-    ``kind`` names TRL's classes (``SFTTrainer`` + ``SFTConfig``, ``DPOTrainer`` + ``DPOConfig``); ``columns``
-    are the dataset columns it trains on; ``desc`` labels its progress line.
-    """
-
-    def build(
-        model,
-        tokenizer,
-        train: list[dict],
-        evaluation: list[dict],
-        trainer: dict,
-        output_dir: str | os.PathLike,
-        seed: int,
-        lora: dict | None = None,
-    ):
-        import trl
-
-        from vpolib.progress import StageProgressCallback
-
-        train_ds, eval_ds = _datasets(train, evaluation, columns)
-        return getattr(trl, f"{kind}Trainer")(
-            model=model,
-            args=_args(getattr(trl, f"{kind}Config"), trainer, output_dir, seed, eval_ds is not None),
-            train_dataset=train_ds,
-            eval_dataset=eval_ds,
-            processing_class=tokenizer,
-            peft_config=_lora(lora),
-            callbacks=[StageProgressCallback(desc)],
-        )
-
-    build.__name__ = build.__qualname__ = f"build_{kind.lower()}_trainer"
-    build.__doc__ = doc
-    return build
+def build_sft_trainer(
+    model,
+    tokenizer,
+    train: list[dict],
+    evaluation: list[dict],
+    trainer: dict,
+    output_dir: str | os.PathLike,
+    seed: int,
+    lora: dict | None = None,
+) -> SFTTrainer:
+    """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set."""
+    train_ds, eval_ds = _datasets(train, evaluation, SFT_COLUMNS)
+    return SFTTrainer(
+        model=model,
+        args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=_lora(lora),
+        callbacks=[StageProgressCallback("SFT steps")],
+    )
 
 
-build_sft_trainer = _builder(
-    "SFT",
-    ("prompt", "completion"),
-    "SFT steps",
-    """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set.""",
-)
-build_dpo_trainer = _builder(
-    "DPO",
-    PAIR_COLUMNS,
-    "DPO steps",
+def build_dpo_trainer(
+    model,
+    tokenizer,
+    train: list[dict],
+    evaluation: list[dict],
+    trainer: dict,
+    output_dir: str | os.PathLike,
+    seed: int,
+    lora: dict | None = None,
+) -> DPOTrainer:
     """A TRL DPOTrainer on conversational pairs. The reference is the starting model: TRL reloads it
     from ``model.name_or_path`` (so load the SFT model from its saved dir), or, with LoRA, uses the
-    same weights with the adapters disabled.""",
-)
+    same weights with the adapters disabled."""
+    train_ds, eval_ds = _datasets(train, evaluation, PAIR_COLUMNS)
+    return DPOTrainer(
+        model=model,
+        args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=_lora(lora),
+        callbacks=[StageProgressCallback("DPO steps")],
+    )
+
+
+# A launched job names its trainer by kind (a function cannot travel in the job file): ``python -m vpolib.train``.
+BUILDERS = {"sft": build_sft_trainer, "dpo": build_dpo_trainer}
 
 
 def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
@@ -121,10 +129,6 @@ def _start_model(base: str | os.PathLike, lora: dict | None, out_dir: Path):
     - an adapter dir + full fine-tune: TRL's DPO reloads its reference from the model's path, so the
       merge is written once to ``<out>_start`` (the one case a merged copy is needed on disk).
     """
-    from accelerate import PartialState
-
-    from vpolib.models import resolve_spec
-
     if not is_adapter_dir(base):
         return resolve_spec(str(base)), chain_record(model_spec(base), [], out_dir)
     chain_base, adapters = adapter_chain(base)
@@ -164,8 +168,6 @@ def train_and_save(
     parameters, ``start`` (the chain it reloads on), ``saved`` (adapter | full), ``size_bytes`` and
     ``reused``.
     """
-    from vpolib.models import load_tokenizer
-
     out_dir, base = Path(out_dir), model_spec(base)  # a relative dir and its absolute path are the same start
     key = fingerprint(base, train, evaluation, trainer, lora, seed)
     info = train_info(out_dir, key)
@@ -174,7 +176,7 @@ def train_and_save(
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher {launcher!r}: use one of {LAUNCHERS}")
     if launcher == "accelerate":
-        kind = {"build_sft_trainer": "sft", "build_dpo_trainer": "dpo"}[build_trainer.__name__]
+        kind = {build: name for name, build in BUILDERS.items()}[build_trainer]
         job = {"kind": kind, "base": base, "train": train, "evaluation": evaluation, "trainer": trainer}
         job.update(lora=lora, out_dir=str(out_dir.resolve()), seed=seed)
         return _launch(job, out_dir, key, accelerate_config, num_processes)
@@ -234,11 +236,6 @@ def launch_args(stage_cfg) -> dict:
 def _launch(job: dict, out_dir: Path, key: str, accelerate_config, num_processes) -> dict:
     """Write the job (``vpolib.train.run_job``'s keywords), run ``accelerate launch -m vpolib.train job`` with
     the log streamed, and read the info it saved."""
-    import subprocess
-    import sys
-
-    from vpolib.paths import REPO_ROOT
-
     job_file = out_dir.with_name(out_dir.name + "_job.json")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     write_json(job_file, job)
@@ -247,7 +244,7 @@ def _launch(job: dict, out_dir: Path, key: str, accelerate_config, num_processes
         cmd += ["--config_file", str(Path(REPO_ROOT, accelerate_config))]
     if num_processes:
         cmd += ["--num_processes", str(num_processes)]
-    cmd += ["--main_process_port", str(_free_port())]  # concurrent jobs on one machine must not share a port
+    cmd += ["--main_process_port", str(free_port())]  # concurrent jobs on one machine must not share a port
     cmd += ["-m", "vpolib.train", "job", str(job_file.resolve())]
     print("$", " ".join(cmd), flush=True)
     env = {
@@ -267,14 +264,6 @@ def _launch(job: dict, out_dir: Path, key: str, accelerate_config, num_processes
     return {**info, "reused": False}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def train_stage(
     build_trainer,
     base: str | os.PathLike,
@@ -288,8 +277,6 @@ def train_stage(
     """:func:`train_and_save` with a stage's section (``sft`` or ``dpo``: ``trainer``, ``lora`` when ``use_lora``,
     the launcher); files in ``stale`` (prompts an older model wrote) are removed when the model is retrained.
     TRL's per-step dataset preparation bars are turned off: in a notebook they would flood the output."""
-    import datasets
-
     datasets.disable_progress_bars()
     lora = stage_cfg.lora if stage_cfg.use_lora else None
     info = train_and_save(

@@ -1,9 +1,11 @@
-"""A trainer's log history as a table and a figure; the DPO loss worked by hand and its failure signs."""
+"""A trainer's log history as a table and its summaries; the DPO loss worked by hand and its failure signs.
+
+Its figure is :func:`vpolib.views.training_log.plot_log`.
+"""
 
 from __future__ import annotations
 
 import math
-import os
 
 
 def log_frame(log_history: list[dict]):
@@ -25,22 +27,6 @@ def first_last(frame, column: str, split_name: str = "train") -> list[float] | N
         return None
     values = frame.loc[frame["split"] == split_name, column].dropna()
     return [float(values.iloc[0]), float(values.iloc[-1])] if len(values) else None
-
-
-def plot_log(frame, columns: list[str], path: str | os.PathLike, title: str = ""):
-    """One panel per logged metric over steps (train and eval as hue); saved to ``path`` and returned."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    columns = [c for c in columns if c in frame]
-    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), squeeze=False)
-    for ax, col in zip(axes[0], columns, strict=True):
-        sns.lineplot(data=frame.dropna(subset=[col]), x="step", y=col, hue="split", marker="o", ax=ax)
-        ax.set_title(col)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return fig
 
 
 def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[dict]) -> float:

@@ -1,4 +1,4 @@
-"""Stage 06, transfer to a second video model: every method's prompts on ShapesWorld model B.
+"""Stage 07, transfer to a second video model: every method's prompts on ShapesWorld model B.
 
 VPO's optimizer learns from model A's feedback; the paper's generalization row asks whether it also helps a
 model it never saw (CogVideoX -> Open-Sora 1.2 there; model A -> model B here, see
@@ -20,12 +20,11 @@ from vpolib.analysis import (
     video_frame,
     video_table,
 )
+from vpolib.video import ShapesWorldBackend
 
 
 def model_backend(cfg, model_dir: str):
     """A ShapesWorld backend over ``model_dir`` with the profile's sampling settings."""
-    from vpolib.video import ShapesWorldBackend
-
     sw = cfg.shapesworld
     return ShapesWorldBackend(model_dir, sw.num_inference_steps, sw.guidance_scale)
 
@@ -94,15 +93,3 @@ def run_model_b(cfg, shapes, prompts, frame_a, path, media_dir, seed_of, n_boot:
                "win_rates": records(wins)}  # fmt: skip
     return {"backend": backend, "frame": frames["B"], "qframe": question_frame(found), "by_model": table,
             "gains": gains, "summary": summary}  # fmt: skip
-
-
-def plot_models(table: pd.DataFrame):
-    """Reward per method on each video model (A trained on, B never seen), with CIs."""
-    import matplotlib.pyplot as plt
-
-    from vpolib.report import ci_bars
-
-    fig, ax = plt.subplots(figsize=(12, 3.6))
-    ci_bars(ax, table, "method", "reward", "reward_lo", "reward_hi", hue="model")
-    ax.set_title("checklist reward on video model A (trained on) and B (never seen), 95% CI")
-    return fig

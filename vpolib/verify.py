@@ -20,7 +20,7 @@ from vpolib.paths import REPO_ROOT
 
 REFERENCE_ROOT = REPO_ROOT / "docs" / "results"
 # (file in a run dir, file in a reference dir): what `make publish` copies
-FILES = {"results": ("06_analysis/results.json", "results.json"), "manifest": ("manifest.json", "manifest.json"),
+FILES = {"results": ("06_evaluate/results.json", "results.json"), "manifest": ("manifest.json", "manifest.json"),
          "refine": ("02_refine/metrics.json", "02_metrics.json")}  # fmt: skip
 COUNTS = ("n_sft", "n_text_pairs", "n_candidates", "n_pass", "n_refined")  # stage 02's metrics
 
@@ -49,7 +49,7 @@ def _by_method(rows: list[dict] | None) -> dict:
     return {r["method"]: r for r in rows or []}
 
 
-def compare(run: dict, ref: dict) -> list[dict]:
+def figure_rows(run: dict, ref: dict) -> list[dict]:
     """One row per figure: counts compared exactly, rewards and rates against the reference's 95% CI."""
     rows = []
     m_run, m_ref = run["refine"], ref["refine"]
@@ -61,18 +61,18 @@ def compare(run: dict, ref: dict) -> list[dict]:
     r_run, r_ref = run["results"], ref["results"]
     for key in ("heldout", "text_queries", "harmful_queries", "video_queries"):
         rows.append(
-            _row("06_analysis", f"n {key}", (r_run.get("n") or {}).get(key), (r_ref.get("n") or {}).get(key))
+            _row("06_evaluate", f"n {key}", (r_run.get("n") or {}).get(key), (r_ref.get("n") or {}).get(key))
         )
     video_run, video_ref = (_by_method((r.get("video") or {}).get("overall")) for r in (r_run, r_ref))
     for method, ref_row in video_ref.items():
         got = video_run.get(method, {}).get("reward")
-        rows.append(_row("06_analysis", f"video reward: {method}", got, ref_row["reward"], ref_row["reward_lo"],
+        rows.append(_row("06_evaluate", f"video reward: {method}", got, ref_row["reward"], ref_row["reward_lo"],
                          ref_row["reward_hi"]))  # fmt: skip
     for subset, outcome in (("all", "aligned"), ("harmful", "unsafe")):
         text_run, text_ref = (_by_method((r.get("text") or {}).get(subset)) for r in (r_run, r_ref))
         for method, ref_row in text_ref.items():
             got = text_run.get(method, {}).get(outcome)
-            rows.append(_row("06_analysis", f"% {outcome} ({subset}): {method}", got, ref_row[outcome],
+            rows.append(_row("06_evaluate", f"% {outcome} ({subset}): {method}", got, ref_row[outcome],
                              ref_row[f"{outcome}_lo"], ref_row[f"{outcome}_hi"]))  # fmt: skip
     return rows
 
@@ -121,7 +121,7 @@ def verify(run_dir: str | Path, against: str | Path | None = None) -> tuple[list
     if not (ref_dir / "results.json").exists():
         raise FileNotFoundError(f"{ref_dir}: no committed reference (results.json) to verify against")
     ref = load_side(ref_dir, is_run=False)
-    rows = compare(run, ref)
+    rows = figure_rows(run, ref)
     return rows, report(rows, environment(run), environment(ref))
 
 

@@ -6,21 +6,26 @@ answer, not only the sum (``score(questions, video)``, see :func:`vpolib.checkli
 
 - ``shapesworld``: the project's laptop-scale world (:mod:`vpolib.shapesworld`) and its detector checklist.
 - ``cogvideox``: diffusers' ``CogVideoXPipeline`` (the paper's generator) with a VisionReward-style
-  :class:`ChecklistReward`. ``video.cogvideox_model: tiny`` builds an architecture-identical
+  :class:`vpolib.checklist.ChecklistReward`. ``video.cogvideox_model: tiny`` builds an architecture-identical
   CogVideoX from small configs with a locally trained T5 tokenizer (tests; nothing is downloaded).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from vpolib.checklist import Question, tally
+from vpolib import shards, visionreward
+from vpolib.checklist import ChecklistReward, Question, frame_stats_answer, frame_stats_checklist, tally
+from vpolib.config import load_config
+from vpolib.io import append_jsonl, done_keys, read_jsonl, write_jsonl
+from vpolib.noise import video_seed
 from vpolib.paths import resolve
+from vpolib.run import parse_sets
 
 
 def to_uint8(frames) -> np.ndarray:
@@ -29,39 +34,6 @@ def to_uint8(frames) -> np.ndarray:
     if frames.dtype == np.uint8:
         return frames
     return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
-
-
-# ---- checklist rewards -------------------------------------------------------------------------------
-
-
-@dataclass
-class ChecklistReward:
-    """VisionReward-style reward: a query's checklist answered yes/no by ``answer``, weighted sum of "yes".
-
-    ``checklist(query) -> list[Question]``; ``answer(video [F, H, W, 3] uint8, questions) -> answers``.
-    The full profile plugs in VisionReward-Video's 64 questions, weights and VLM answers (vpolib.visionreward).
-    """
-
-    checklist: Callable[[str], list[Question]]
-    answer: Callable[[np.ndarray, list[Question]], list]
-
-    def score(self, questions: list[Question], video: np.ndarray) -> dict:
-        return tally(questions, self.answer(video, questions))
-
-
-FRAME_STATS = [  # a crude but real pixel-level checklist, enough to exercise the CogVideoX path on CPU
-    Question("not_blank", "Is the video not blank (pixel std > 0.05)?", 1.0),
-    Question("moves", "Does anything move (mean frame difference > 0.01)?", 1.0),
-    Question("exposed", "Is it neither too dark nor too bright (mean in [0.15, 0.85])?", 1.0),
-]
-
-
-def frame_stats_answer(video: np.ndarray, questions: list[Question]) -> list[bool]:
-    """Answers to :data:`FRAME_STATS` for one uint8 video ``[F, H, W, 3]``."""
-    v = video.astype(np.float32) / 255.0  # [F, H, W, 3]
-    motion = float(np.abs(np.diff(v, axis=0)).mean()) if len(v) > 1 else 0.0
-    facts = {"not_blank": v.std() > 0.05, "moves": motion > 0.01, "exposed": 0.15 <= v.mean() <= 0.85}
-    return [bool(facts[q.id]) for q in questions]
 
 
 # ---- CogVideoX ---------------------------------------------------------------------------------------
@@ -192,7 +164,7 @@ class ShapesWorldBackend:
     """Adapter over :mod:`vpolib.shapesworld`: its pipeline renders, its detector checklist scores."""
 
     def __init__(self, model_dir: str, steps: int, guidance: float):
-        from vpolib import shapesworld
+        from vpolib import shapesworld  # imports torch: only when a ShapesWorld backend is built
 
         self.sw, self.steps, self.guidance = shapesworld, steps, guidance
         self.pipe = shapesworld.load_pipeline(resolve(model_dir))
@@ -234,10 +206,9 @@ def make_video_backend(cfg, texts: list[str] | None = None):
     pipe = build_cogvideox(source, fb.dtype, cfg.device, fb.vae_tiling)
     call = {**call, **fb.cogvideox_call}
     if fb.reward == "frame-stats":
-        reward = ChecklistReward(lambda query: list(FRAME_STATS), frame_stats_answer)
+        reward = ChecklistReward(frame_stats_checklist, frame_stats_answer)
     elif fb.reward == "visionreward":
-        from vpolib import visionreward  # the 64 questions; at scale, its own sharded job instead
-
+        # the 64 questions in this process; at scale, VisionReward runs as its own sharded job instead
         vlm = visionreward.vlm_answerer(fb.reward_model, cfg.device, fb.dtype)
         reward = ChecklistReward(
             visionreward.checklist, lambda video, asked: vlm(visionreward.per_second(video, 8.0), asked)
@@ -286,25 +257,17 @@ def save_media(video: np.ndarray, gif: Path, mp4: bool = False, scale: int = 1) 
 # ---- sharded rendering (the full profile: one process per GPU) ---------------------------------------
 
 
-def shard_file(out_dir: Path, shard: int, num_shards: int) -> Path:
-    """The render log one process writes (``renders-<i>-of-<n>.jsonl``): shards never share a file."""
-    return Path(out_dir) / "shards" / f"renders-{shard:02d}-of-{num_shards:02d}.jsonl"
-
-
 def render_shard(
     rows: list[dict], backend, out_dir: Path, seed: int, shard: int, num_shards: int, mp4_only: bool = False
 ) -> Path:
     """Render this shard's queries (``rows[shard::num_shards]``) into ``out_dir/videos`` and log each video
     to this shard's file; resumable per video (``"<id>/<k>"``).
 
-    Every query is rendered with its own seed (:func:`vpolib.feedback.video_seed`), so the videos do not
+    Every query is rendered with its own seed (:func:`vpolib.noise.video_seed`), so the videos do not
     depend on how many shards there are. Scoring is a separate job (VisionReward runs in its own
     environment), so this only renders. ``mp4_only``: the full profile writes an mp4 and no GIF.
     """
-    from vpolib.feedback import video_seed
-    from vpolib.io import append_jsonl, done_keys
-
-    log = shard_file(out_dir, shard, num_shards)
+    log = shards.shard_file(out_dir, "renders", shard, num_shards)
     done = done_keys(log, "key")
     for row in rows[shard::num_shards]:  # strided: neighbouring queries (similar lengths) spread over shards
         todo = [k for k in range(len(row["prompts"])) if f"{row['id']}/{k}" not in done]
@@ -334,16 +297,10 @@ def render_shard(
     return log
 
 
-def merge_shards(out_dir: Path, path: Path | None = None) -> list[dict]:
+def merge_renders(out_dir: Path, path: Path | None = None) -> list[dict]:
     """Every shard's render log merged into ``out_dir/renders.jsonl``: one record per video, sorted by
     (query id, k); a video logged twice (a shard re-run with another shard count) is kept once."""
-    from vpolib.io import read_jsonl, write_jsonl
-
-    merged: dict[str, dict] = {}
-    for log in sorted((Path(out_dir) / "shards").glob("renders-*.jsonl")):
-        for rec in read_jsonl(log)[0]:
-            merged.setdefault(rec["key"], rec)
-    rows = sorted(merged.values(), key=lambda r: (r["id"], r["k"]))
+    rows = shards.read_shards(out_dir, "renders")
     write_jsonl(path or Path(out_dir) / "renders.jsonl", rows)
     return rows
 
@@ -352,13 +309,7 @@ def render_main(argv: list[str] | None = None) -> int:
     """``accelerate launch [--num_processes N] -m vpolib.video render --run-dir RUN [--profile P --set k=v]``:
     each process renders its shard of ``RUN/04_feedback/prompts.jsonl`` (or ``--stage-dir``'s) on its own
     device; rank 0 merges."""
-    import argparse
-
-    from accelerate import PartialState
-
-    from vpolib.config import load_config
-    from vpolib.io import read_jsonl
-    from vpolib.run import parse_sets
+    from accelerate import PartialState  # the render job's launcher: not needed to import the module
 
     parser = argparse.ArgumentParser(prog="python -m vpolib.video render")
     parser.add_argument("--run-dir", help="renders RUN/04_feedback (default stage dir)")
@@ -389,16 +340,10 @@ def render_main(argv: list[str] | None = None) -> int:
         state.num_processes,
         mp4_only=cfg.feedback.save_mp4 and cfg.feedback.mp4_only,
     )
-    print(f"shard {state.process_index}/{state.num_processes}: {log}", flush=True)
-    state.wait_for_everyone()
-    if state.is_main_process:
-        print(f"merged {len(merge_shards(out_dir))} videos into {out_dir / 'renders.jsonl'}", flush=True)
-    return 0
+    return shards.finish(state, log, lambda: merge_renders(out_dir), "videos", out_dir / "renders.jsonl")
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:2] != ["render"]:
         raise SystemExit(
             "usage: python -m vpolib.video render --run-dir RUN | --stage-dir DIR [--profile P] [--set k=v]"

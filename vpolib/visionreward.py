@@ -11,23 +11,25 @@ finds every video scored and goes straight to the pairs.
 The checklist is VisionReward-Video's 64 questions with the reference's 64 weights
 (``assets/visionreward/video_checklist.json``): a "yes" adds its weight (``get_score`` in thu-coai/VPO
 ``src/process_data.py``), and strict dominance reads all 64 answers, so a zero-weight answer can veto a
-pair (:func:`vpolib.feedback.compare`). The VLM is CogVLM2-Video with remote code written for
+pair (:func:`vpolib.dominance.drop_reason`). The VLM is CogVLM2-Video with remote code written for
 transformers 4.42, so this job runs in its own environment (README, "Running the paper's setting"):
 this module imports only numpy, torch and vpolib's light modules.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from vpolib.checklist import Question, tally
+from vpolib import shards
+from vpolib.checklist import Question, frame_stats_answer, frame_stats_checklist, question_records, tally
 from vpolib.io import append_jsonl, done_keys, read_jsonl, write_jsonl
 from vpolib.paths import REPO_ROOT
-from vpolib.video import FRAME_STATS, frame_stats_answer
+from vpolib.progress import track
 
 CHECKLIST = REPO_ROOT / "vpolib" / "assets" / "visionreward" / "video_checklist.json"
 MAX_FRAMES = 24  # VisionReward-Video sees at most 24 frames
@@ -44,11 +46,6 @@ def checklist(query: str) -> list[Question]:
         Question(str(q["id"]), q["text"].replace("[[prompt]]", query), q["weight"], "visionreward")
         for q in questions()
     ]
-
-
-def frame_stats_checklist(query: str) -> list[Question]:
-    """The pixel-statistics stand-in: the same job on CPU, without the VLM."""
-    return list(FRAME_STATS)
 
 
 def per_second(video: np.ndarray, fps: float, max_frames: int = MAX_FRAMES) -> np.ndarray:
@@ -101,19 +98,12 @@ def vlm_answerer(model_path: str, device: str, dtype: str = "bfloat16") -> Calla
     return answer
 
 
-def shard_file(out_dir: Path, shard: int, num_shards: int) -> Path:
-    """The score log one process writes: shards never share a file."""
-    return Path(out_dir) / "shards" / f"scores-{shard:02d}-of-{num_shards:02d}.jsonl"
-
-
 def score_shard(
     renders: list[dict], out_dir: Path, ask: Callable, answer: Callable, shard: int, num_shards: int
 ) -> Path:
     """Answer this shard's videos (``renders[shard::num_shards]``) against their ORIGINAL query's checklist
     (``ask(query)``), appending 04's scored-video records; resumable per video key."""
-    from vpolib.progress import track
-
-    log = shard_file(out_dir, shard, num_shards)
+    log = shards.shard_file(out_dir, "scores", shard, num_shards)
     done = done_keys(log, "key")
     todo = [r for r in renders[shard::num_shards] if r["key"] not in done]
     for rec in track(todo, desc=f"VisionReward shard {shard}/{num_shards}"):
@@ -121,22 +111,14 @@ def score_shard(
         asked = ask(rec["query"])
         result = tally(asked, answer(per_second(frames, fps), asked))
         fields = ("key", "id", "k", "query", "prompt", "video")
-        append_jsonl(log, {**{f: rec[f] for f in fields}, **result, "questions": _listing(asked)})
+        append_jsonl(log, {**{f: rec[f] for f in fields}, **result, "questions": question_records(asked)})
     return log
 
 
-def _listing(asked: list[Question]) -> list[dict]:
-    return [{"id": str(q.id), "text": q.text, "weight": q.weight, "kind": q.kind} for q in asked]
-
-
-def merge(out_dir: Path) -> list[dict]:
+def merge_scores(out_dir: Path) -> list[dict]:
     """Every shard's scores merged into ``scores.jsonl`` (sorted by query id, k; a video scored twice is kept
     once) and each query's checklist into ``checklists.jsonl``: the files notebook 04 writes itself."""
-    merged: dict[str, dict] = {}
-    for log in sorted((Path(out_dir) / "shards").glob("scores-*.jsonl")):
-        for rec in read_jsonl(log)[0]:
-            merged.setdefault(rec["key"], rec)
-    rows = sorted(merged.values(), key=lambda r: (r["id"], r["k"]))
+    rows = shards.read_shards(out_dir, "scores")
     lists = {r["id"]: {"id": r["id"], "query": r["query"], "questions": r["questions"]} for r in rows}
     write_jsonl(
         Path(out_dir) / "scores.jsonl", [{k: v for k, v in r.items() if k != "questions"} for r in rows]
@@ -146,8 +128,10 @@ def merge(out_dir: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
+    """``[accelerate launch -m] python -m vpolib.visionreward --run-dir RUN``: this process's shard of the videos
+    scored, then rank 0 merges."""
+    # accelerate and torch are this job's environment's (README), not needed to import the module
+    import torch
     from accelerate import PartialState
 
     parser = argparse.ArgumentParser(
@@ -161,21 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.run_dir or args.stage_dir):
         parser.error("give --run-dir or --stage-dir")
-    import torch
-
     state = PartialState(cpu=not torch.cuda.is_available())
     out_dir = Path(args.stage_dir) if args.stage_dir else Path(args.run_dir) / "04_feedback"
     renders = read_jsonl(out_dir / "renders.jsonl")[0]
     if args.checklist == "visionreward":
         ask, answer = checklist, vlm_answerer(args.model, str(state.device), args.dtype)
     else:
-        ask, answer = frame_stats_checklist, lambda frames, asked: frame_stats_answer(frames, asked)
+        ask, answer = frame_stats_checklist, frame_stats_answer
     log = score_shard(renders, out_dir, ask, answer, state.process_index, state.num_processes)
-    print(f"shard {state.process_index}/{state.num_processes}: {log}", flush=True)
-    state.wait_for_everyone()
-    if state.is_main_process:
-        print(f"merged {len(merge(out_dir))} scored videos into {out_dir / 'scores.jsonl'}", flush=True)
-    return 0
+    return shards.finish(state, log, lambda: merge_scores(out_dir), "scored videos", out_dir / "scores.jsonl")
 
 
 if __name__ == "__main__":

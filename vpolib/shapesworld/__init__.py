@@ -14,6 +14,7 @@ import torch
 
 from vpolib.config import ShapesWorldConfig
 from vpolib.paths import resolve
+from vpolib.shapesworld.model_b import ShapesWorldDiTPipeline
 from vpolib.shapesworld.pipeline import ShapesWorldPipeline
 from vpolib.shapesworld.render import render
 from vpolib.shapesworld.reward import checklist, score_video, warn_if_constant
@@ -41,7 +42,7 @@ def load_pipeline(path: str | Path | None = None) -> ShapesWorldPipeline:
         )
     cls = ShapesWorldPipeline
     if json.loads((path / "model_index.json").read_text()).get("_class_name") == "ShapesWorldDiTPipeline":
-        from vpolib.shapesworld.model_b import ShapesWorldDiTPipeline as cls  # model B
+        cls = ShapesWorldDiTPipeline  # model B
     pipe = cls.from_pretrained(path)
     pipe.denoiser.eval()
     pipe.text_encoder.eval()

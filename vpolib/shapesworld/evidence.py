@@ -6,6 +6,7 @@ import copy
 import random
 from collections import defaultdict
 
+from vpolib.shapesworld import generate
 from vpolib.shapesworld.render import render
 from vpolib.shapesworld.reward import checklist, score_video
 from vpolib.shapesworld.world import CAPTION_MOTION, COLOURS, MOTIONS, SHAPES, SIZES, caption, sample_scene
@@ -67,8 +68,6 @@ def validate_detectors(n: int = 200, seed: int = 0) -> dict[str, dict]:
 def caption_vs_query(pipe, items: list[dict], seed: int, steps: int, guidance: float) -> list[dict]:
     """Generate each item's video from its caption and from its query (same starting noise) and score both
     with the checklist built from the query: the train/inference gap. One row per item."""
-    from vpolib.shapesworld import generate
-
     by_caption = generate(pipe, [it["caption"] for it in items], seed, steps, guidance)  # [N, F, H, W, 3]
     by_query = generate(pipe, [it["query"] for it in items], seed, steps, guidance)
     rows = []

@@ -56,7 +56,7 @@ DETAILS = [
     "with a smooth glossy surface",
     "casting a subtle shadow",
 ]
-BACKGROUND_WORDS = {
+BACKGROUND_SYNONYMS = {  # backdrops in words the video model never saw (the "synonym" failure mode)
     "black": ["dark backdrop", "deep black void"],
     "gray": ["muted grey backdrop", "slate backdrop"],
 }
@@ -122,7 +122,7 @@ def teacher_prompt(query: str, seed: int = 0, rates: TeacherRates | None = None)
     text = " and ".join(phrases)
     if background:
         if rng.random() < rates.synonym:
-            text += f" against a {rng.choice(BACKGROUND_WORDS[background])}"
+            text += f" against a {rng.choice(BACKGROUND_SYNONYMS[background])}"
             used.append("synonym")
         else:
             text += f" on a {background} background"

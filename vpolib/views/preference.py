@@ -1,0 +1,40 @@
+"""Views of the preference rounds: one row per round, and the dev reward per round (0 = SFT).
+
+They show :func:`vpolib.preference.train_rounds`' records (or :func:`vpolib.preference.stage_summary`'s rounds);
+metrics.json keeps :func:`vpolib.preference.round_metrics` instead.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+
+def round_table(rounds: list[dict]):
+    """:func:`vpolib.preference.train_rounds` as a table: one row per round (0 = SFT) with its dev reward, the
+    share of dev prompts changed since the round before, its pairs per track, and what the round cost."""
+    rows = []
+    for r in rounds:
+        c = r.get("collected") or {}
+        rows.append({"round": r["round"], "dev reward": round(r["dev_reward"], 4),
+                     "dev prompts changed": None if r["dev_changed"] is None else round(r["dev_changed"], 3),
+                     "train pairs": r.get("train"), "text pairs": c.get("text", {}).get("pairs"),
+                     "video pairs": c.get("video", {}).get("pairs"), "videos rendered": c.get("videos_rendered"),
+                     "tokens generated": c.get("tokens_generated"),
+                     "steps": r["info"]["steps"] if "info" in r else None, "seconds": r.get("seconds")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plot_rounds(rounds: list[dict]):
+    """The dev reward and the share of changed dev prompts per round (0 = SFT), from the rounds' records.
+    Returns the figure."""
+    x = [r["round"] for r in rounds]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    axes[0].plot(x, [r["dev_reward"] for r in rounds], marker="o")
+    axes[0].set(title="dev reward per round (0 = SFT)", xlabel="round", ylabel="mean reward")
+    axes[1].bar(x, [r["dev_changed"] or 0 for r in rounds])
+    axes[1].set(title="dev prompts changed since the round before", xlabel="round", ylim=(0, 1))
+    for ax in axes:
+        ax.set_xticks(x)
+    fig.tight_layout()
+    return fig
