@@ -45,3 +45,18 @@ def test_a_planted_difference_is_flagged(tmp_path, capsys):
     assert "torch         9.9 | 2.13.0+cpu   <- differs" in text
     assert main([str(run), "--against", str(REFERENCE), "--strict"]) == 1
     assert main([str(tmp_path / "nope")]) == 2 and "not a run dir" in capsys.readouterr().err
+
+
+def test_two_runs_of_ones_own_compare_and_write_json(tmp_path, capsys):
+    """--against takes another finished run dir too (two dtypes, two machines); --json keeps the rows."""
+    a, b = as_run(tmp_path / "a"), as_run(tmp_path / "b")
+    path = b / "06_evaluate" / "results.json"
+    results = json.loads(path.read_text())
+    results["n"]["heldout"] += 1
+    path.write_text(json.dumps(results))
+    assert main([str(a), "--against", str(b), "--json", str(tmp_path / "v.json")]) == 0
+    saved = json.loads((tmp_path / "v.json").read_text())
+    flagged = [r["figure"] for r in saved["rows"] if r["verdict"] == "DIFFERENT"]
+    assert flagged == ["n heldout"] and saved["run"] == saved["reference"]
+    assert main([str(a), "--against", str(tmp_path / "nowhere")]) == 2
+    assert "no committed reference" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vpolib.io import read_json
+from vpolib.io import read_json, write_json
 from vpolib.paths import REPO_ROOT
 
 REFERENCE_ROOT = REPO_ROOT / "docs" / "results"
@@ -111,16 +111,25 @@ def report(rows: list[dict], env_run: dict, env_ref: dict) -> str:
     return "\n".join(lines)
 
 
-def verify(run_dir: str | Path, against: str | Path | None = None) -> tuple[list[dict], str]:
-    """Compare ``run_dir`` with the reference (default: docs/results/<the run's profile>); (rows, report)."""
+def load_sides(run_dir: str | Path, against: str | Path | None = None) -> tuple[dict, dict]:
+    """(run, reference) sides; the reference is a committed one (default: docs/results/<the run's profile>) or
+    another finished run dir, to compare two runs of one's own (two dtypes, two machines)."""
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").exists():
         raise FileNotFoundError(f"{run_dir}: not a run dir (no manifest.json)")
     run = load_side(run_dir, is_run=True)
     ref_dir = Path(against) if against else REFERENCE_ROOT / run["manifest"].get("profile", "cpu")
-    if not (ref_dir / "results.json").exists():
-        raise FileNotFoundError(f"{ref_dir}: no committed reference (results.json) to verify against")
-    ref = load_side(ref_dir, is_run=False)
+    ref_is_run = (ref_dir / FILES["results"][0]).exists()
+    if not ref_is_run and not (ref_dir / "results.json").exists():
+        raise FileNotFoundError(
+            f"{ref_dir}: no committed reference (results.json) or finished run to verify against"
+        )
+    return run, load_side(ref_dir, is_run=ref_is_run)
+
+
+def verify(run_dir: str | Path, against: str | Path | None = None) -> tuple[list[dict], str]:
+    """Compare ``run_dir`` with the reference (see ``load_sides``); (rows, report)."""
+    run, ref = load_sides(run_dir, against)
     rows = figure_rows(run, ref)
     return rows, report(rows, environment(run), environment(ref))
 
@@ -128,8 +137,11 @@ def verify(run_dir: str | Path, against: str | Path | None = None) -> tuple[list
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vpolib verify", description=__doc__.splitlines()[0])
     ap.add_argument("run", help="a finished run dir")
-    ap.add_argument("--against", help="a reference dir (default: docs/results/<profile>)")
+    ap.add_argument(
+        "--against", help="a reference dir or another finished run dir (default: docs/results/<profile>)"
+    )
     ap.add_argument("--strict", action="store_true", help="exit 1 when a figure does not reproduce")
+    ap.add_argument("--json", help="also write the rows and both environments to this file")
     args = ap.parse_args(argv)
     try:
         rows, text = verify(args.run, args.against)
@@ -137,4 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(text)
+    if args.json:
+        run, ref = load_sides(args.run, args.against)
+        write_json(args.json, {"run": environment(run), "reference": environment(ref), "rows": rows})
     return int(args.strict and any(r["verdict"] in ("DIFFERENT", "OUTSIDE CI") for r in rows))
