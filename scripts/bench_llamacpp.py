@@ -15,18 +15,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import gguf
+import numpy as np
+import torch
+from openai import OpenAI
+
+from vpolib import serve
+from vpolib.gguf_export import export_gguf, hf_name, permute
+from vpolib.models import load_causal_lm
+from vpolib.templates import optimize_messages
+
 
 def main() -> int:
-    import gguf
-    import numpy as np
-    import torch
-    from openai import OpenAI
-
-    from vpolib import serve
-    from vpolib.gguf_export import export_gguf, hf_name, permute
-    from vpolib.models import load_causal_lm
-    from vpolib.templates import optimize_messages
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=64)

@@ -21,18 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
+from vpolib import examples, generation, preference, trainers
+from vpolib.checkpoints import load_optimizer
+from vpolib.config import load_config
+from vpolib.io import read_jsonl
+from vpolib.noise import video_seed
+from vpolib.run import parse_sets
+from vpolib.video import make_video_backend
+
 
 def dev_queries(run_dir: Path, cfg, n: int) -> list[dict]:
-    from vpolib.io import read_jsonl
-    from vpolib.preference import dev_queries as split
-
-    return split(read_jsonl(run_dir / "01_data" / "splits" / "dpo_pool.jsonl")[0], cfg.feedback, n)
+    return preference.dev_queries(
+        read_jsonl(run_dir / "01_data" / "splits" / "dpo_pool.jsonl")[0], cfg.feedback, n
+    )
 
 
 def train(run_dir: Path, cfg, kind: str, out: Path, pairs: Path | None = None) -> Path:
-    from vpolib import examples, trainers
-    from vpolib.io import read_jsonl
-
     if kind == "sft":
         rows, _ = examples.sft_examples(read_jsonl(run_dir / "02_refine" / "sft.jsonl")[0])
         tr, ev = examples.capped_split(
@@ -51,10 +55,6 @@ def train(run_dir: Path, cfg, kind: str, out: Path, pairs: Path | None = None) -
 
 
 def evaluate(model_dir: Path, queries: list[dict], cfg, backend) -> dict:
-    from vpolib import generation
-    from vpolib.checkpoints import load_optimizer
-    from vpolib.noise import video_seed
-
     model, tok = load_optimizer(model_dir, device=cfg.device, dtype=cfg.sft.dtype)
     t0 = time.perf_counter()
     outs = generation.generate_prompts(
@@ -90,10 +90,6 @@ def evaluate(model_dir: Path, queries: list[dict], cfg, backend) -> dict:
 
 
 def main() -> None:
-    from vpolib.config import load_config
-    from vpolib.run import parse_sets
-    from vpolib.video import make_video_backend
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--profile", default="cpu")
