@@ -1,7 +1,7 @@
 """Publish a run's executed notebooks (docs/notebooks/), so a reader on a code host sees every figure, table and a
 few videos without running anything.
 
-    .venv/bin/python scripts/publish_notebooks.py outputs/cpu-D     # or: make notebooks RUN=outputs/cpu-D
+    .venv/bin/python scripts/publish_notebooks.py outputs/cpu-R     # or: make notebooks RUN=outputs/cpu-R
 
 Each stage's executed copy (``RUN/NN_stage/NN_stage.ipynb``) is copied as it ran, with two changes that keep the
 folder small: widget state is dropped (a code host cannot run widgets; the static fallbacks stay), and an output
@@ -46,6 +46,13 @@ def shrink(nb, max_bytes: int, source: str) -> int:
     return replaced
 
 
+def relative_paths(text: str) -> str:
+    """The checkout's absolute path (in run dirs, tracebacks, warnings) written relative to the repository root:
+    a published copy names no path of the machine that ran it."""
+    root = json.dumps(str(REPO_ROOT))[1:-1]  # as it stands inside the JSON text
+    return text.replace(root + "/", "").replace(root, ".")
+
+
 def publish(run_dir: Path, out_dir: Path, max_bytes: int) -> list[tuple[str, int, int]]:
     """Copy every ``NN_stage/NN_stage.ipynb`` of ``run_dir`` into ``out_dir``; ``[(name, bytes, replaced)]``."""
     found = sorted(p for p in run_dir.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb") if p.stem == p.parent.name)
@@ -57,7 +64,7 @@ def publish(run_dir: Path, out_dir: Path, max_bytes: int) -> list[tuple[str, int
         nb = nbformat.read(path, as_version=4)
         replaced = shrink(nb, max_bytes, f"{run_dir.name}/{path.parent.name}")
         dst = out_dir / path.name
-        nbformat.write(nb, dst)
+        dst.write_text(relative_paths(nbformat.writes(nb)))
         rows.append((path.name, dst.stat().st_size, replaced))
     return rows
 

@@ -1,6 +1,7 @@
 """scripts/publish_notebooks.py: a run's executed notebooks copied for a code host, large outputs left out."""
 
 import importlib.util
+import json
 
 import nbformat
 
@@ -41,3 +42,10 @@ def test_publish_keeps_small_outputs_and_notes_large_ones(tmp_path):
         large["output_type"] == "stream"
         and "left out of the published copy: cell 1 of run/06_evaluate" in large["text"]
     )
+
+
+def test_published_copies_name_no_machine_path():
+    text = json.dumps({"text": f"run dir {REPO_ROOT}/outputs/cpu-R and the root {REPO_ROOT}"})
+    assert json.loads(publish_notebooks.relative_paths(text)) == {
+        "text": "run dir outputs/cpu-R and the root ."
+    }
