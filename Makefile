@@ -57,7 +57,7 @@ publish: install
 	test ! -f $(RUN)/07_beyond/beyond.json || cp $(RUN)/07_beyond/beyond.json docs/results/$(PROFILE)/
 	$(BIN)/python scripts/results_table.py --results docs/results/$(PROFILE)/results.json
 
-# The executed notebooks of a run, for reading on a code host: `make notebooks RUN=outputs/cpu-D` -> docs/notebooks/.
+# The executed notebooks of a run, for reading on a code host: `make notebooks RUN=outputs/cpu-R` -> outputs/notebooks/ (published outside the repo).
 notebooks: install
 	@test -n "$(RUN)" || { echo "usage: make notebooks RUN=outputs/<run dir>"; exit 2; }
 	$(BIN)/python scripts/publish_notebooks.py $(RUN)

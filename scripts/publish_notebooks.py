@@ -1,4 +1,4 @@
-"""Publish a run's executed notebooks (docs/notebooks/), so a reader on a code host sees every figure, table and a
+"""Publish a run's executed notebooks (outputs/notebooks/, to publish outside the repo: notebooks are committed stripped), so a reader on a code host sees every figure, table and a
 few videos without running anything.
 
     .venv/bin/python scripts/publish_notebooks.py outputs/cpu-R     # or: make notebooks RUN=outputs/cpu-R
@@ -72,7 +72,7 @@ def publish(run_dir: Path, out_dir: Path, max_bytes: int) -> list[tuple[str, int
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "notebooks")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "notebooks")
     ap.add_argument("--max-output-kb", type=int, default=400, help="larger outputs become a one-line note")
     args = ap.parse_args(argv)
     rows = publish(args.run_dir, args.out, args.max_output_kb * 1000)
