@@ -43,6 +43,9 @@ COMPARED_04 = [
 # About 100 teacher prompts instead of 56: the critique loop (chunks of 64) then writes its log in two parts, so
 # a kill after its first row lands inside the loop.
 SETS_02 = ["--set", "refine.vbench_limit=24"]
+# The smoke SFT's 8 steps end within one progress write (every 0.5 s): 400 steps last several seconds, so the
+# progress file shows a step done before the model is saved.
+SETS_03 = ["--set", "sft.trainer.max_steps=400"]
 
 
 def run_stage(run_dir: Path, stage: str, sets: list[str] = ()) -> subprocess.Popen:
@@ -90,7 +93,8 @@ def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float 
     deadline = time.time() + timeout
     while proc.poll() is None and time.time() < deadline and not ready():
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:  # it may have ended first: the caller's "finished before the kill" check says so
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
@@ -158,7 +162,7 @@ def test_stage03_killed_mid_training_retrains_to_the_same_model_and_prompts(smok
         seen.update(state or {})
         return bool(state and state["done"] >= 1)
 
-    whole, stage, _ = kill_and_resume(chain, tmp_path, "03_sft", mid_training)
+    whole, stage, _ = kill_and_resume(chain, tmp_path, "03_sft", mid_training, SETS_03)
     assert 1 <= seen["done"] < seen["total"]  # killed between two training steps, before the model was saved
     assert (whole / "heldout_prompts.jsonl").read_bytes() == (stage / "heldout_prompts.jsonl").read_bytes()
     assert differences(whole, stage) == []  # held-out prompts; metrics.json without timing
