@@ -57,10 +57,10 @@ publish: install
 	test ! -f $(RUN)/07_beyond/beyond.json || cp $(RUN)/07_beyond/beyond.json docs/results/$(PROFILE)/
 	$(BIN)/python scripts/results_table.py --results docs/results/$(PROFILE)/results.json
 
-# The executed notebooks of a run, for reading on a code host: `make notebooks RUN=outputs/cpu-R` -> outputs/notebooks/ (published outside the repo).
+# The executed notebooks of a run, for reading on a code host: `make notebooks RUN=outputs/cpu-R` -> outputs/notebooks/ and the tip of branch `executed-notebooks` (never merged into main).
 notebooks: install
 	@test -n "$(RUN)" || { echo "usage: make notebooks RUN=outputs/<run dir>"; exit 2; }
-	$(BIN)/python scripts/publish_notebooks.py $(RUN)
+	$(BIN)/python scripts/publish_notebooks.py $(RUN) --branch executed-notebooks
 
 lint: install
 	$(BIN)/python -m ruff format --check vpolib tests scripts

@@ -1,7 +1,11 @@
-"""Publish a run's executed notebooks (outputs/notebooks/, to publish outside the repo: notebooks are committed stripped), so a reader on a code host sees every figure, table and a
-few videos without running anything.
+"""Publish a run's executed notebooks beside the repo's stripped ones, so a code host shows every figure and table.
 
     .venv/bin/python scripts/publish_notebooks.py outputs/cpu-R     # or: make notebooks RUN=outputs/cpu-R
+
+The copies go to ``outputs/notebooks/`` and, with ``--branch notebooks`` (``make notebooks`` uses ``executed-notebooks``), are
+committed as the tip of that branch: a branch of its own history, never merged into main (whose notebooks stay
+stripped), written through a temporary index so the checkout, its index and main are left as they are. The
+branch's README names the run, its commit, processor and dtype (from the run's manifest).
 
 Each stage's executed copy (``RUN/NN_stage/NN_stage.ipynb``) is copied as it ran, with two changes that keep the
 folder small: widget state is dropped (a code host cannot run widgets; the static fallbacks stay), and an output
@@ -13,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -59,6 +66,8 @@ def publish(run_dir: Path, out_dir: Path, max_bytes: int) -> list[tuple[str, int
     if not found:
         raise SystemExit(f"no executed notebooks in {run_dir} (expected NN_stage/NN_stage.ipynb)")
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.ipynb"):  # a chapter an earlier run had and this one lacks must not linger
+        old.unlink()
     rows = []
     for path in found:
         nb = nbformat.read(path, as_version=4)
@@ -69,19 +78,72 @@ def publish(run_dir: Path, out_dir: Path, max_bytes: int) -> list[tuple[str, int
     return rows
 
 
+def branch_readme(manifest: dict) -> str:
+    """The published branch's README: which run these notebooks are, on which machine and commit."""
+    precision = manifest.get("precision") or {}
+    cpu = precision.get("cpu") or {}
+    return (
+        "# Executed notebooks of the reference run\n\n"
+        f"Run `{manifest.get('run_id')}` (profile `{manifest.get('profile')}`, seed {manifest.get('seed')}) at "
+        f"main's commit `{str(manifest.get('git_commit'))[:7]}`, on {cpu.get('model', '?')} "
+        f"({cpu.get('cores', '?')} cores, {precision.get('dtype', '?')}), {manifest.get('created')}.\n\n"
+        "Written by `make notebooks RUN=outputs/<run>` (`scripts/publish_notebooks.py`): the notebooks as they ran, "
+        "widget state dropped and any output over 400 kB replaced by a note. The notebooks on main are the same "
+        "chapters without outputs; this branch is never merged.\n"
+    )
+
+
+def git(*args: str, cwd: Path, env: dict | None = None, stdin: str | None = None) -> str:
+    res = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False
+    )
+    if res.returncode:
+        raise SystemExit(f"git {' '.join(args)}: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def commit_to_branch(folder: Path, branch: str, message: str, repo: Path = REPO_ROOT) -> str:
+    """Commit every file of ``folder`` (flat) as the whole tree of ``branch`` (created when missing, else one
+    commit on top of it), through a temporary index: the checkout and its index are untouched. Returns the
+    commit id."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        for path in sorted(p for p in folder.iterdir() if p.is_file()):
+            blob = git("hash-object", "-w", str(path), cwd=repo)
+            git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path.name}", cwd=repo, env=env)
+        tree = git("write-tree", cwd=repo, env=env)
+    ref = f"refs/heads/{branch}"
+    parent = subprocess.run(
+        ["git", "rev-parse", "-q", "--verify", ref], cwd=repo, capture_output=True, text=True
+    )
+    parents = ["-p", parent.stdout.strip()] if parent.returncode == 0 else []
+    commit = git("commit-tree", tree, *parents, "-m", message, cwd=repo)
+    git("update-ref", ref, commit, cwd=repo)
+    return commit
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "notebooks")
     ap.add_argument("--max-output-kb", type=int, default=400, help="larger outputs become a one-line note")
+    ap.add_argument("--branch", help="also commit the copies (and a README) as the tip of this branch")
     args = ap.parse_args(argv)
     rows = publish(args.run_dir, args.out, args.max_output_kb * 1000)
+    manifest_path = args.run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    (args.out / "README.md").write_text(branch_readme(manifest))
     for name, size, replaced in rows:
         print(
             f"{name:<24} {size / 1e3:8.0f} kB"
             + (f"  ({replaced} large output(s) left out)" if replaced else "")
         )
     print(f"{'total':<24} {sum(r[1] for r in rows) / 1e3:8.0f} kB -> {args.out}")
+    if args.branch:
+        commit = commit_to_branch(
+            args.out, args.branch, f"Executed notebooks of run {manifest.get('run_id')}"
+        )
+        print(f"branch {args.branch} -> {commit[:7]} (publish it: git push origin {args.branch})")
     return 0
 
 

@@ -291,8 +291,10 @@ def speed_lines(bench: dict) -> list[str]:
     names = list(bench["results"]["before"])
     lines = [
         "",
-        "**Speed, before vs after** (`scripts/bench_speed.py`, one run on an otherwise idle 2-core CPU; SmolLM2-"
-        "135M-Instruct with LoRA r16, as the cpu profile trains it):",
+        "**Speed, before vs after** (`scripts/bench_speed.py`, "
+        + (f"{cpu_label(bench['machine'])}, " if bench.get("machine") else "")
+        + "one run on an otherwise idle 2-core CPU; SmolLM2-135M-Instruct with LoRA r16, as the cpu profile "
+        "trains it):",
         "",
         "| setting | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -311,7 +313,60 @@ def speed_lines(bench: dict) -> list[str]:
     return lines
 
 
-def section(res: dict, source: str, extra: list[str] | None = None, manifest: dict | None = None) -> str:
+def engine_lines(bench: dict) -> list[str]:
+    """Prompt generation per engine on one CPU, from scripts/bench_engines.py --json."""
+    if not bench:
+        return []
+    ref, a = bench["reference"], bench["args"]
+    lines = [
+        "",
+        f"**Generation engines** (`scripts/bench_engines.py`, {cpu_label(bench['machine'])}, one run on an "
+        f"otherwise idle 2-core CPU; {a['n']} greedy prompts of ShapesWorld and real DPO-pool queries, batch "
+        f"{a['batch']}, at most {a['new_tokens']} new tokens, {a['model']}):",
+        "",
+        f"| engine | seconds | tokens/s | speed vs {ref} | greedy text equal to {ref} | equal to hf float32 |",
+        "|---|---|---|---|---|---|",
+    ]
+    base = bench["rows"][ref]["seconds"]
+    for name, r in bench["rows"].items():
+        lines.append(
+            f"| {name} | {r['seconds']:.1f} | {r['tok_per_s']:.1f} | {base / r['seconds']:.2f}x "
+            f"| {r['agree']:.0%} | {r['agree_fp32']:.0%} |"
+        )
+    return lines
+
+
+def processor_lines(records: list[dict], reference: str | None = None) -> list[str]:
+    """One row per recorded run (scripts/record_timing.py): its processor, dtype and seconds per stage."""
+    if not records:
+        return []
+    stages = sorted({name for r in records for name in r["seconds"]})
+    lines = [
+        "",
+        "Wall time per processor (seconds; the cpu profile in one pass on an otherwise idle 2-core machine; "
+        "`scripts/record_timing.py` -> `docs/results/cpu/timings/`; the reference run is "
+        + f"`{reference or '?'}`):",
+        "",
+        "| processor | dtype | run | " + " | ".join(stages) + " | total |",
+        "|---|---|---|" + "---|" * (len(stages) + 1),
+    ]
+    for r in sorted(records, key=lambda r: r["created"] or ""):
+        secs = [r["seconds"].get(name) for name in stages]
+        lines.append(
+            f"| {cpu_label(r['cpu'])} | {r['dtype']} | {r['run_id']} | "
+            + " | ".join(f"{v:.0f}" if v else "-" for v in secs)
+            + f" | {sum(v for v in secs if v):.0f} |"
+        )
+    return lines
+
+
+def section(
+    res: dict,
+    source: str,
+    extra: list[str] | None = None,
+    manifest: dict | None = None,
+    timings: list[dict] | None = None,
+) -> str:
     video, text = by(res["video"]["overall"]), by(res["text"]["all"])
     text_h = by(res["text"]["harmful"])
     vwin, twin = by(res["video"]["win_rates"], "baseline"), by(res["text"]["win_rates"], "baseline")
@@ -347,7 +402,9 @@ def section(res: dict, source: str, extra: list[str] | None = None, manifest: di
     stages = {k: v.get("seconds") for k, v in sorted((manifest or {}).get("stages", {}).items())} or res.get(
         "timings", {}
     ).get("stages", {})
-    if stages:
+    if timings:  # the reference run is one of the rows
+        lines += processor_lines(timings, (manifest or {}).get("run_id"))
+    elif stages:
         total = sum(v for v in stages.values() if v)
         size = (manifest or {}).get("size_bytes")
         precision = (manifest or {}).get("precision") or {}
@@ -386,11 +443,16 @@ def main() -> int:
         extra += teacher_lines(json.loads((folder / "teacher_eval.json").read_text()))
     if (folder / "bench_speed.json").exists():
         extra += speed_lines(json.loads((folder / "bench_speed.json").read_text()))
+    if (folder / "bench_engines.json").exists():
+        extra += engine_lines(json.loads((folder / "bench_engines.json").read_text()))
+    timings = [json.loads(p.read_text()) for p in sorted((folder / "timings").glob("*.json"))]
     readme = (REPO / args.readme).read_text()
     if BEGIN not in readme or END not in readme:
         sys.exit(f"{args.readme} has no {BEGIN} ... {END} section")
     head, rest = readme.split(BEGIN, 1)
-    new = f"{head}{BEGIN}\n{section(res, args.results, extra, manifest)}\n{END}{rest.split(END, 1)[1]}"
+    new = (
+        f"{head}{BEGIN}\n{section(res, args.results, extra, manifest, timings)}\n{END}{rest.split(END, 1)[1]}"
+    )
     if args.check:
         if new != readme:
             print(f"{args.readme} is out of date: run scripts/results_table.py", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import subprocess
 
 import nbformat
 
@@ -49,3 +50,31 @@ def test_published_copies_name_no_machine_path():
     assert json.loads(publish_notebooks.relative_paths(text)) == {
         "text": "run dir outputs/cpu-R and the root ."
     }
+
+
+def git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_copies_become_the_tip_of_their_own_branch_and_main_is_untouched(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    (repo / "a.txt").write_text("main's file\n")
+    git(repo, "add", "a.txt")
+    git(repo, "commit", "-qm", "main")
+    head, status = git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "01_data.ipynb").write_text("{}\n")
+    (folder / "README.md").write_text(publish_notebooks.branch_readme({"run_id": "cpu-R", "profile": "cpu"}))
+    first = publish_notebooks.commit_to_branch(folder, "notebooks", "first", repo=repo)
+    assert git(repo, "ls-tree", "--name-only", "notebooks").split() == ["01_data.ipynb", "README.md"]
+    assert "Run `cpu-R` (profile `cpu`" in git(repo, "show", "notebooks:README.md")
+    (folder / "02_refine.ipynb").write_text("{}\n")
+    second = publish_notebooks.commit_to_branch(folder, "notebooks", "second", repo=repo)
+    assert git(repo, "rev-parse", f"{second}^") == first  # one commit on top of the last publish
+    assert git(repo, "rev-list", "--count", "notebooks") == "2"  # its own history: main's commit is not in it
+    assert git(repo, "rev-parse", "HEAD") == head and git(repo, "status", "--porcelain") == status
