@@ -292,7 +292,7 @@ def speed_lines(bench: dict) -> list[str]:
     lines = [
         "",
         "**Speed, before vs after** (`scripts/bench_speed.py`, "
-        + (f"{cpu_label(bench['machine'])}, " if bench.get("machine") else "")
+        + (f"{cpu_label(bench['machine'])}, " if bench.get("machine") else "processor not recorded, ")
         + "one run on an otherwise idle 2-core CPU; SmolLM2-135M-Instruct with LoRA r16, as the cpu profile "
         "trains it):",
         "",
@@ -441,8 +441,8 @@ def main() -> int:
         extra += sft_set_lines(metrics) + validation_lines(metrics)
     if (folder / "teacher_eval.json").exists():
         extra += teacher_lines(json.loads((folder / "teacher_eval.json").read_text()))
-    if (folder / "bench_speed.json").exists():
-        extra += speed_lines(json.loads((folder / "bench_speed.json").read_text()))
+    for bench in sorted(folder.glob("bench_speed*.json")):  # one per processor benchmarked
+        extra += speed_lines(json.loads(bench.read_text()))
     if (folder / "bench_engines.json").exists():
         extra += engine_lines(json.loads((folder / "bench_engines.json").read_text()))
     timings = [json.loads(p.read_text()) for p in sorted((folder / "timings").glob("*.json"))]

@@ -33,6 +33,7 @@ def test_jobs_costs_and_commands(full):
         "04",
         "05",
         "06",
+        "08",
     }
     sft = job("SFT Llama-3-8B")
     assert (

@@ -12,7 +12,7 @@ AVX2 = {"model": "Intel Core i7-8700", "flags": ["fma", "avx", "f16c", "avx2"], 
         "mkldnn_bf16": False, "cores": 2, "torch": "2.x"}  # fmt: skip
 BF16 = {"model": "AMD EPYC", "flags": ["fma", "avx", "avx2", "avx512f", "avx512bw", "avx512_bf16"],
         "capability": "AVX512", "mkldnn_bf16": True, "cores": 2, "torch": "2.x"}  # fmt: skip
-AUTO_FIELDS = ("refine.teacher_dtype", "sft.dtype", "dpo.dtype", "analysis.fewshot_dtype")
+AUTO_FIELDS = ("refine.teacher_dtype", "sft.dtype", "dpo.dtype", "grpo.dtype", "analysis.fewshot_dtype")
 
 
 def _timing(speedup: float) -> dict:
@@ -50,11 +50,11 @@ def test_vpo_dtype_forces_every_auto_field(monkeypatch, forced, bf16):
     monkeypatch.setenv(precision.ENV, forced)
     cfg = load_config("cpu")
     assert {f: _field(cfg, f) for f in AUTO_FIELDS} == dict.fromkeys(AUTO_FIELDS, forced)
-    assert cfg.sft.trainer["bf16"] is bf16 and cfg.dpo.trainer["bf16"] is bf16
+    assert all(getattr(cfg, s).trainer["bf16"] is bf16 for s in ("sft", "dpo", "grpo"))
     assert cfg.video.dtype == "float32"  # not auto in the profile: left alone
     assert cfg.precision["dtype"] == forced and cfg.precision["source"] == "env"
     assert cfg.precision["resolved"] == {**dict.fromkeys(AUTO_FIELDS, forced), "sft.trainer.bf16": bf16,
-                                         "dpo.trainer.bf16": bf16}  # fmt: skip
+                                         "dpo.trainer.bf16": bf16, "grpo.trainer.bf16": bf16}  # fmt: skip
     monkeypatch.setenv(precision.ENV, "fp16")
     with pytest.raises(ValueError, match="VPO_DTYPE must be one of"):
         load_config("cpu")

@@ -1,10 +1,11 @@
 """Profiles (configs/<name>.yaml) -> typed dataclasses, with dotted-key overrides.
 
 A profile may start with ``extends: <other profile>``; its keys are merged over the other's.
-Each stage owns one section (``data``, ``refine``, ``sft``, ``feedback``, ``dpo``, ``analysis``) and reads no
-other stage's; what several stages share has its own section (``judge``, ``video``, ``shapesworld``). The
-``trainer`` sections are checked against TRL's ``SFTConfig`` / ``DPOConfig`` fields and ``lora`` against PEFT's
-``LoraConfig`` fields when the profile loads, so a typo fails before any stage runs.
+Each stage owns one section (``data``, ``refine``, ``sft``, ``feedback``, ``dpo``, ``analysis``; notebook 08's
+``grpo``) and reads no other stage's; what several stages share has its own section (``judge``, ``video``,
+``shapesworld``). The ``trainer`` sections are checked against TRL's ``SFTConfig`` / ``DPOConfig`` /
+``GRPOConfig`` fields and ``lora`` against PEFT's ``LoraConfig`` fields when the profile loads, so a typo fails
+before any stage runs.
 """
 
 from __future__ import annotations
@@ -211,6 +212,25 @@ class DPOStageConfig:
 
 
 @dataclass
+class GRPOStageConfig:
+    """Notebook 08's online RL paradigm: GRPO of the SFT optimizer with TRL's GRPOTrainer, each sampled prompt
+    rewarded by its video (vpolib/rl.py)."""
+
+    # ShapesWorld queries of the DPO pool it trains on: stage 04's rendered ones first (the data VPO learns from;
+    # never the dev split or the held-out set). None: all of 04's.
+    n_queries: int | None = 64
+    reward_seeds: int = 2  # noise seeds per sampled prompt (training keys only: never an evaluation seed)
+    render_batch: int = 32  # prompts rendered per call of the video model
+    use_lora: bool = True
+    lora: dict = field(default_factory=dict)  # passed to peft.LoraConfig
+    n_heldout: int | None = 100  # held-out ShapesWorld queries it writes greedy prompts for
+    max_new_tokens: int = 64
+    trainer: dict = field(default_factory=dict)  # trl.GRPOConfig fields (num_generations, beta, ...)
+    dtype: str = "float32"  # weights' dtype when the trained model generates; "auto" as sft.dtype
+    # no launcher: the reward renders in the training process, so GRPO always trains in process
+
+
+@dataclass
 class AnalysisConfig:
     """Stage 06: evaluation, figures, failure-case browser and report."""
 
@@ -300,6 +320,7 @@ class Config:
     sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     dpo: DPOStageConfig = field(default_factory=DPOStageConfig)
+    grpo: GRPOStageConfig = field(default_factory=GRPOStageConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
     # What the "auto" dtypes became on this machine, and why (vpolib.precision.resolve_dtypes): set by
@@ -330,8 +351,8 @@ MANAGED_TRAINER_KEYS = {
 
 
 def _check_library_sections(cfg: Config) -> None:
-    """``sft.trainer`` / ``dpo.trainer`` against TRL's config fields, ``lora`` against PEFT's."""
-    for stage, trainer_cls in (("sft", "SFTConfig"), ("dpo", "DPOConfig")):
+    """``sft.trainer`` / ``dpo.trainer`` / ``grpo.trainer`` against TRL's config fields, ``lora`` against PEFT's."""
+    for stage, trainer_cls in (("sft", "SFTConfig"), ("dpo", "DPOConfig"), ("grpo", "GRPOConfig")):
         section = getattr(cfg, stage)
         names = _library_fields(trainer_cls)
         doc = f"the fields of trl.{trainer_cls}"
@@ -364,7 +385,7 @@ def _check_choices(cfg: Config) -> None:
             "dpo.rounds > 1 samples and renders in stage 05: it needs feedback.pairing onpolicy "
             "and feedback.render_jobs false"
         )
-    for section, name in (("feedback", "reward_seeds"), ("dpo", "rounds")):
+    for section, name in (("feedback", "reward_seeds"), ("dpo", "rounds"), ("grpo", "reward_seeds")):
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{section}.{name} must be at least 1")
 

@@ -14,6 +14,7 @@ from vpolib.io import read_jsonl
 
 SFT_COLUMNS = ("prompt", "completion")  # what the SFT trainer reads of a row (``query``, ``source``: display)
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+RL_COLUMNS = ("prompt", "query", "id")  # GRPO: the user turn to sample from, and what the reward reads
 # dpo.pairs / dpo.ablations -> which pair sources a DPO model trains on (the paper's ablation rows).
 PAIR_SETS = {"both": {"text", "video"}, "text": {"text"}, "video": {"video"}, "paper": {"text", "video"}}
 # ... and the file of stage 04 each reads: an ablation trains on ALL pairs of its kind (one per query per track),

@@ -206,7 +206,32 @@ def build_plan(profile: str = "full", overrides: dict | None = None) -> tuple[li
             "CogVideoX model card, H100 bf16 50 steps (assumption until measured)",
         ),
     ]
+    jobs += grpo_jobs(cfg, profile, tokens, out_tokens, decode_tok_s, decode_basis, video_s, train_basis)
     return jobs, n
+
+
+def grpo_jobs(
+    cfg, profile, tokens, out_tokens, decode_tok_s, decode_basis, video_s, train_basis
+) -> list[Job]:
+    """Notebook 08's online RL (``grpo``): rollouts, a render and a VisionReward score per rollout and seed, and the
+    policy update; all in the training process (the reward renders where the policy samples)."""
+    g = cfg.grpo
+    epochs = g.trainer.get("num_train_epochs", 1)
+    rollouts = (g.n_queries or cfg.feedback.n_queries) * g.trainer.get("num_generations", 8) * epochs
+    videos = rollouts * g.reward_seeds
+    # per rollout: fwd + bwd through the policy (6 N T), and a reference forward (2 N T) when beta > 0
+    update = (6 + (2 if g.trainer.get("beta", 0.0) else 0)) * LLAMA3_8B_PARAMS * tokens
+    cmd = f"python -m vpolib run --profile {profile} --run-dir RUN --from 08 --to 08"
+    return [
+        Job("08", "GRPO rollouts (policy samples)", cmd, 1, rollouts, "prompt", out_tokens / decode_tok_s,
+            decode_basis),
+        Job("08", f"GRPO reward: render, {cfg.video.cogvideox_model.split('/')[-1]}", cmd, 1, videos, "video",
+            video_s, "CogVideoX model card, H100 bf16 50 steps (assumption until measured)"),
+        Job("08", "GRPO reward: VisionReward-Video, 64 questions", cmd, 1, videos, "video",
+            64 * VISIONREWARD_S_PER_QUESTION, f"{VISIONREWARD_S_PER_QUESTION} s/question (assumption, no source)"),
+        Job("08", "GRPO policy update", cmd, 1, rollouts, "rollout", update / (H100_BF16_FLOPS * MFU),
+            train_basis),
+    ]  # fmt: skip
 
 
 def format_plan(jobs: list[Job], counts: dict, profile: str) -> str:

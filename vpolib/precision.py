@@ -27,8 +27,15 @@ ENV = "VPO_DTYPE"
 DTYPES = ("float32", "bfloat16")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # bf16 dot products in hardware (else oneDNN emulates them)
 # Profile fields naming a weights' dtype, and the trainer sections whose ``bf16`` (TRL autocast) follows it.
-DTYPE_FIELDS = ("refine.teacher_dtype", "sft.dtype", "dpo.dtype", "analysis.fewshot_dtype", "video.dtype")
-TRAINER_SECTIONS = ("sft", "dpo")
+DTYPE_FIELDS = (
+    "refine.teacher_dtype",
+    "sft.dtype",
+    "dpo.dtype",
+    "grpo.dtype",
+    "analysis.fewshot_dtype",
+    "video.dtype",
+)
+TRAINER_SECTIONS = ("sft", "dpo", "grpo")
 
 
 def cpu_info() -> dict:

@@ -1,7 +1,7 @@
-"""SFT and DPO of the prompt optimizer with TRL: the trainers, training and saving, and launching a job.
+"""SFT, DPO and GRPO of the prompt optimizer with TRL: the trainers, training and saving, and launching a job.
 
 Each TRL trainer is built by one plain call in its own function (:func:`build_sft_trainer`,
-:func:`build_dpo_trainer`), so an upstream API change is a fix in one visible place.
+:func:`build_dpo_trainer`, :func:`build_grpo_trainer`), so an upstream API change is a fix in one visible place.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import datasets
 from accelerate import PartialState
 from peft import LoraConfig
-from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
 from vpolib.checkpoints import (
     TRAIN_INFO,
@@ -31,7 +31,7 @@ from vpolib.checkpoints import (
     save_optimizer,
     train_info,
 )
-from vpolib.examples import PAIR_COLUMNS, SFT_COLUMNS
+from vpolib.examples import PAIR_COLUMNS, RL_COLUMNS, SFT_COLUMNS
 from vpolib.io import write_json
 from vpolib.models import load_tokenizer, resolve_spec
 from vpolib.paths import REPO_ROOT
@@ -115,6 +115,33 @@ def build_dpo_trainer(
     )
 
 
+def build_grpo_trainer(
+    model,
+    tokenizer,
+    train: list[dict],
+    evaluation: list[dict],
+    trainer: dict,
+    output_dir: str | os.PathLike,
+    seed: int,
+    lora: dict | None = None,
+    reward_funcs: list | None = None,
+) -> GRPOTrainer:
+    """A TRL GRPOTrainer on prompt rows (``query`` and ``id`` go to the reward functions as columns): the policy
+    samples ``num_generations`` completions per prompt and learns from their rewards relative to each other. With
+    LoRA its KL reference (``beta`` > 0) is the starting model with the adapters disabled."""
+    train_ds, eval_ds = _datasets(train, evaluation, RL_COLUMNS)
+    return GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=_args(GRPOConfig, trainer, output_dir, seed, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=_lora(lora),
+        callbacks=[StageProgressCallback("GRPO steps")],
+    )
+
+
 # A launched job names its trainer by kind (a function cannot travel in the job file): ``python -m vpolib.train``.
 BUILDERS = {"sft": build_sft_trainer, "dpo": build_dpo_trainer}
 
@@ -155,10 +182,11 @@ def train_and_save(
     launcher: str = "inprocess",
     accelerate_config: str | os.PathLike | None = None,
     num_processes: int | None = None,
+    key_extra: dict | None = None,
 ) -> dict:
-    """Train from ``base`` with ``build_trainer`` (:func:`build_sft_trainer` / :func:`build_dpo_trainer`)
-    and save to ``out_dir`` (with LoRA: the adapter only); a model already there from the same inputs is
-    reused instead.
+    """Train from ``base`` with ``build_trainer`` (:func:`build_sft_trainer` / :func:`build_dpo_trainer`, or a
+    GRPO builder with its reward bound) and save to ``out_dir`` (with LoRA: the adapter only); a model already
+    there from the same inputs (and ``key_extra``: what else shapes it, e.g. a reward's settings) is reused.
 
     ``base`` is a model spec, a model dir or an adapter dir (e.g. the SFT adapter, merged in memory).
     ``launcher="accelerate"`` runs the same function in ``accelerate launch ... -m vpolib.train job``
@@ -169,14 +197,17 @@ def train_and_save(
     ``reused``.
     """
     out_dir, base = Path(out_dir), model_spec(base)  # a relative dir and its absolute path are the same start
-    key = fingerprint(base, train, evaluation, trainer, lora, seed)
+    key = fingerprint(base, train, evaluation, trainer, lora, seed, *([key_extra] if key_extra else []))
     info = train_info(out_dir, key)
     if info is not None:
         return {**info, "reused": True}
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher {launcher!r}: use one of {LAUNCHERS}")
     if launcher == "accelerate":
-        kind = {build: name for name, build in BUILDERS.items()}[build_trainer]
+        kinds = {build: name for name, build in BUILDERS.items()}
+        if build_trainer not in kinds:  # e.g. GRPO: its reward renders videos in this process
+            raise ValueError("launcher accelerate runs SFT and DPO jobs only: use launcher inprocess")
+        kind = kinds[build_trainer]
         job = {"kind": kind, "base": base, "train": train, "evaluation": evaluation, "trainer": trainer}
         job.update(lora=lora, out_dir=str(out_dir.resolve()), seed=seed)
         return _launch(job, out_dir, key, accelerate_config, num_processes)
@@ -225,11 +256,12 @@ def train_and_save(
 
 
 def launch_args(stage_cfg) -> dict:
-    """``train_and_save`` keywords from a stage's config (``cfg.sft`` / ``cfg.dpo``): how to launch it."""
+    """``train_and_save`` keywords from a stage's config (``cfg.sft`` / ``cfg.dpo``): how to launch it. A section
+    without a launcher (``cfg.grpo``) trains in process."""
     return {
-        "launcher": stage_cfg.launcher,
-        "accelerate_config": stage_cfg.accelerate_config,
-        "num_processes": stage_cfg.num_processes,
+        "launcher": getattr(stage_cfg, "launcher", "inprocess"),
+        "accelerate_config": getattr(stage_cfg, "accelerate_config", None),
+        "num_processes": getattr(stage_cfg, "num_processes", None),
     }
 
 
@@ -273,9 +305,11 @@ def train_stage(
     out_dir: str | os.PathLike,
     seed: int,
     stale: tuple[str | os.PathLike, ...] = (),
+    key_extra: dict | None = None,
 ) -> dict:
-    """:func:`train_and_save` with a stage's section (``sft`` or ``dpo``: ``trainer``, ``lora`` when ``use_lora``,
-    the launcher); files in ``stale`` (prompts an older model wrote) are removed when the model is retrained.
+    """:func:`train_and_save` with a stage's section (``sft``, ``dpo`` or ``grpo``: ``trainer``, ``lora`` when
+    ``use_lora``, the launcher); files in ``stale`` (prompts an older model wrote) are removed when the model is
+    retrained.
     TRL's per-step dataset preparation bars are turned off: in a notebook they would flood the output."""
     datasets.disable_progress_bars()
     lora = stage_cfg.lora if stage_cfg.use_lora else None
@@ -288,6 +322,7 @@ def train_stage(
         lora,
         out_dir,
         seed,
+        key_extra=key_extra,
         **launch_args(stage_cfg),
     )
     if not info["reused"]:

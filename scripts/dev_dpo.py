@@ -1,0 +1,97 @@
+"""Choose the preference stage's DPO settings (beta, rate, NLL weight) on the dev split, never the held-out set.
+
+From a finished run, trains one preference round per variant from its SFT model on its stage-04 pairs: the
+profile's ``dpo`` section with one change each, exactly as 05 trains its round 1. Each is scored on the dev split
+as 05 scores its rounds (``preference.dev_reward``: greedy prompts, ``feedback.reward_seeds`` noise seeds keyed by
+query, so every variant meets the same noise). Prints each variant's dev reward and its paired difference from
+05's round 1 (the profile's settings) with a 95% bootstrap CI over the dev queries, and its training seconds.
+Models and dev prompts stay in ``RUN/dev_dpo/`` (a rerun reuses them).
+
+    python scripts/dev_dpo.py --run-dir outputs/cpu-X --json docs/results/cpu/dev_dpo.json   # ~6 min a variant
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vpolib import examples, preference, trainers
+from vpolib.analysis import bootstrap_ci
+from vpolib.config import load_config
+from vpolib.io import read_jsonl
+from vpolib.video import make_video_backend
+
+# one change each from the profile's dpo section (configs/cpu.yaml: beta 0.1, rate 1e-4, DPO + NLL weight 1)
+VARIANTS = {
+    "beta 0.03": {"dpo.trainer.beta": 0.03},
+    "beta 0.3": {"dpo.trainer.beta": 0.3},
+    "rate 3e-4": {"dpo.trainer.learning_rate": 3.0e-4},
+    "DPO alone (no NLL)": {"dpo.trainer.loss_type": ["sigmoid"], "dpo.trainer.loss_weights": [1.0]},
+}
+
+
+def paired(per_query: list[float], base: list[float]) -> dict:
+    """Mean of ``per_query - base`` over the same dev queries, with its 95% bootstrap CI."""
+    diff = np.asarray(per_query) - np.asarray(base)  # [n_dev]
+    lo, hi = bootstrap_ci(diff)
+    return {"diff": round(float(diff.mean()), 4), "lo": round(lo, 4), "hi": round(hi, 4)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--json", type=Path, required=True, help="where the rows go")
+    p.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    a = p.parse_args()
+    base_cfg = load_config(a.profile)
+    stage04, stage05 = a.run_dir / "04_feedback", a.run_dir / "05_dpo"
+    pool = read_jsonl(a.run_dir / "01_data" / "splits" / "dpo_pool.jsonl")[0]
+    dev = preference.dev_queries(pool, base_cfg.feedback, base_cfg.dpo.n_dev)
+    backend = make_video_backend(base_cfg)
+    seeds = base_cfg.feedback.reward_seeds
+    first = examples.round_dirs(base_cfg.dpo.rounds)[
+        0
+    ]  # round 1's model: the profile's settings on 04's pairs
+    known = {
+        "sft": (a.run_dir / "03_sft" / "model", stage05 / "dev_prompts_r0.jsonl"),
+        "profile (05's round 1)": (stage05 / first, stage05 / "dev_prompts_r1.jsonl"),
+    }
+    rows, per_query = [], {}
+    for name, (model, prompts) in known.items():  # prompts cached by 05: only the renders run again
+        dev_r = preference.dev_reward(base_cfg, model, dev, backend, seeds, prompts)
+        per_query[name] = dev_r["per_query"]
+        rows.append({"variant": name, "dev_reward": round(dev_r["reward"], 4)})
+    for name, sets in VARIANTS.items():
+        if a.only and name not in a.only:
+            continue
+        cfg = load_config(a.profile, sets)
+        out = a.run_dir / "dev_dpo" / name.replace(" ", "_").replace("(", "").replace(")", "")
+        train, evaluation, _ = examples.variant_split(stage04, cfg.dpo.pairs, cfg.dpo, cfg.seed)
+        t0 = time.perf_counter()
+        info = trainers.train_stage(trainers.build_dpo_trainer, known["sft"][0], train, evaluation, cfg.dpo,
+                                    out / "model", cfg.seed)  # fmt: skip
+        dev_r = preference.dev_reward(cfg, out / "model", dev, backend, seeds, out / "dev_prompts.jsonl")
+        per_query[name] = dev_r["per_query"]
+        rows.append({"variant": name, "set": sets, "pairs": len(train), "steps": info["steps"],
+                     "train_s": info["train_s"], "seconds": round(time.perf_counter() - t0, 1),
+                     "dev_reward": round(dev_r["reward"], 4)})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    profile = per_query["profile (05's round 1)"]
+    for row in rows:
+        row["vs_profile"] = paired(per_query[row["variant"]], profile)
+        print(f"{row['variant']:>24}: dev reward {row['dev_reward']:.4f}, minus the profile's "
+              f"{row['vs_profile']['diff']:+.4f} [{row['vs_profile']['lo']:+.4f}, {row['vs_profile']['hi']:+.4f}]")  # fmt: skip
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(
+        json.dumps({"run": a.run_dir.name, "n_dev": len(dev), "seeds": seeds, "rows": rows}, indent=1) + "\n"
+    )
+    print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
