@@ -55,6 +55,7 @@ publish: install
 	cp $(RUN)/06_evaluate/results.json $(RUN)/manifest.json docs/results/$(PROFILE)/
 	cp $(RUN)/02_refine/metrics.json docs/results/$(PROFILE)/02_metrics.json
 	test ! -f $(RUN)/07_beyond/beyond.json || cp $(RUN)/07_beyond/beyond.json docs/results/$(PROFILE)/
+	test ! -f $(RUN)/08_paradigms/paradigms.json || cp $(RUN)/08_paradigms/paradigms.json docs/results/$(PROFILE)/
 	$(BIN)/python scripts/results_table.py --results docs/results/$(PROFILE)/results.json
 
 # The executed notebooks of a run, for reading on a code host: `make notebooks RUN=outputs/cpu-R` -> outputs/notebooks/ and the tip of branch `executed-notebooks` (never merged into main).

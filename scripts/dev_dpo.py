@@ -1,10 +1,11 @@
 """Choose the preference stage's DPO settings (beta, rate, NLL weight) on the dev split, never the held-out set.
 
-From a finished run, trains one preference round per variant from its SFT model on its stage-04 pairs: the
+From a run finished through stage 04 (or 05), trains one preference round per variant from its SFT model on its stage-04 pairs: the
 profile's ``dpo`` section with one change each, exactly as 05 trains its round 1. Each is scored on the dev split
 as 05 scores its rounds (``preference.dev_reward``: greedy prompts, ``feedback.reward_seeds`` noise seeds keyed by
 query, so every variant meets the same noise). Prints each variant's dev reward and its paired difference from
-05's round 1 (the profile's settings) with a 95% bootstrap CI over the dev queries, and its training seconds.
+05's round 1 (the profile's settings; trained here when the run has no stage 05) with a 95% bootstrap CI over the
+dev queries, and its training seconds.
 Models and dev prompts stay in ``RUN/dev_dpo/`` (a rerun reuses them).
 
     python scripts/dev_dpo.py --run-dir outputs/cpu-X --json docs/results/cpu/dev_dpo.json   # ~6 min a variant
@@ -25,8 +26,10 @@ from vpolib.config import load_config
 from vpolib.io import read_jsonl
 from vpolib.video import make_video_backend
 
+PROFILE = "profile"  # the profile's dpo section as it stands: 05's round 1, or trained here
 # one change each from the profile's dpo section (configs/cpu.yaml: beta 0.1, rate 1e-4, DPO + NLL weight 1)
 VARIANTS = {
+    PROFILE: {},  # trained here only when the run has no stage 05 (then 05's round 1 is read instead)
     "beta 0.03": {"dpo.trainer.beta": 0.03},
     "beta 0.3": {"dpo.trainer.beta": 0.3},
     "rate 3e-4": {"dpo.trainer.learning_rate": 3.0e-4},
@@ -39,6 +42,17 @@ def paired(per_query: list[float], base: list[float]) -> dict:
     diff = np.asarray(per_query) - np.asarray(base)  # [n_dev]
     lo, hi = bootstrap_ci(diff)
     return {"diff": round(float(diff.mean()), 4), "lo": round(lo, 4), "hi": round(hi, 4)}
+
+
+def write_rows(a, rows: list[dict], per_query: dict, n_dev: int, seeds: int) -> None:
+    """The rows so far, each with its paired difference from the profile's model once that one is scored."""
+    for row in rows:
+        if PROFILE in per_query:
+            row["vs_profile"] = paired(per_query[row["variant"]], per_query[PROFILE])
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(
+        json.dumps({"run": a.run_dir.name, "n_dev": n_dev, "seeds": seeds, "rows": rows}, indent=1) + "\n"
+    )
 
 
 def main() -> None:
@@ -54,20 +68,20 @@ def main() -> None:
     dev = preference.dev_queries(pool, base_cfg.feedback, base_cfg.dpo.n_dev)
     backend = make_video_backend(base_cfg)
     seeds = base_cfg.feedback.reward_seeds
-    first = examples.round_dirs(base_cfg.dpo.rounds)[
-        0
-    ]  # round 1's model: the profile's settings on 04's pairs
-    known = {
-        "sft": (a.run_dir / "03_sft" / "model", stage05 / "dev_prompts_r0.jsonl"),
-        "profile (05's round 1)": (stage05 / first, stage05 / "dev_prompts_r1.jsonl"),
-    }
+    # round 1's model: the profile's settings on 04's pairs
+    first = examples.round_dirs(base_cfg.dpo.rounds)[0]
+    known = {"sft": (a.run_dir / "03_sft" / "model", stage05 / "dev_prompts_r0.jsonl")}
+    if (stage05 / first / "train_info.json").exists():
+        known[PROFILE] = (stage05 / first, stage05 / "dev_prompts_r1.jsonl")
+    else:  # no stage 05 (a run stopped after 04): SFT's dev prompts go beside the variants
+        known["sft"] = (known["sft"][0], a.run_dir / "dev_dpo" / "dev_prompts_sft.jsonl")
     rows, per_query = [], {}
     for name, (model, prompts) in known.items():  # prompts cached by 05: only the renders run again
         dev_r = preference.dev_reward(base_cfg, model, dev, backend, seeds, prompts)
         per_query[name] = dev_r["per_query"]
         rows.append({"variant": name, "dev_reward": round(dev_r["reward"], 4)})
     for name, sets in VARIANTS.items():
-        if a.only and name not in a.only:
+        if name in known or (a.only and name not in a.only and name != PROFILE):
             continue
         cfg = load_config(a.profile, sets)
         out = a.run_dir / "dev_dpo" / name.replace(" ", "_").replace("(", "").replace(")", "")
@@ -81,15 +95,13 @@ def main() -> None:
                      "train_s": info["train_s"], "seconds": round(time.perf_counter() - t0, 1),
                      "dev_reward": round(dev_r["reward"], 4)})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
-    profile = per_query["profile (05's round 1)"]
+        write_rows(a, rows, per_query, len(dev), seeds)  # after each variant: a stopped sweep keeps its rows
+    write_rows(a, rows, per_query, len(dev), seeds)
     for row in rows:
-        row["vs_profile"] = paired(per_query[row["variant"]], profile)
-        print(f"{row['variant']:>24}: dev reward {row['dev_reward']:.4f}, minus the profile's "
-              f"{row['vs_profile']['diff']:+.4f} [{row['vs_profile']['lo']:+.4f}, {row['vs_profile']['hi']:+.4f}]")  # fmt: skip
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(
-        json.dumps({"run": a.run_dir.name, "n_dev": len(dev), "seeds": seeds, "rows": rows}, indent=1) + "\n"
-    )
+        if "vs_profile" in row:
+            d = row["vs_profile"]
+            print(f"{row['variant']:>20}: dev reward {row['dev_reward']:.4f}, minus the profile's "
+                  f"{d['diff']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]")  # fmt: skip
     print(f"wrote {a.json}")
 
 

@@ -336,6 +336,41 @@ def engine_lines(bench: dict) -> list[str]:
     return lines
 
 
+def paradigm_lines(result: dict) -> list[str]:
+    """Notebook 08's comparison (paradigms.json): one row per paradigm, and which row gained the most reward over
+    SFT per video rendered."""
+    if not result or not result.get("rows"):
+        return []
+
+    def ci(r, key, lo, hi):
+        return "-" if r.get(key) is None else f"{r[key]:.3f} [{r[lo]:.3f}, {r[hi]:.3f}]"
+
+    lines = [
+        "",
+        f"**Paradigms at equal budget units** (notebook 08, {result['n_queries']} held-out ShapesWorld queries, "
+        f"{result['eval_seeds']} eval seeds each; budgets beyond the SFT model):",
+        "",
+        "| paradigm | reward [95% CI] | win rate over SFT [95% CI] | videos | tokens | steps | seconds | "
+        "reward gained per 1,000 videos |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        gain = "-" if r.get("gain_per_1k_videos") is None else f"{r['gain_per_1k_videos']:+.3f}"
+        lines.append(
+            f"| {r['paradigm']} | {ci(r, 'reward', 'reward_lo', 'reward_hi')} | "
+            f"{ci(r, 'win_rate', 'win_lo', 'win_hi')} | {r['videos'] or 0} | {r['tokens'] or 0} | {r['steps']} | "
+            f"{r['seconds']:.0f} | {gain} |"
+        )
+    spent = [r for r in result["rows"] if r.get("gain_per_1k_videos") is not None]
+    if spent:
+        top = max(spent, key=lambda r: r["gain_per_1k_videos"])
+        lines += ["", f"Most reward gained over SFT per video rendered: **{top['paradigm']}** "
+                  f"({top['gain_per_1k_videos']:+.3f} per 1,000 videos; its reward "
+                  f"{ci(top, 'reward', 'reward_lo', 'reward_hi')}, win rate over SFT "
+                  f"{ci(top, 'win_rate', 'win_lo', 'win_hi')})."]  # fmt: skip
+    return lines
+
+
 def processor_lines(records: list[dict], reference: str | None = None) -> list[str]:
     """One row per recorded run (scripts/record_timing.py): its processor, dtype and seconds per stage."""
     if not records:
@@ -441,6 +476,8 @@ def main() -> int:
         extra += sft_set_lines(metrics) + validation_lines(metrics)
     if (folder / "teacher_eval.json").exists():
         extra += teacher_lines(json.loads((folder / "teacher_eval.json").read_text()))
+    if (folder / "paradigms.json").exists():
+        extra += paradigm_lines(json.loads((folder / "paradigms.json").read_text()))
     for bench in sorted(folder.glob("bench_speed*.json")):  # one per processor benchmarked
         extra += speed_lines(json.loads(bench.read_text()))
     if (folder / "bench_engines.json").exists():

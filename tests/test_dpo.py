@@ -249,7 +249,7 @@ def test_train_stage_removes_stale_prompts_only_when_it_retrains(tmp_path, monke
         stale.write_text("{}\n")
         trainers.train_stage(None, "base", [], [], stage_cfg, tmp_path / "model", 0, stale=[stale])
         assert stale.exists() == exists
-    launch = {"launcher": "inprocess", "accelerate_config": None, "num_processes": None}
+    launch = {"key_extra": None, "launcher": "inprocess", "accelerate_config": None, "num_processes": None}
     assert calls[0] == ({"beta": 0.1}, None, launch)  # use_lora false: no LoRA section passed
 
 

@@ -53,3 +53,34 @@ def test_evaluation_lines_need_no_new_keys():
     assert changed == "- Held-out prompts of **VPO** that differ from SFT's: text 25% of 4, video 50% of 10."
     assert "VPO 0.600 [0.500, 0.700] vs SFT 0.500 [0.400, 0.600]" in sampled
     assert "0.70 [0.55, 0.85] (n=10): the CI lies **above 0.5**" in sampled
+
+
+def test_paradigm_lines_name_the_row_with_most_reward_per_video():
+    table = _script()
+    assert table.paradigm_lines({}) == []
+    row = {
+        "tokens": 0,
+        "steps": 0,
+        "seconds": 1.0,
+        "reward_lo": 0.0,
+        "reward_hi": 1.0,
+        "win_lo": 0.0,
+        "win_hi": 1.0,
+    }
+    rows = [
+        {**row, "paradigm": "sft", "reward": 0.5, "videos": 0, "win_rate": None, "gain_per_1k_videos": None},
+        {
+            **row,
+            "paradigm": "sft-best4",
+            "reward": 0.6,
+            "videos": 400,
+            "win_rate": 0.6,
+            "gain_per_1k_videos": 0.25,
+        },
+        {**row, "paradigm": "grpo", "reward": 0.7, "videos": 200, "win_rate": 0.7, "gain_per_1k_videos": 1.0},
+    ]
+    lines = table.paradigm_lines({"n_queries": 100, "eval_seeds": 3, "rows": rows})
+    assert "| sft | 0.500 [0.000, 1.000] | - | 0 | 0 | 0 | 1 | - |" in lines
+    assert lines[-1].startswith(
+        "Most reward gained over SFT per video rendered: **grpo** (+1.000 per 1,000 videos"
+    )

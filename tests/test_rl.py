@@ -48,7 +48,7 @@ def test_reward_is_the_mean_score_over_seeds_of_each_completion(backend, query):
 def test_training_noise_never_meets_an_evaluation_seed(query):
     reward = VideoReward(None, seed=42, seeds=3)
     train = {reward.noise(query["id"], step, i, s) for step in range(4) for i in range(12) for s in range(3)}
-    evaluation = {video_seed(42, f"{query['id']}#eval{s}") for s in range(3)}
+    evaluation = {video_seed(42, query["id"])} | {video_seed(42, f"{query['id']}#eval{s}") for s in range(3)}
     evaluation |= {video_seed(42, f"{query['id']}#dev{s}") for s in range(3)}
     assert len(train) == 4 * 12 * 3 and not train & evaluation
 
@@ -73,9 +73,12 @@ def test_grpo_trains_two_steps_counts_its_renders_and_is_reused(backend, tiny_di
     info = train_grpo(cfg.grpo, tiny_dir, queries, reward, "short", tmp_path / "grpo", cfg.seed)
     assert info["steps"] == 2 and not info["reused"]
     # each step samples 4 completions (2 queries x num_generations 2), each rendered with one seed
-    assert info["videos"] == 2 * 4 == reward.videos
+    assert (
+        info["videos"] == 2 * 4 == reward.videos and 0 < info["tokens"] <= 2 * 4 * 24
+    )  # <= max_completion_length
     logged = [row for row in info["log_history"] if "reward" in row]
     assert len(logged) == 2 and all(0 <= row["reward"] <= 1 for row in logged)
     assert json.loads((tmp_path / "grpo" / "train_info.json").read_text())["steps"] == 2
     again = train_grpo(cfg.grpo, tiny_dir, queries, reward, "short", tmp_path / "grpo", cfg.seed)
-    assert again["reused"] and again["videos"] == 0
+    assert again["reused"] and (again["videos"], again["tokens"]) == (info["videos"], info["tokens"])
+    assert reward.videos == 8  # nothing rendered the second time: the budget was read back

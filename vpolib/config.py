@@ -231,6 +231,18 @@ class GRPOStageConfig:
 
 
 @dataclass
+class ParadigmsConfig:
+    """Notebook 08: the paradigms compared on notebook 06's held-out ShapesWorld queries (GRPO has its own
+    ``grpo`` section)."""
+
+    best_of: list = field(
+        default_factory=lambda: [4, 8]
+    )  # SFT's best of n sampled prompts, picked on selection noise
+    testtime_rounds: int = 4  # rounds of the generate -> score -> rewrite loop from SFT's prompt (0: no row)
+    grpo: bool = True  # train the GRPO row (the section `grpo` says how)
+
+
+@dataclass
 class AnalysisConfig:
     """Stage 06: evaluation, figures, failure-case browser and report."""
 
@@ -321,6 +333,7 @@ class Config:
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     dpo: DPOStageConfig = field(default_factory=DPOStageConfig)
     grpo: GRPOStageConfig = field(default_factory=GRPOStageConfig)
+    paradigms: ParadigmsConfig = field(default_factory=ParadigmsConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
     # What the "auto" dtypes became on this machine, and why (vpolib.precision.resolve_dtypes): set by
@@ -393,6 +406,14 @@ def _check_choices(cfg: Config) -> None:
 def _check_analysis(cfg: Config) -> None:
     """Stage 06's counts: at least one noise seed per video, no negative number of samples."""
     acfg = cfg.analysis
+    if (
+        any(not isinstance(n, int) or n < 1 for n in cfg.paradigms.best_of)
+        or cfg.paradigms.testtime_rounds < 0
+    ):
+        raise ConfigError(
+            f"paradigms.best_of must list counts >= 1 and paradigms.testtime_rounds be >= 0, got "
+            f"{cfg.paradigms.best_of}, {cfg.paradigms.testtime_rounds}"
+        )
     if acfg.eval_seeds < 1:
         raise ConfigError(f"analysis.eval_seeds must be at least 1, got {acfg.eval_seeds}")
     if acfg.sampled < 0 or acfg.sampled_temperature <= 0:
@@ -418,6 +439,6 @@ def load_config(profile: str = "cpu", overrides: dict | None = None, config_dir:
     from vpolib.precision import resolve_dtypes  # imports torch: not on `import vpolib.config`
 
     cfg.precision = resolve_dtypes(cfg)
-    for section in (cfg.sft, cfg.dpo):
+    for section in (cfg.sft, cfg.dpo, cfg.grpo):
         section.trainer = {**section.trainer, "use_cpu": cfg.device == "cpu"}
     return cfg

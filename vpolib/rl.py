@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vpolib import trainers
 from vpolib.examples import RL_COLUMNS
+from vpolib.io import read_json, write_json
 from vpolib.noise import video_seed
 from vpolib.templates import optimize_messages
 
@@ -39,7 +40,8 @@ def completion_text(completion) -> str:
 
 class VideoReward:
     """A TRL reward function: each completion rendered with ``seeds`` noise seeds and scored against its query's
-    checklist; the reward is the mean score / max score (0..1). ``videos`` counts every render."""
+    checklist; the reward is the mean score / max score (0..1). ``videos`` counts every render, ``tokens`` every
+    completion token it was given (the policy's generation cost)."""
 
     __name__ = "video_reward"  # TRL logs each reward function under its __name__
 
@@ -47,13 +49,16 @@ class VideoReward:
         if seeds < 1:
             raise ValueError(f"a reward needs at least one noise seed, got {seeds}")
         self.backend, self.seed, self.seeds, self.batch = backend, seed, seeds, batch
-        self.videos = 0
+        self.videos = self.tokens = 0
 
     def noise(self, query_id: str, step: int, index: int, s: int) -> int:
         """The noise seed of one training render (``#grpo`` keys: disjoint from evaluation's)."""
         return video_seed(self.seed, f"{query_id}#grpo{step}.{index}.{s}")
 
-    def __call__(self, prompts, completions, trainer_state=None, **columns) -> list[float]:
+    def __call__(
+        self, prompts, completions, completion_ids=None, trainer_state=None, **columns
+    ) -> list[float]:
+        self.tokens += sum(len(ids) for ids in completion_ids or [])
         texts = [completion_text(c) for c in completions]
         step = trainer_state.global_step if trainer_state is not None else 0
         jobs = [(i, s) for i in range(len(texts)) for s in range(self.seeds)]
@@ -73,11 +78,15 @@ class VideoReward:
 def train_grpo(grpo_cfg, base: str | Path, queries: list[dict], reward: VideoReward, instruction: str,
                out_dir: str | Path, seed: int) -> dict:  # fmt: skip
     """GRPO from ``base`` (the SFT model) on ``queries`` with ``reward``; saved to ``out_dir`` (reused when done).
-    Returns the train info plus ``videos`` rendered for the reward (0 when the model was reused)."""
+    Returns the train info plus its budget: ``videos`` rendered and ``tokens`` generated for the reward, measured
+    while it trained and kept beside the model (``reward_budget.json``), so a reused model reports them too."""
     rows = rl_rows(queries, instruction)
     build = functools.partial(trainers.build_grpo_trainer, reward_funcs=[reward])
-    before = reward.videos
+    videos, tokens = reward.videos, reward.tokens
     # the reward's noise seeds are part of what the model is: a change retrains it
     info = trainers.train_stage(build, base, rows, [], grpo_cfg, out_dir, seed,
                                 key_extra={"reward_seeds": reward.seeds, "columns": RL_COLUMNS})  # fmt: skip
-    return {**info, "videos": reward.videos - before}
+    budget_path = Path(out_dir) / "reward_budget.json"
+    if not info["reused"]:
+        write_json(budget_path, {"videos": reward.videos - videos, "tokens": reward.tokens - tokens})
+    return {**info, **read_json(budget_path)}

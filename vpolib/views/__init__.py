@@ -5,4 +5,14 @@ the concept it shows (``views.feedback`` shows ``vpolib.feedback``'s pairs). The
 ``views``; the notebooks call ``views.<concept>.<name>(...)``, so every view module is imported here.
 """
 
-from . import beyond, evaluation, feedback, judge, preference, refine, report, training_log  # noqa: F401  (the notebooks' views, the HTML report)
+from . import (  # noqa: F401  (the notebooks' views, the HTML report)
+    beyond,
+    evaluation,
+    feedback,
+    judge,
+    paradigms,
+    preference,
+    refine,
+    report,
+    training_log,
+)
