@@ -3,7 +3,7 @@ import json
 import nbformat
 import pytest
 
-from vpolib.run import discover_notebooks, parse_sets, run, select
+from vpolib.run import committed_reference, discover_notebooks, parse_sets, run, select
 
 
 def _nb(path, code):
@@ -78,3 +78,17 @@ def test_run_shows_progress_line_and_keeps_notebooks_small(tmp_path, capsys):
     nb = nbformat.read(tmp_path / "run" / "01_loop" / "01_loop.ipynb", as_version=4)
     assert nb.cells[-1].outputs == []  # no progress bar, no progress text
     assert not (tmp_path / "run" / "progress.json").exists()
+
+
+def test_a_run_is_verified_only_against_a_committed_reference_run(tmp_path):
+    run = tmp_path / "run"
+    (run / "06_evaluate").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "quick").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "quick" / "verify_float32_vs_bfloat16.json").write_text("{}")
+    assert (
+        committed_reference("quick", run, tmp_path) is None
+    )  # no results.json there: nothing to verify against
+    (tmp_path / "docs" / "results" / "quick" / "results.json").write_text("{}")
+    assert committed_reference("quick", run, tmp_path) is None  # the run did not finish stage 06
+    (run / "06_evaluate" / "results.json").write_text("{}")
+    assert committed_reference("quick", run, tmp_path) == tmp_path / "docs" / "results" / "quick"

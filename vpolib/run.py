@@ -197,6 +197,15 @@ def select(notebooks: dict[str, Path], start: str | None, stop: str | None) -> l
     return chosen
 
 
+def committed_reference(profile: str, run_dir: Path, root: Path = REPO_ROOT) -> Path | None:
+    """``docs/results/<profile>`` when it holds a committed reference run (its results.json) and ``run_dir``
+    finished stage 06: what a finished run is verified against. A folder with other files only (quick's dtype
+    comparison) is no reference."""
+    reference = Path(root) / "docs" / "results" / profile
+    finished = (Path(run_dir) / "06_evaluate" / "results.json").exists()
+    return reference if finished and (reference / "results.json").exists() else None
+
+
 def parse_sets(items: list[str]) -> dict:
     """``["data.limit=100", "seed=1"]`` -> ``{"data.limit": 100, "seed": 1}`` (values parsed as YAML)."""
     out = {}
@@ -450,13 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    reference = REPO_ROOT / "docs" / "results" / args.profile
-    if (
-        code == 0
-        and not overrides
-        and (run_dir / "06_evaluate" / "results.json").exists()
-        and reference.is_dir()
-    ):
+    reference = committed_reference(args.profile, run_dir) if code == 0 and not overrides else None
+    if reference is not None:
         print(f"\nverify against {reference.relative_to(REPO_ROOT)} (python -m vpolib verify {run_dir}):")
         print(verify(run_dir, reference)[1])
     return code
