@@ -53,14 +53,21 @@ def budget_row(paradigm: str, videos: int, tokens: int | None, steps: int, secon
             "seconds": round(float(seconds), 1), **extra}  # fmt: skip
 
 
+def timing_file(log_path: Path) -> Path:
+    """Where a part's wall time is kept beside its log (timing stays out of the JSONL: reruns write the same bytes)."""
+    return Path(log_path).with_suffix(".seconds.json")
+
+
 def best_of_n(cfg, run_dir: Path, queries: list[dict], backend, ns: list[int], log_path: Path):
     """SFT's best of ``n`` for each n in ``ns``: ``max(ns)`` prompts sampled per query (``analysis.sampled_temperature``,
     seeded per batch), each rendered once from its selection noise and scored; the first n samples' best is the
-    pick of ``sft-best<n>``. Logged per sample with its tokens and its share of the wall time (``log_path``,
-    resumable: a resumed run reports what the samples cost when they were made). Returns ``(prompts, budgets)``."""
+    pick of ``sft-best<n>``. Logged per sample with its tokens (``log_path``, resumable); the wall time of the run
+    that made the samples is kept beside the log (:func:`timing_file`). Returns ``(prompts, budgets)``."""
     n = max(ns)
     done = {(r["id"], r["j"]): r for r in read_jsonl(log_path)[0]} if Path(log_path).exists() else {}
-    todo = [q for q in queries if any((q["id"], j) not in done for j in range(n))]
+    # all queries or none: sampling is seeded per batch of queries, so a resumed run samples the batches an
+    # uninterrupted one would (and renders only what is missing)
+    todo = queries if any((q["id"], j) not in done for q in queries for j in range(n)) else []
     if todo:
         t0 = time.perf_counter()
         model, tok = load_optimizer(optimizer_dir(run_dir, "sft"), device=cfg.device, dtype=cfg.sft.dtype)
@@ -69,26 +76,24 @@ def best_of_n(cfg, run_dir: Path, queries: list[dict], backend, ns: list[int], l
             max_new_tokens=cfg.grpo.max_new_tokens, batch_size=max(1, cfg.generation_batch // n),
             instruction=cfg.instruction, seed=cfg.seed + 8, sources=["shapes"] * len(todo),
         )  # fmt: skip
-        per_sample = (time.perf_counter() - t0) / (len(todo) * n)  # generation's share of each sample
         jobs = [(q, j, texts[j]) for q, texts in zip(todo, outs, strict=True) for j in range(n)]
         jobs = [job for job in jobs if (job[0]["id"], job[1]) not in done]
         batch = cfg.grpo.render_batch
         for start in range(0, len(jobs), batch):
-            t1, part = time.perf_counter(), jobs[start : start + batch]
+            part = jobs[start : start + batch]
             clips = backend.render(
                 [p for _, _, p in part], [select_seed(cfg.seed, q["id"], j) for q, j, _ in part]
             )
-            scores = [
-                backend.score(backend.checklist(q["query"]), clip)
-                for (q, _, _), clip in zip(part, clips, strict=True)
-            ]
-            share = (time.perf_counter() - t1) / len(part)
-            for (q, j, prompt), res in zip(part, scores, strict=True):
+            for (q, j, prompt), clip in zip(part, clips, strict=True):
+                res = backend.score(backend.checklist(q["query"]), clip)
                 row = {"id": q["id"], "j": j, "prompt": prompt, "reward": res["score"] / res["max_score"],
-                       "tokens": len(tok(prompt, add_special_tokens=False)["input_ids"]),
-                       "seconds": round(per_sample + share, 4)}  # fmt: skip
+                       "tokens": len(tok(prompt, add_special_tokens=False)["input_ids"])}  # fmt: skip
                 done[(q["id"], j)] = row
                 append_jsonl(log_path, row)
+        write_json(
+            timing_file(log_path), {"seconds": round(time.perf_counter() - t0, 1), "samples": len(todo) * n}
+        )
+    seconds = read_json(timing_file(log_path))["seconds"] if timing_file(log_path).exists() else 0.0
     prompts, budgets = {}, []
     for k in ns:
         chosen = [[done[(q["id"], j)] for j in range(k)] for q in queries]
@@ -97,8 +102,7 @@ def best_of_n(cfg, run_dir: Path, queries: list[dict], backend, ns: list[int], l
         }
         spent = [r for rows in chosen for r in rows]
         budgets.append(budget_row(f"sft-best{k}", len(spent), sum(r["tokens"] for r in spent), 0,
-                                  sum(r.get("seconds", 0.0) for r in spent), when="inference",
-                                  per_query_videos=k))  # fmt: skip
+                                  seconds * k / n, when="inference", per_query_videos=k))  # fmt: skip
     return prompts, budgets
 
 
@@ -118,7 +122,7 @@ def testtime_prompts(cfg, run_dir: Path, queries: list[dict], first: dict[str, s
     tok = load_tokenizer(str(optimizer_dir(run_dir, "sft")))
     tokens = sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in rewrites)
     # the loop's wall time, kept beside its log: a resumed loop that rendered nothing new reports the first run's
-    timing = Path(log_path).with_suffix(".seconds.json")
+    timing = timing_file(log_path)
     if len(read_jsonl(log_path)[0]) > before or not timing.exists():
         write_json(timing, {"seconds": round(time.perf_counter() - t0, 1)})
     budget = budget_row("testtime", videos, tokens, 0, read_json(timing)["seconds"], when="inference",
