@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/publish_notebooks.py outputs/cpu-R     # or: make notebooks RUN=outputs/cpu-R
 
-The copies go to ``outputs/notebooks/`` and, with ``--branch notebooks`` (``make notebooks`` uses ``executed-notebooks``), are
-committed as the tip of that branch: a branch of its own history, never merged into main (whose notebooks stay
+The copies go to ``outputs/notebooks/`` and, with ``--branch NAME`` (``make notebooks``: ``executed-notebooks``),
+are committed as the tip of that branch: a branch of its own history, never merged into main (whose notebooks stay
 stripped), written through a temporary index so the checkout, its index and main are left as they are. The
 branch's README names the run, its commit, processor and dtype (from the run's manifest).
 
@@ -93,10 +93,9 @@ def branch_readme(manifest: dict) -> str:
     )
 
 
-def git(*args: str, cwd: Path, env: dict | None = None, stdin: str | None = None) -> str:
-    res = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False
-    )
+def git(*args: str, cwd: Path, env: dict | None = None) -> str:
+    """``git ARGS`` in ``cwd``: its output, or a one-line error that names the command."""
+    res = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if res.returncode:
         raise SystemExit(f"git {' '.join(args)}: {res.stderr.strip()}")
     return res.stdout.strip()

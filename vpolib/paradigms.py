@@ -25,6 +25,7 @@ from vpolib.checkpoints import load_optimizer, optimizer_dir
 from vpolib.io import append_jsonl, read_json, read_jsonl, write_json
 from vpolib.models import load_tokenizer
 from vpolib.noise import video_seed
+from vpolib.scoring import score_texts
 from vpolib.shapesworld.vocabulary import read_world, world_gaps
 
 ORDER = ["sft", "sft-best", "vpo-paper", "vpo", "grpo", "testtime", "caption"]
@@ -78,18 +79,14 @@ def best_of_n(cfg, run_dir: Path, queries: list[dict], backend, ns: list[int], l
         )  # fmt: skip
         jobs = [(q, j, texts[j]) for q, texts in zip(todo, outs, strict=True) for j in range(n)]
         jobs = [job for job in jobs if (job[0]["id"], job[1]) not in done]
-        batch = cfg.grpo.render_batch
-        for start in range(0, len(jobs), batch):
-            part = jobs[start : start + batch]
-            clips = backend.render(
-                [p for _, _, p in part], [select_seed(cfg.seed, q["id"], j) for q, j, _ in part]
-            )
-            for (q, j, prompt), clip in zip(part, clips, strict=True):
-                res = backend.score(backend.checklist(q["query"]), clip)
-                row = {"id": q["id"], "j": j, "prompt": prompt, "reward": res["score"] / res["max_score"],
-                       "tokens": len(tok(prompt, add_special_tokens=False)["input_ids"])}  # fmt: skip
-                done[(q["id"], j)] = row
-                append_jsonl(log_path, row)
+        texts, asked = [p for _, _, p in jobs], [q["query"] for q, _, _ in jobs]
+        noises = [select_seed(cfg.seed, q["id"], j) for q, j, _ in jobs]
+        for k, res in score_texts(backend, texts, asked, noises, cfg.grpo.render_batch):
+            q, j, prompt = jobs[k]
+            row = {"id": q["id"], "j": j, "prompt": prompt, "reward": res["score"] / res["max_score"],
+                   "tokens": len(tok(prompt, add_special_tokens=False)["input_ids"])}  # fmt: skip
+            done[(q["id"], j)] = row
+            append_jsonl(log_path, row)
         write_json(
             timing_file(log_path), {"seconds": round(time.perf_counter() - t0, 1), "samples": len(todo) * n}
         )

@@ -292,14 +292,10 @@ def dev_reward(cfg, model_dir: Path, queries: list[dict], backend, seeds: int, o
     del model
     jobs = [(r, s) for r in rows for s in range(seeds)]
     rewards: dict[str, list[float]] = defaultdict(list)
-    for start in range(0, len(jobs), cfg.feedback.render_batch):
-        part = jobs[start : start + cfg.feedback.render_batch]
-        clips = backend.render(
-            [r["prompt"] for r, _ in part], [video_seed(cfg.seed, f"{r['id']}#dev{s}") for r, s in part]
-        )
-        for (r, _), clip in zip(part, clips, strict=True):
-            res = backend.score(backend.checklist(r["query"]), clip)
-            rewards[r["id"]].append(res["score"] / res["max_score"])
+    texts, queries = [r["prompt"] for r, _ in jobs], [r["query"] for r, _ in jobs]
+    noises = [video_seed(cfg.seed, f"{r['id']}#dev{s}") for r, s in jobs]
+    for k, res in scoring.score_texts(backend, texts, queries, noises, cfg.feedback.render_batch):
+        rewards[jobs[k][0]["id"]].append(res["score"] / res["max_score"])
     per_query = [sum(v) / len(v) for v in rewards.values()]
     return {
         "reward": sum(per_query) / max(len(per_query), 1),

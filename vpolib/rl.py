@@ -14,9 +14,9 @@ import functools
 from pathlib import Path
 
 from vpolib import trainers
-from vpolib.examples import RL_COLUMNS
 from vpolib.io import read_json, write_json
 from vpolib.noise import video_seed
+from vpolib.scoring import score_texts
 from vpolib.templates import optimize_messages
 
 
@@ -63,14 +63,10 @@ class VideoReward:
         step = trainer_state.global_step if trainer_state is not None else 0
         jobs = [(i, s) for i in range(len(texts)) for s in range(self.seeds)]
         scores: list[list[float]] = [[] for _ in texts]
-        for start in range(0, len(jobs), self.batch):
-            part = jobs[start : start + self.batch]
-            clips = self.backend.render(
-                [texts[i] for i, _ in part], [self.noise(columns["id"][i], step, i, s) for i, s in part]
-            )
-            for (i, _), clip in zip(part, clips, strict=True):
-                res = self.backend.score(self.backend.checklist(columns["query"][i]), clip)
-                scores[i].append(res["score"] / res["max_score"])
+        rendered, asked = [texts[i] for i, _ in jobs], [columns["query"][i] for i, _ in jobs]
+        noises = [self.noise(columns["id"][i], step, i, s) for i, s in jobs]
+        for k, res in score_texts(self.backend, rendered, asked, noises, self.batch):
+            scores[jobs[k][0]].append(res["score"] / res["max_score"])
         self.videos += len(jobs)
         return [sum(v) / len(v) for v in scores]
 
@@ -85,7 +81,7 @@ def train_grpo(grpo_cfg, base: str | Path, queries: list[dict], reward: VideoRew
     videos, tokens = reward.videos, reward.tokens
     # the reward's noise seeds are part of what the model is: a change retrains it
     info = trainers.train_stage(build, base, rows, [], grpo_cfg, out_dir, seed,
-                                key_extra={"reward_seeds": reward.seeds, "columns": RL_COLUMNS})  # fmt: skip
+                                key_extra={"reward_seeds": reward.seeds})  # fmt: skip
     budget_path = Path(out_dir) / "reward_budget.json"
     if not info["reused"]:
         write_json(budget_path, {"videos": reward.videos - videos, "tokens": reward.tokens - tokens})

@@ -21,6 +21,16 @@ from vpolib.progress import run_streamed, track
 from vpolib.video import make_video_backend, media_path
 
 
+def score_texts(backend, texts: list[str], queries: list[str], seeds: list[int], batch: int = 32):
+    """Render ``texts[i]`` from noise ``seeds[i]`` and score the video on ``queries[i]``'s checklist, ``batch``
+    videos per render call; yields ``(i, result)`` in order, chunk by chunk (a caller that logs as it goes
+    resumes where it stopped)."""
+    for start in range(0, len(texts), batch):
+        clips = backend.render(texts[start : start + batch], seeds[start : start + batch])  # [B, F, H, W, 3]
+        for i, clip in enumerate(clips, start):
+            yield i, backend.score(backend.checklist(queries[i]), clip)
+
+
 def render_and_score(
     rows: list[dict],
     backend,
