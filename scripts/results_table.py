@@ -364,8 +364,20 @@ def paradigm_lines(result: dict) -> list[str]:
     spent = [r for r in result["rows"] if r.get("gain_per_1k_videos") is not None]
     if spent:
         top = max(spent, key=lambda r: r["gain_per_1k_videos"])
+        per_1k = f"{top['gain_per_1k_videos']:+.3f}"
+        if top.get("gain_per_1k_lo") is not None:  # the paired gain's CI, scaled by the row's videos
+            verdict = (
+                "excludes 0: a gain over SFT shown"
+                if top["gain_per_1k_lo"] > 0
+                else "includes 0: no gain over SFT shown"
+                if top["gain_per_1k_hi"] >= 0
+                else "lies below 0"
+            )
+            per_1k += f" [{top['gain_per_1k_lo']:+.3f}, {top['gain_per_1k_hi']:+.3f}] per 1,000 videos, the CI {verdict}"
+        else:
+            per_1k += " per 1,000 videos"
         lines += ["", f"Most reward gained over SFT per video rendered: **{top['paradigm']}** "
-                  f"({top['gain_per_1k_videos']:+.3f} per 1,000 videos; its reward "
+                  f"({per_1k}; its reward "
                   f"{ci(top, 'reward', 'reward_lo', 'reward_hi')}, win rate over SFT "
                   f"{ci(top, 'win_rate', 'win_lo', 'win_hi')})."]  # fmt: skip
     return lines

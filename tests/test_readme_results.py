@@ -84,3 +84,9 @@ def test_paradigm_lines_name_the_row_with_most_reward_per_video():
     assert lines[-1].startswith(
         "Most reward gained over SFT per video rendered: **grpo** (+1.000 per 1,000 videos"
     )
+    rows[2] |= {"gain_per_1k_lo": -0.5, "gain_per_1k_hi": 2.5}
+    lines = table.paradigm_lines({"n_queries": 100, "eval_seeds": 3, "rows": rows})
+    assert (
+        "**grpo** (+1.000 [-0.500, +2.500] per 1,000 videos, the CI includes 0: no gain over SFT shown;"
+        in lines[-1]
+    )

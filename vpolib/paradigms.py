@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from vpolib import generation, testtime
-from vpolib.analysis import mean_ci, paired_win_rates
+from vpolib.analysis import mean_ci, paired_difference, paired_win_rates
 from vpolib.checkpoints import load_optimizer, optimizer_dir
 from vpolib.io import append_jsonl, read_json, read_jsonl, write_json
 from vpolib.models import load_tokenizer
@@ -156,8 +156,9 @@ def win_rates_over(frame: pd.DataFrame, base: str = "sft", n_boot: int = 1000, s
 
 
 def comparison(frame: pd.DataFrame, budgets: list[dict], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per paradigm: held-out reward with its CI, win rate over SFT with its CI, the budget, and reward
-    gained over SFT per 1,000 videos rendered (None for a row that rendered none)."""
+    """One row per paradigm: held-out reward with its CI, win rate over SFT with its CI, the paired reward gain over
+    SFT with its CI, the budget, and that gain per 1,000 videos rendered with its CI (None for a row that rendered
+    none)."""
     wins = win_rates_over(frame, "sft", n_boot, seed).set_index("target") if len(frame) else pd.DataFrame()
     spent = {b["paradigm"]: b for b in budgets}
     sft = frame.loc[frame["method"] == "sft", "reward"].mean()
@@ -170,7 +171,14 @@ def comparison(frame: pd.DataFrame, budgets: list[dict], n_boot: int = 1000, see
         if m in wins.index:
             w = wins.loc[m]
             row |= {"win_rate": float(w["win_rate"]), "win_lo": float(w["lo"]), "win_hi": float(w["hi"])}
-        row["gain_per_1k_videos"] = (ci["mean"] - sft) / b["videos"] * 1000 if b.get("videos") else None
+        gain = paired_difference(frame, "reward", m, "sft", n_boot, seed) if m != "sft" else pd.DataFrame()
+        if len(gain):  # paired over the queries both answered: the CI on the gain, and per 1,000 videos
+            g = gain.iloc[0]
+            row |= {"gain": float(g["diff"]), "gain_lo": float(g["lo"]), "gain_hi": float(g["hi"])}
+        per_1k = 1000 / b["videos"] if b.get("videos") else None
+        row["gain_per_1k_videos"] = (ci["mean"] - sft) * per_1k if per_1k else None
+        if per_1k and len(gain):
+            row |= {"gain_per_1k_lo": row["gain_lo"] * per_1k, "gain_per_1k_hi": row["gain_hi"] * per_1k}
         rows.append(row)
     return pd.DataFrame(rows)
 
