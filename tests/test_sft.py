@@ -17,7 +17,7 @@ from vpolib.io import write_jsonl
 from vpolib.judge import RuleJudge, judge_table
 from vpolib.models import llama_config, load_causal_lm
 from vpolib.profiles import read_profile
-from vpolib.trainers import build_sft_trainer, train_and_save
+from vpolib.trainers import LogitsSFTTrainer, build_sft_trainer, train_and_save
 
 
 def test_sft_examples_split_prompt_and_completion_and_skip_bad_records():
@@ -71,6 +71,33 @@ def test_trl_masks_the_prompt_tokens(tiny_dir):
     in_loss = [t for t, lab in zip(ex["input_ids"], ex["labels"], strict=True) if lab != -100]
     assert len(in_loss) == len(ex["input_ids"]) - prompt_len
     assert tok.decode(in_loss).startswith("A cinematic shot of a red car, soft light.<|im_end|>")
+
+
+def test_cpu_loss_from_the_logits_equals_trls_fused_head(tiny_dir):
+    """On a CPU the loss comes from the logits (LogitsSFTTrainer): the same number, gradient and token accuracy as
+    TRL's fused LM head on one fp32 batch of three rows padded to different lengths (prompts masked)."""
+    model, tok = load_causal_lm(str(tiny_dir))
+    rows, _ = sft_examples([sft_record(q) for q in QUERIES[:3]])
+    trainer = build_sft_trainer(model, tok, rows, [], {**CPU, "max_steps": 1}, "/tmp/unused-sft", seed=0)
+    assert type(trainer) is LogitsSFTTrainer
+    model.train()
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()
+    results = []
+    for compute_loss in (
+        LogitsSFTTrainer.compute_loss,
+        super(LogitsSFTTrainer, trainer).compute_loss.__func__,
+    ):
+        trainer._metrics["train"].clear()
+        model.zero_grad()
+        loss = compute_loss(trainer, model, dict(batch))
+        loss.backward()
+        grad = model.model.embed_tokens.weight.grad.clone()
+        results.append((loss.item(), grad, trainer._metrics["train"]["mean_token_accuracy"][0]))
+    (ours, g_ours, acc_ours), (trl, g_trl, acc_trl) = results
+    assert ours == pytest.approx(trl, rel=1e-5)
+    assert torch.allclose(g_ours, g_trl, atol=1e-6, rtol=1e-4)
+    assert acc_ours == pytest.approx(acc_trl)
 
 
 @pytest.mark.parametrize(

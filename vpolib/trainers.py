@@ -15,8 +15,10 @@ import warnings
 from pathlib import Path
 
 import datasets
+import torch
 from accelerate import PartialState
 from peft import LoraConfig
+from transformers import Trainer
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
 from vpolib.checkpoints import (
@@ -67,6 +69,34 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
     return config_cls(output_dir=str(output_dir), **knobs)
 
 
+class LogitsSFTTrainer(SFTTrainer):
+    """SFTTrainer whose loss is the model's own (full logits, then cross-entropy), for training on a CPU.
+
+    TRL 1.16 computes the SFT loss through a chunked "fused LM head" that never holds the logits: on a GPU it saves
+    memory and scores only the completion tokens; on a CPU it scores every position (prompt and padding too) in
+    float32 tiles: 9.2 s a step against 6.6 s through the logits (the cpu profile's SFT rows, batch 8, Intel Xeon with
+    amx_bf16; scripts/bench_sft_loss.py). A CPU has the memory for the logits ([8, <= 384, 49152] here). The loss
+    is the same up to the logits' rounding; token accuracy on the completion tokens and tokens seen are logged as
+    TRL does, the entropy is not (a softmax over the vocabulary at every step, ~1.5 s of a 7 s step here)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.aux_loss_enabled:  # MoE router losses: TRL's own path
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        mode = "train" if self.model.training else "eval"
+        inputs["use_cache"] = False
+        labels = inputs["labels"][:, 1:]  # [B, T-1] next-token targets, -100 off the completion
+        loss, outputs = Trainer.compute_loss(self, model, inputs, True, num_items_in_batch)
+        with torch.no_grad():
+            mask = labels != -100  # [B, T-1]
+            top1 = outputs.logits[:, :-1].argmax(-1)  # [B, T-1]
+            n = max(int(mask.sum()), 1)
+            self._metrics[mode]["mean_token_accuracy"].append((top1 == labels)[mask].sum().item() / n)
+        if mode == "train":
+            self._total_train_tokens += int(inputs["attention_mask"].sum())
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        return (loss, outputs) if return_outputs else loss
+
+
 def build_sft_trainer(
     model,
     tokenizer,
@@ -77,9 +107,11 @@ def build_sft_trainer(
     seed: int,
     lora: dict | None = None,
 ) -> SFTTrainer:
-    """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set."""
+    """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set. Training
+    on a CPU, the loss comes from the logits (:class:`LogitsSFTTrainer`), else from TRL's fused LM head."""
     train_ds, eval_ds = _datasets(train, evaluation, SFT_COLUMNS)
-    return SFTTrainer(
+    on_cpu = trainer.get("use_cpu") or not torch.cuda.is_available()
+    return (LogitsSFTTrainer if on_cpu else SFTTrainer)(
         model=model,
         args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
         train_dataset=train_ds,

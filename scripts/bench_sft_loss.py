@@ -1,0 +1,81 @@
+"""SFT seconds per step on a CPU: TRL's fused LM head vs the loss from the logits (vpolib.trainers.LogitsSFTTrainer).
+
+    .venv/bin/python scripts/bench_sft_loss.py --run-dir outputs/cpu-S --steps 6 --json docs/results/cpu/bench_sft_loss.json
+
+Both train the cpu profile's SFT job (its rows from RUN/02_refine/sft.jsonl, batch, LoRA, dtype) for ``--steps`` steps
+from the same start; the first step (warm-up) is not counted. The losses per step are printed side by side: they
+agree to the logits' rounding. Run nothing else meanwhile. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+from trl import SFTTrainer
+
+from vpolib import trainers
+from vpolib.config import load_config
+from vpolib.examples import capped_split, sft_examples
+from vpolib.io import read_jsonl, write_json
+from vpolib.models import load_causal_lm
+from vpolib.precision import cpu_info
+
+
+class StepTimes(TrainerCallback):
+    """Wall seconds of each optimizer step."""
+
+    def __init__(self):
+        self.seconds, self.t0 = [], 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds.append(time.perf_counter() - self.t0)
+
+
+def run(cls, cfg, train: list[dict], steps: int) -> dict:
+    """``steps`` SFT steps with trainer class ``cls``: seconds per step after the first, and the logged losses."""
+    model, tok = load_causal_lm(cfg.sft.base_model)
+    knobs = {**cfg.sft.trainer, "max_steps": steps, "eval_strategy": "no", "logging_steps": 1}
+    trainer = cls(
+        model=model,
+        args=trainers._args(trainers.SFTConfig, knobs, "/tmp/bench_sft_loss", cfg.seed, False),
+        train_dataset=trainers._datasets(train, [], trainers.SFT_COLUMNS)[0],
+        processing_class=tok,
+        peft_config=trainers._lora(cfg.sft.lora if cfg.sft.use_lora else None),
+    )
+    times = StepTimes()
+    trainer.add_callback(times)
+    trainer.train()
+    losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
+    return {"s_per_step": sum(times.seconds[1:]) / max(len(times.seconds) - 1, 1), "losses": losses}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run-dir", type=Path, required=True, help="a run with 02_refine/sft.jsonl")
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    args = ap.parse_args()
+    cfg = load_config(args.profile)
+    rows, _ = sft_examples(read_jsonl(args.run_dir / "02_refine" / "sft.jsonl")[0])
+    train, _ = capped_split(rows, cfg.sft.eval_fraction, cfg.seed, cfg.sft.max_examples, cfg.sft.max_eval)
+    out = {"machine": cpu_info(), "profile": args.profile, "steps": args.steps, "rows": len(train)}
+    for name, cls in (("trl_fused_head", SFTTrainer), ("logits", trainers.LogitsSFTTrainer)):
+        out[name] = run(cls, cfg, train, args.steps)
+        print(f"{name:15s} {out[name]['s_per_step']:.2f} s/step  losses {out[name]['losses']}", flush=True)
+    out["speedup"] = out["trl_fused_head"]["s_per_step"] / out["logits"]["s_per_step"]
+    print(f"speedup {out['speedup']:.2f}x on {out['machine']['model']}")
+    if args.json:
+        write_json(args.json, out)
+        print(json.dumps({k: out[k] for k in ("speedup", "rows")}))
+
+
+if __name__ == "__main__":
+    main()
