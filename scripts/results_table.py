@@ -336,6 +336,25 @@ def engine_lines(bench: dict) -> list[str]:
     return lines
 
 
+def sft_loss_lines(bench: dict) -> list[str]:
+    """SFT seconds per step with TRL's fused LM head vs the loss from the logits, from scripts/bench_sft_loss.py."""
+    if not bench:
+        return []
+    fused, logits = bench["trl_fused_head"], bench["logits"]
+    return [
+        "",
+        f"**SFT loss on a CPU** (`scripts/bench_sft_loss.py`, {cpu_label(bench['machine'])}, one run on an otherwise "
+        f"idle 2-core CPU; {bench['steps']} steps of the {bench['profile']} profile's SFT job, the first not timed):",
+        "",
+        "| loss computed by | s per step | losses per step |",
+        "|---|---|---|",
+        f"| TRL's fused LM head | {fused['s_per_step']:.2f} | {', '.join(f'{x:.4f}' for x in fused['losses'])} |",
+        f"| the logits (`LogitsSFTTrainer`, the CPU default) | {logits['s_per_step']:.2f} | "
+        f"{', '.join(f'{x:.4f}' for x in logits['losses'])} |",
+        f"| speed-up | {bench['speedup']:.2f}x | |",
+    ]
+
+
 def paradigm_lines(result: dict) -> list[str]:
     """Notebook 08's comparison (paradigms.json): one row per paradigm, and which row gained the most reward over
     SFT per video rendered."""
@@ -494,6 +513,8 @@ def main() -> int:
         extra += speed_lines(json.loads(bench.read_text()))
     if (folder / "bench_engines.json").exists():
         extra += engine_lines(json.loads((folder / "bench_engines.json").read_text()))
+    if (folder / "bench_sft_loss.json").exists():
+        extra += sft_loss_lines(json.loads((folder / "bench_sft_loss.json").read_text()))
     timings = [json.loads(p.read_text()) for p in sorted((folder / "timings").glob("*.json"))]
     readme = (REPO / args.readme).read_text()
     if BEGIN not in readme or END not in readme:
