@@ -42,12 +42,9 @@ def run(cls, cfg, train: list[dict], steps: int) -> dict:
     """``steps`` SFT steps with trainer class ``cls``: seconds per step after the first, and the logged losses."""
     model, tok = load_causal_lm(cfg.sft.base_model)
     knobs = {**cfg.sft.trainer, "max_steps": steps, "eval_strategy": "no", "logging_steps": 1}
-    trainer = cls(
-        model=model,
-        args=trainers._args(trainers.SFTConfig, knobs, "/tmp/bench_sft_loss", cfg.seed, False),
-        train_dataset=trainers._datasets(train, [], trainers.SFT_COLUMNS)[0],
-        processing_class=tok,
-        peft_config=trainers._lora(cfg.sft.lora if cfg.sft.use_lora else None),
+    lora = cfg.sft.lora if cfg.sft.use_lora else None
+    trainer = trainers.build_sft_trainer(
+        model, tok, train, [], knobs, "/tmp/bench_sft_loss", cfg.seed, lora, cls
     )
     times = StepTimes()
     trainer.add_callback(times)

@@ -24,7 +24,5 @@ def test_gain_per_video_carries_the_paired_gain_ci():
     assert best["gain_per_1k_videos"] == pytest.approx(12.5)  # 0.1 gained / 8 videos * 1,000
     assert (best["gain_per_1k_lo"], best["gain_per_1k_hi"]) == pytest.approx((12.5, 12.5))
     assert best["win_rate"] == pytest.approx(1.0)
-    sft = table.loc["sft"]
-    assert pd.isna(sft["gain_per_1k_videos"]) and pd.isna(
-        sft["gain"]
-    )  # SFT is the baseline: no gain, no videos
+    sft = table.loc["sft"]  # the baseline: no gain, no videos
+    assert pd.isna(sft["gain_per_1k_videos"]) and pd.isna(sft["gain"])

@@ -106,12 +106,16 @@ def build_sft_trainer(
     output_dir: str | os.PathLike,
     seed: int,
     lora: dict | None = None,
+    trainer_cls: type[SFTTrainer] | None = None,
 ) -> SFTTrainer:
     """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set. Training
-    on a CPU, the loss comes from the logits (:class:`LogitsSFTTrainer`), else from TRL's fused LM head."""
+    on a CPU, the loss comes from the logits (:class:`LogitsSFTTrainer`), else from TRL's fused LM head;
+    ``trainer_cls`` picks one explicitly (scripts/bench_sft_loss.py times both)."""
     train_ds, eval_ds = _datasets(train, evaluation, SFT_COLUMNS)
-    on_cpu = trainer.get("use_cpu") or not torch.cuda.is_available()
-    return (LogitsSFTTrainer if on_cpu else SFTTrainer)(
+    if trainer_cls is None:
+        on_cpu = trainer.get("use_cpu") or not torch.cuda.is_available()
+        trainer_cls = LogitsSFTTrainer if on_cpu else SFTTrainer
+    return trainer_cls(
         model=model,
         args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
         train_dataset=train_ds,
