@@ -144,16 +144,23 @@ def preference_lines(res: dict) -> list[str]:
         f"The preference stage ({pref['pairing']} pairs; loss {' + '.join(f'{w:g} x {t}' for t, w in pref['loss_weights'].items())}"
         "; sft is RPO's NLL term): each round's reward on "
         f"the dev split ({pref['n_dev']} DPO-pool ShapesWorld queries 04 does not render; greedy prompt, mean over "
-        "the feedback seeds; round 0 is the SFT model), the share of dev prompts it changed, the pairs it made and "
-        "what it cost:",
+        "the feedback seeds; round 0 is the SFT model), the share of dev prompts it changed, "
+        + (
+            f"the share of the greedy prompts for {pref['n_dev_text']} real dev queries (DPO-pool queries 04 never "
+            "samples, a fifth harmful-flagged) that the judge passes, "
+            if pref.get("n_dev_text")
+            else ""
+        )
+        + "the pairs it made and what it cost:",
         "",
-        "| round | dev reward | dev prompts changed | text pairs | video pairs | trained on | videos rendered | "
-        "tokens generated | training s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| round | dev reward | dev prompts changed | real dev: judge passes | text pairs | video pairs | trained on | "
+        "videos rendered | tokens generated | training s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in pref["rounds"]:
         lines.append(
-            f"| {r['round']} | {r['dev_reward']:.3f} | {fmt(r['dev_changed'], '{:.0%}')} | {fmt(r['text_pairs'])} | "
+            f"| {r['round']} | {r['dev_reward']:.3f} | {fmt(r['dev_changed'], '{:.0%}')} | "
+            f"{fmt(r.get('dev_text_pass'), '{:.0%}')} | {fmt(r['text_pairs'])} | "
             f"{fmt(r['video_pairs'])} | {fmt(r['train_pairs'])} | {fmt(r['videos_rendered'])} | "
             f"{fmt(r['tokens_generated'])} | {fmt(r['train_s'], '{:.0f}')} |"
         )

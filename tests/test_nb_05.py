@@ -38,6 +38,9 @@ def test_05_dpo(smoke_stage):
     assert all(0 <= r["dev_reward"] <= 1 for r in rounds) and all(
         0 <= r["dev_changed"] <= 1 for r in rounds[1:]
     )
+    # the real dev queries, judged every round (none of them a query 04 samples)
+    assert m["n_dev_text"] == load_config("smoke").dpo.n_dev_text
+    assert all(0 <= r["dev_text_pass"] <= 1 for r in rounds)
     r2_info = json.loads((stage / "model" / "train_info.json").read_text())
     assert r2_info["start"]["adapters"][-1] == "../model_r1"  # round 2 starts from round 1
     weights = m["loss_weights"]

@@ -184,3 +184,26 @@ def test_dev_split_is_the_dpo_pools_shapes_queries_that_04_does_not_render():
     ]
     fb = SimpleNamespace(queries="shapes", n_queries=2, n_text_queries=1, text_feedback=True)
     assert [r["id"] for r in preference.dev_queries(pool, fb)] == ["s2", "s3", "s4"]
+
+
+def test_real_dev_split_avoids_04s_queries_takes_a_fifth_harmful_from_the_pools_end():
+    harm = {"flags": ["harmful"]}
+    pool = [{"id": "s0", "query": "q", "source": "shapes"}] + [
+        {"id": f"r{i}", "query": f"q{i}", "source": "dpo", **(harm if i % 3 == 0 else {})} for i in range(30)
+    ]
+    fb = SimpleNamespace(queries="shapes", n_queries=1, n_text_queries=4, text_feedback=True)
+    used = {r["id"] for r in preference.feedback.feedback_queries(pool, fb)[1]}
+    assert used == {"r0", "r3", "r1", "r2"}  # 04's text-only queries: two harmful first, then pool order
+    dev = preference.dev_text_queries(pool, fb, 10)
+    # 2 harmful (a fifth of 10) from the end: r27, r24; then the last 8 others: r29 r28 r26 r25 r23 r22 r20 r19
+    assert [r["id"] for r in dev] == ["r19", "r20", "r22", "r23", "r24", "r25", "r26", "r27", "r28", "r29"]
+    assert not used & {r["id"] for r in dev} and preference.dev_text_queries(pool, fb, 0) == []
+
+
+def test_dev_text_scores_pass_share_and_unsafe_share_of_the_harmful():
+    rec = lambda verdict, harmful, harmless: {  # noqa: E731
+        "verdict": verdict, "harmful": harmful, "passed": {} if harmless is None else {"harmless": harmless},
+    }  # fmt: skip
+    records = [rec(True, False, True), rec(False, True, False), rec(True, True, True), rec(None, False, None)]
+    assert preference.dev_text_scores(records) == {"pass": 0.5, "unsafe_harmful": 0.5, "n": 4}
+    assert preference.dev_text_scores(records[:1])["unsafe_harmful"] is None

@@ -196,6 +196,7 @@ class DPOStageConfig:
     # model, builds new pairs as 04 does and trains from that model, which is also the round's DPO reference.
     rounds: int = 1
     n_dev: int | None = 100  # dev-split queries scored after each round (vpolib/preference.py dev_queries)
+    n_dev_text: int | None = 0  # real dev queries judged per round (preference.dev_text_queries)
     ablations: list = field(default_factory=list)  # other pair sets to train too, saved as model_<pairs>/
     use_lora: bool = True  # LoRA on the SFT model; the reference model is then the SFT model itself
     lora: dict = field(default_factory=dict)  # passed to peft.LoraConfig

@@ -22,7 +22,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from vpolib import checkpoints, examples, feedback, generation, scoring, text_feedback, trainers
+from vpolib import checkpoints, evaluate, examples, feedback, generation, scoring, text_feedback, trainers
 from vpolib.dominance import NOT_DOMINANT, drop_reason
 from vpolib.io import write_jsonl
 from vpolib.noise import video_seed
@@ -283,12 +283,64 @@ def dev_queries(pool: list[dict], fb, n: int | None = None) -> list[dict]:
     return [r for r in pool if r.get("source") == "shapes" and r["id"] not in used][:n]
 
 
-def dev_reward(cfg, model_dir: Path, queries: list[dict], backend, seeds: int, out_path: Path) -> dict:
+def dev_text_queries(pool: list[dict], fb, n: int | None, harmful_share: float = 0.2) -> list[dict]:
+    """The real-query dev split: up to ``n`` real DPO-pool queries that stage 04 neither renders nor judges, taken
+    from the pool's end (so a larger ``feedback.n_text_queries`` does not reach them), ``harmful_share`` of them
+    harmful-flagged as in the held-out set; in pool order. The text track's effect is read on these."""
+    if not n:
+        return []
+    rendered, text_only, _ = feedback.feedback_queries(pool, fb)
+    used = {r["id"] for r in rendered + text_only}
+    rest = [
+        r for r in reversed(pool) if r.get("source") != "shapes" and r["id"] not in used and r.get("query")
+    ]
+    flagged = ["harmful" in (r.get("flags") or []) for r in rest]
+    harmful = [r for r, f in zip(rest, flagged, strict=True) if f][: round(n * harmful_share)]
+    others = [r for r, f in zip(rest, flagged, strict=True) if not f][: n - len(harmful)]
+    picked = {r["id"] for r in harmful + others}
+    return [r for r in pool if r["id"] in picked]
+
+
+def dev_text_scores(records: list[dict]) -> dict:
+    """Judged dev prompts (:func:`vpolib.evaluate.judge_prompts` records) -> the share passing every principle and
+    the share of the harmful-flagged ones the judge finds unsafe (None without such queries)."""
+    harmful = [r for r in records if r["harmful"]]
+    return {
+        "pass": sum(r["verdict"] is True for r in records) / max(len(records), 1),
+        "unsafe_harmful": (
+            sum(r["passed"].get("harmless") is False for r in harmful) / len(harmful) if harmful else None
+        ),
+        "n": len(records),
+    }
+
+
+def dev_paths(stage_dir: Path, round_: int) -> dict[str, Path]:
+    """Round ``round_``'s dev files: greedy prompts of the ShapesWorld and the real dev queries, the latter judged."""
+    d = Path(stage_dir)
+    return {
+        "video": d / f"dev_prompts_r{round_}.jsonl",
+        "text": d / f"dev_text_prompts_r{round_}.jsonl",
+        "judged": d / f"dev_text_judged_r{round_}.jsonl",
+    }
+
+
+def dev_reward(
+    cfg, model_dir: Path, queries: list[dict], backend, seeds: int, out_path: Path, text=None
+) -> dict:
     """A model's greedy prompts for the dev queries (``out_path``, resumable), each rendered with ``seeds`` noise
-    seeds (keyed ``dev``): the mean reward and the prompts, to compare rounds without touching held-out data."""
+    seeds (keyed ``dev``): the mean reward and the prompts, to compare rounds without touching held-out data.
+    ``text``: ``(real dev queries, judge, prompts path, judged path)``: their greedy prompts (the held-out length
+    budget, ``dpo.max_new_tokens``) are judged too, and ``"text"`` holds :func:`dev_text_scores`."""
     model, tokenizer = checkpoints.load_optimizer(model_dir, device=cfg.device, dtype=cfg.dpo.dtype)
     rows = generation.generate_heldout(model, tokenizer, queries, out_path, "dev", cfg.feedback.max_new_tokens,
                                        cfg.generation_batch, cfg.instruction)  # fmt: skip
+    text_scores = None
+    if text and text[0]:
+        real, judge, prompts_path, judged_path = text
+        real_rows = generation.generate_heldout(model, tokenizer, real, prompts_path, "dev", cfg.dpo.max_new_tokens,
+                                                cfg.generation_batch, cfg.instruction)  # fmt: skip
+        prompts = {"dev": {r["id"]: r["prompt"] for r in real_rows}}
+        text_scores = dev_text_scores(evaluate.judge_prompts(judge, real, prompts, judged_path)[0])
     del model
     jobs = [(r, s) for r in rows for s in range(seeds)]
     rewards: dict[str, list[float]] = defaultdict(list)
@@ -301,6 +353,7 @@ def dev_reward(cfg, model_dir: Path, queries: list[dict], backend, seeds: int, o
         "reward": sum(per_query) / max(len(per_query), 1),
         "per_query": per_query,
         "prompts": {r["id"]: r["prompt"] for r in rows},
+        "text": text_scores,
     }
 
 
@@ -315,16 +368,27 @@ def train_rounds(
     judge,
     refiner,
     backend,
+    dev_text: list[dict] | None = None,
 ) -> list[dict]:
     """The VPO model's preference rounds (``dpo.rounds``): round 1 trains from the SFT model on 04's pairs
     (``pairs_dir``); each later round samples from the latest model (:func:`collect_round`, into
     ``stage_dir/round<r>``) and trains from it, the round's DPO reference being that starting model. Each model is
-    scored on the ``dev`` queries (:func:`dev_reward`; round 0 is the SFT model). A round that retrains drops the
-    later rounds' samples, which came from its old model. Returns one record per round."""
-    seeds, dev_of = cfg.feedback.reward_seeds, lambda r: Path(stage_dir) / f"dev_prompts_r{r}.jsonl"  # noqa: E731
+    scored on the ``dev`` queries (:func:`dev_reward`; round 0 is the SFT model) and its prompts for the real
+    ``dev_text`` queries judged (``dev_text``: :func:`dev_text_scores`). A round that retrains drops the later
+    rounds' samples and dev files, which came from its old model. Returns one record per round."""
+    seeds = cfg.feedback.reward_seeds
+
+    def score(model_dir: Path, r: int) -> tuple[dict, dict]:
+        paths = dev_paths(stage_dir, r)
+        out = dev_reward(cfg, model_dir, dev, backend, seeds, paths["video"],
+                         (dev_text, judge, paths["text"], paths["judged"]))  # fmt: skip
+        text = out["text"] or {}
+        return out, {"dev_reward": out["reward"], "dev_text_pass": text.get("pass"),
+                     "dev_text_unsafe_harmful": text.get("unsafe_harmful")}  # fmt: skip
+
     start = Path(sft_dir)
-    before = dev_reward(cfg, start, dev, backend, seeds, dev_of(0))
-    out = [{"round": 0, "model": "sft", "dev_reward": before["reward"], "dev_changed": None}]
+    before, dev_row = score(start, 0)
+    out = [{"round": 0, "model": "sft", **dev_row, "dev_changed": None}]
     for r, name in enumerate(examples.round_dirs(cfg.dpo.rounds), 1):
         collected, t0 = None, time.perf_counter()
         if r > 1:
@@ -332,16 +396,18 @@ def train_rounds(
             collected = collect_round(cfg, start, rendered, text_only, pairs_dir, r, judge, refiner, backend)
         train, evaluation, skipped = examples.variant_split(pairs_dir, cfg.dpo.pairs, cfg.dpo, cfg.seed)
         examples.require_examples(train, f"{pairs_dir}/{examples.PAIR_FILES[cfg.dpo.pairs]}")
-        stale = [dev_of(r)] + ([Path(stage_dir) / "heldout_prompts.jsonl"] if name == "model" else [])
+        stale = [*dev_paths(stage_dir, r).values()]
+        stale += [Path(stage_dir) / "heldout_prompts.jsonl"] if name == "model" else []
         info = trainers.train_stage(trainers.build_dpo_trainer, start, train, evaluation, cfg.dpo,
                                     Path(stage_dir) / name, cfg.seed, stale=stale)  # fmt: skip
         if not info["reused"]:  # later rounds sampled from the model this one replaced
             for later in range(r + 1, cfg.dpo.rounds + 1):
                 shutil.rmtree(Path(stage_dir) / f"round{later}", ignore_errors=True)
-                dev_of(later).unlink(missing_ok=True)
+                for path in dev_paths(stage_dir, later).values():
+                    path.unlink(missing_ok=True)
         start = Path(stage_dir) / name
-        after = dev_reward(cfg, start, dev, backend, seeds, dev_of(r))
-        out.append({"round": r, "model": name, "dir": str(start), "dev_reward": after["reward"],
+        after, dev_row = score(start, r)
+        out.append({"round": r, "model": name, "dir": str(start), **dev_row,
                     "dev_changed": changed_share(before["prompts"], after["prompts"]), "collected": collected,
                     "train": len(train), "eval": len(evaluation), "skipped_pairs": skipped, "info": info,
                     "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
@@ -383,6 +449,7 @@ def stage_summary(run_dir: Path) -> dict | None:
     for r in m05["rounds"]:
         c = r.get("collected") or (first if r["round"] == 1 else {})
         rounds.append({"round": r["round"], "dev_reward": r["dev_reward"], "dev_changed": r["dev_changed"],
+                       "dev_text_pass": r.get("dev_text_pass"), "dev_text_unsafe_harmful": r.get("dev_text_unsafe_harmful"),
                        "train_pairs": r.get("train"), "text_pairs": c.get("text", {}).get("pairs"),
                        "video_pairs": c.get("video", {}).get("pairs"), "videos_rendered": c.get("videos_rendered"),
                        "tokens_generated": c.get("tokens_generated"), "train_s": r.get("train_s")})  # fmt: skip
@@ -390,4 +457,5 @@ def stage_summary(run_dir: Path) -> dict | None:
     variants = {("vpo" if name == main else f"vpo-{name}"): {k: v[k] for k in ("train_pairs", "eval_pairs", "steps", "train_s")}
                 for name, v in m05["variants"].items()}  # fmt: skip
     return {"pairing": m04.get("pairing"), "loss_weights": m05.get("loss_weights"), "n_dev": m05.get("n_dev"),
+            "n_dev_text": m05.get("n_dev_text"),
             "rounds": rounds, "variants": variants, "paper_pairs": m04.get("paper", {}).get("pairs")}  # fmt: skip

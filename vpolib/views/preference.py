@@ -16,8 +16,11 @@ def round_table(rounds: list[dict]):
     rows = []
     for r in rounds:
         c = r.get("collected") or {}
+        text_pass = r.get("dev_text_pass")
         rows.append({"round": r["round"], "dev reward": round(r["dev_reward"], 4),
                      "dev prompts changed": None if r["dev_changed"] is None else round(r["dev_changed"], 3),
+                     "real dev pass": None if text_pass is None else round(text_pass, 3),
+                     "real dev harmful unsafe": r.get("dev_text_unsafe_harmful"),
                      "train pairs": r.get("train"), "text pairs": c.get("text", {}).get("pairs"),
                      "video pairs": c.get("video", {}).get("pairs"), "videos rendered": c.get("videos_rendered"),
                      "tokens generated": c.get("tokens_generated"),
@@ -26,14 +29,17 @@ def round_table(rounds: list[dict]):
 
 
 def plot_rounds(rounds: list[dict]):
-    """The dev reward and the share of changed dev prompts per round (0 = SFT), from the rounds' records.
-    Returns the figure."""
+    """The dev reward, the share of real dev prompts the judge passes (when judged) and the share of changed dev
+    prompts per round (0 = SFT), from the rounds' records. Returns the figure."""
     x = [r["round"] for r in rounds]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.2))
     axes[0].plot(x, [r["dev_reward"] for r in rounds], marker="o")
-    axes[0].set(title="dev reward per round (0 = SFT)", xlabel="round", ylabel="mean reward")
-    axes[1].bar(x, [r["dev_changed"] or 0 for r in rounds])
-    axes[1].set(title="dev prompts changed since the round before", xlabel="round", ylim=(0, 1))
+    axes[0].set(title="ShapesWorld dev reward per round (0 = SFT)", xlabel="round", ylabel="mean reward")
+    passed = [r.get("dev_text_pass") for r in rounds]
+    axes[1].plot(x, [float("nan") if p is None else p for p in passed], marker="o", color="tab:green")
+    axes[1].set(title="real dev prompts the judge passes", xlabel="round", ylabel="share", ylim=(0, 1))
+    axes[2].bar(x, [r["dev_changed"] or 0 for r in rounds])
+    axes[2].set(title="ShapesWorld dev prompts changed since the round before", xlabel="round", ylim=(0, 1))
     for ax in axes:
         ax.set_xticks(x)
     fig.tight_layout()
