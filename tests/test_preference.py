@@ -207,3 +207,25 @@ def test_dev_text_scores_pass_share_and_unsafe_share_of_the_harmful():
     records = [rec(True, False, True), rec(False, True, False), rec(True, True, True), rec(None, False, None)]
     assert preference.dev_text_scores(records) == {"pass": 0.5, "unsafe_harmful": 0.5, "n": 4}
     assert preference.dev_text_scores(records[:1])["unsafe_harmful"] is None
+
+
+def test_round_table_rounds_the_shares_and_leaves_missing_ones_empty():
+    from vpolib.views.preference import round_table
+
+    sft = {
+        "round": 0,
+        "dev_reward": 0.70712,
+        "dev_changed": None,
+        "dev_text_pass": 2 / 3,
+        "dev_text_unsafe_harmful": 0.12345,
+    }
+    r1 = {"round": 1, "dev_reward": 0.71, "dev_changed": 0.25, "dev_text_pass": None, "dev_text_unsafe_harmful": None,
+          "train": 40, "info": {"steps": 10}, "collected": {"text": {"pairs": 12}, "video": {"pairs": 30}}}  # fmt: skip
+    table = round_table([sft, r1]).set_index("round")
+    assert table.loc[0, ["dev reward", "real dev pass", "real dev harmful unsafe"]].tolist() == [
+        0.7071,
+        0.667,
+        0.123,
+    ]
+    assert table.loc[1, "real dev pass"] is None or math.isnan(table.loc[1, "real dev pass"])
+    assert table.loc[1, ["text pairs", "video pairs", "steps"]].tolist() == [12, 30, 10]

@@ -325,18 +325,26 @@ def dev_paths(stage_dir: Path, round_: int) -> dict[str, Path]:
 
 
 def dev_reward(
-    cfg, model_dir: Path, queries: list[dict], backend, seeds: int, out_path: Path, text=None
+    cfg,
+    model_dir: Path,
+    queries: list[dict],
+    backend,
+    seeds: int,
+    out_path: Path,
+    real: list[dict] | None = None,
+    judge=None,
+    real_paths: tuple[Path, Path] | None = None,
 ) -> dict:
     """A model's greedy prompts for the dev queries (``out_path``, resumable), each rendered with ``seeds`` noise
     seeds (keyed ``dev``): the mean reward and the prompts, to compare rounds without touching held-out data.
-    ``text``: ``(real dev queries, judge, prompts path, judged path)``: their greedy prompts (the held-out length
-    budget, ``dpo.max_new_tokens``) are judged too, and ``"text"`` holds :func:`dev_text_scores`."""
+    With ``real`` (real dev queries), their greedy prompts (the held-out length budget, ``dpo.max_new_tokens``) go
+    to ``real_paths[0]`` and are judged into ``real_paths[1]``; ``"text"`` holds :func:`dev_text_scores`."""
     model, tokenizer = checkpoints.load_optimizer(model_dir, device=cfg.device, dtype=cfg.dpo.dtype)
     rows = generation.generate_heldout(model, tokenizer, queries, out_path, "dev", cfg.feedback.max_new_tokens,
                                        cfg.generation_batch, cfg.instruction)  # fmt: skip
     text_scores = None
-    if text and text[0]:
-        real, judge, prompts_path, judged_path = text
+    if real:
+        prompts_path, judged_path = real_paths
         real_rows = generation.generate_heldout(model, tokenizer, real, prompts_path, "dev", cfg.dpo.max_new_tokens,
                                                 cfg.generation_batch, cfg.instruction)  # fmt: skip
         prompts = {"dev": {r["id"]: r["prompt"] for r in real_rows}}
@@ -381,7 +389,7 @@ def train_rounds(
     def score(model_dir: Path, r: int) -> tuple[dict, dict]:
         paths = dev_paths(stage_dir, r)
         out = dev_reward(cfg, model_dir, dev, backend, seeds, paths["video"],
-                         (dev_text, judge, paths["text"], paths["judged"]))  # fmt: skip
+                         real=dev_text, judge=judge, real_paths=(paths["text"], paths["judged"]))  # fmt: skip
         text = out["text"] or {}
         return out, {"dev_reward": out["reward"], "dev_text_pass": text.get("pass"),
                      "dev_text_unsafe_harmful": text.get("unsafe_harmful")}  # fmt: skip

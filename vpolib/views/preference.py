@@ -10,17 +10,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 
+def _round(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
+
+
 def round_table(rounds: list[dict]):
     """:func:`vpolib.preference.train_rounds` as a table: one row per round (0 = SFT) with its dev reward, the
     share of dev prompts changed since the round before, its pairs per track, and what the round cost."""
     rows = []
     for r in rounds:
         c = r.get("collected") or {}
-        text_pass = r.get("dev_text_pass")
         rows.append({"round": r["round"], "dev reward": round(r["dev_reward"], 4),
-                     "dev prompts changed": None if r["dev_changed"] is None else round(r["dev_changed"], 3),
-                     "real dev pass": None if text_pass is None else round(text_pass, 3),
-                     "real dev harmful unsafe": r.get("dev_text_unsafe_harmful"),
+                     "dev prompts changed": _round(r["dev_changed"]), "real dev pass": _round(r.get("dev_text_pass")),
+                     "real dev harmful unsafe": _round(r.get("dev_text_unsafe_harmful")),
                      "train pairs": r.get("train"), "text pairs": c.get("text", {}).get("pairs"),
                      "video pairs": c.get("video", {}).get("pairs"), "videos rendered": c.get("videos_rendered"),
                      "tokens generated": c.get("tokens_generated"),
