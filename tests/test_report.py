@@ -349,7 +349,9 @@ def test_gallery_picks_the_largest_gain_and_loss():
 
 def test_results_json_and_stage_metrics():
     text, video, _ = _stage06_tables()
-    timings = pd.DataFrame({"stage": ["01_data", "total (finished stages)"], "seconds": [9.0, 9.0]})
+    timings = pd.DataFrame(
+        {"stage": ["01_data", "06_evaluate", "total (finished stages)"], "seconds": [9.0, None, 9.0]}
+    )
     real = [{"id": "q0", "flags": []}, {"id": "q1", "flags": ["harmful"]}]
     run = {"profile": "smoke", "manifest": {"run_id": "r1"}, "seed": 0, "judge": "rule", "target": "vpo",
            "video_backend": "shapesworld", "has_video": True, "n_heldout": 9, "real": real, "n_video": 2}  # fmt: skip
@@ -363,7 +365,11 @@ def test_results_json_and_stage_metrics():
         "video_seeds": 1,
     }
     assert results["methods"] == {"text": ["raw", "sft", "vpo"], "video": ["raw", "sft", "vpo"]}
-    assert results["timings"] == {"stages": {"01_data": 9.0}, "total_finished_seconds": 9.0}
+    assert results["timings"] == {
+        "stages": {"01_data": 9.0, "06_evaluate": None},
+        "total_finished_seconds": 9.0,
+    }
+    assert "NaN" not in json.dumps(results["timings"])  # the running stage: null, valid JSON
     assert [r["baseline"] for r in results["video"]["sft_over_raw"]] == ["raw"]
     assert results["counts"] == counts and results["notes"] == ["n1"] and results["beyond"] == {}
     m = stage_metrics(results, text, video, n_notes=1)

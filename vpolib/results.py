@@ -274,7 +274,9 @@ def results_json(run: dict, text: dict, video: dict, timings: pd.DataFrame, **ex
                                                     "sft_over_raw", "changed_vs_sft") if k in video},
                   **({"sampled": sampled_json(video["sampled"])} if video.get("sampled") else {})},
         **{k: extra[k] for k in ("counts",) if k in extra},
-        "timings": {"stages": {r.stage: r.seconds for r in timings.itertuples() if not r.stage.startswith("total")},
+        # a stage still running (06 itself) has no seconds: None, as JSON has no NaN
+        "timings": {"stages": {r.stage: None if pd.isna(r.seconds) else r.seconds
+                               for r in timings.itertuples() if not r.stage.startswith("total")},
                     "total_finished_seconds": float(timings["seconds"].iloc[-1])},
         **{k: v for k, v in extra.items() if k != "counts"},
     }  # fmt: skip
