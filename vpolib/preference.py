@@ -324,6 +324,18 @@ def dev_paths(stage_dir: Path, round_: int) -> dict[str, Path]:
     }
 
 
+def dev_query_rewards(cfg, rows: list[dict], backend, seeds: int) -> dict[str, float]:
+    """Each dev prompt (rows with ``id``, ``query``, ``prompt``) rendered with ``seeds`` noise seeds keyed ``dev``
+    (so every round's prompt for a query meets the same noise) and scored on its query: mean reward per id."""
+    jobs = [(r, s) for r in rows for s in range(seeds)]
+    rewards: dict[str, list[float]] = defaultdict(list)
+    texts, queries = [r["prompt"] for r, _ in jobs], [r["query"] for r, _ in jobs]
+    noises = [video_seed(cfg.seed, f"{r['id']}#dev{s}") for r, s in jobs]
+    for k, res in scoring.score_texts(backend, texts, queries, noises, cfg.feedback.render_batch):
+        rewards[jobs[k][0]["id"]].append(res["score"] / res["max_score"])
+    return {qid: sum(v) / len(v) for qid, v in rewards.items()}
+
+
 def dev_reward(
     cfg,
     model_dir: Path,
@@ -350,13 +362,7 @@ def dev_reward(
         prompts = {"dev": {r["id"]: r["prompt"] for r in real_rows}}
         text_scores = dev_text_scores(evaluate.judge_prompts(judge, real, prompts, judged_path)[0])
     del model
-    jobs = [(r, s) for r in rows for s in range(seeds)]
-    rewards: dict[str, list[float]] = defaultdict(list)
-    texts, queries = [r["prompt"] for r, _ in jobs], [r["query"] for r, _ in jobs]
-    noises = [video_seed(cfg.seed, f"{r['id']}#dev{s}") for r, s in jobs]
-    for k, res in scoring.score_texts(backend, texts, queries, noises, cfg.feedback.render_batch):
-        rewards[jobs[k][0]["id"]].append(res["score"] / res["max_score"])
-    per_query = [sum(v) / len(v) for v in rewards.values()]
+    per_query = list(dev_query_rewards(cfg, rows, backend, seeds).values())
     return {
         "reward": sum(per_query) / max(len(per_query), 1),
         "per_query": per_query,
