@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from vpolib import preference
-from vpolib.analysis import bootstrap_ci
+from vpolib.analysis import mean_ci
 from vpolib.config import load_config
 from vpolib.io import read_jsonl
 from vpolib.video import make_video_backend
@@ -22,10 +22,9 @@ from vpolib.video import make_video_backend
 
 def paired(a: dict[str, float], b: dict[str, float]) -> dict:
     """Mean of ``a - b`` over their common ids, its 95% bootstrap CI and how many ids differ at all."""
-    ids = sorted(a.keys() & b.keys())
-    diff = [a[i] - b[i] for i in ids]  # [n_dev]
-    lo, hi = bootstrap_ci(diff)
-    return {"diff": round(sum(diff) / len(diff), 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": len(ids),
+    diff = [a[i] - b[i] for i in sorted(a.keys() & b.keys())]  # [n_dev]
+    ci = mean_ci(diff)
+    return {"diff": round(ci["mean"], 4), "lo": round(ci["lo"], 4), "hi": round(ci["hi"], 4), "n": ci["n"],
             "n_differ": sum(d != 0 for d in diff)}  # fmt: skip
 
 
