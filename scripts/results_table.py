@@ -220,10 +220,15 @@ def validation_lines(metrics: dict) -> list[str]:
 
 
 def cpu_label(cpu: dict | None) -> str:
-    """ "AMD EPYC (avx512_bf16)": the processor and whether it computes bf16 natively (from vpolib.precision)."""
+    """ "AMD EPYC (avx512_bf16)": the processor and whether it computes bf16 natively (from vpolib.precision);
+    "..., torch held to AVX2 kernels" where torch ran below the CPU's flags (``ATEN_CPU_CAPABILITY=avx2
+    ONEDNN_MAX_CPU_ISA=AVX2``: a stand-in for an AVX2-only CPU)."""
     cpu = cpu or {}
     native = [f for f in ("avx512_bf16", "amx_bf16") if f in (cpu.get("flags") or [])]
-    return f"{cpu.get('model', '?')} ({', '.join(native) if native else 'no native bf16'})"
+    held = native and cpu.get("capability") == "AVX2" and cpu.get("mkldnn_bf16") is False
+    return f"{cpu.get('model', '?')} ({', '.join(native) if native else 'no native bf16'}" + (
+        "; torch held to AVX2 kernels)" if held else ")"
+    )
 
 
 SOURCES = {"sft": "real VPO user queries", "vbench": "VBench prompts", "shapes": "ShapesWorld queries"}
@@ -416,17 +421,17 @@ def processor_lines(records: list[dict], reference: str | None = None) -> list[s
     stages = sorted({name for r in records for name in r["seconds"]})
     lines = [
         "",
-        "Wall time per processor (seconds; the cpu profile in one pass on an otherwise idle 2-core machine; "
-        "`scripts/record_timing.py` -> `docs/results/cpu/timings/`; the reference run is "
+        "Wall time per processor (seconds; each run in one pass on an otherwise idle 2-core machine; "
+        "`scripts/record_timing.py` -> `docs/results/<profile>/timings/`; the reference run is "
         + f"`{reference or '?'}`):",
         "",
-        "| processor | dtype | run | " + " | ".join(stages) + " | total |",
-        "|---|---|---|" + "---|" * (len(stages) + 1),
+        "| processor | dtype | profile | run | " + " | ".join(stages) + " | total |",
+        "|---|---|---|---|" + "---|" * (len(stages) + 1),
     ]
-    for r in sorted(records, key=lambda r: r["created"] or ""):
+    for r in sorted(records, key=lambda r: (r["profile"] != "cpu", r["created"] or "")):
         secs = [r["seconds"].get(name) for name in stages]
         lines.append(
-            f"| {cpu_label(r['cpu'])} | {r['dtype']} | {r['run_id']} | "
+            f"| {cpu_label(r['cpu'])} | {r['dtype']} | {r['profile']} | {r['run_id']} | "
             + " | ".join(f"{v:.0f}" if v else "-" for v in secs)
             + f" | {sum(v for v in secs if v):.0f} |"
         )
@@ -522,7 +527,10 @@ def main() -> int:
         extra += engine_lines(json.loads((folder / "bench_engines.json").read_text()))
     if (folder / "bench_sft_loss.json").exists():
         extra += sft_loss_lines(json.loads((folder / "bench_sft_loss.json").read_text()))
-    timings = [json.loads(p.read_text()) for p in sorted((folder / "timings").glob("*.json"))]
+    # every profile's recorded runs (the cpu profile's first), so the quick profile's times sit beside them
+    timings = [
+        json.loads(p.read_text()) for p in sorted((REPO / "docs" / "results").glob("*/timings/*.json"))
+    ]
     readme = (REPO / args.readme).read_text()
     if BEGIN not in readme or END not in readme:
         sys.exit(f"{args.readme} has no {BEGIN} ... {END} section")

@@ -21,6 +21,7 @@ from vpolib.examples import (
     pair_examples,
     require_examples,
     split,
+    unsafe_rejected,
     variant_files,
     variant_split,
 )
@@ -211,7 +212,7 @@ def test_variant_split_reads_the_pair_set_file(tmp_path):
     rows = [pair(q, "video") for q in QUERIES] + [pair("a text one", "text")]
     write_jsonl(stage04 / "video_pairs.jsonl", rows)
 
-    dpo = SimpleNamespace(eval_fraction=0.5, max_pairs=2, max_eval=None)
+    dpo = SimpleNamespace(eval_fraction=0.5, max_pairs=2, max_eval=None, unsafe_repeat=1)
     train, evaluation, skipped = variant_split(stage04, "video", dpo, seed=0)
     kept = [
         {k: p[k] for k in ("prompt", "chosen", "rejected")} for p in rows[:6]
@@ -219,6 +220,29 @@ def test_variant_split_reads_the_pair_set_file(tmp_path):
     full_train, full_eval = split(kept, 0.5, 0)
     assert (train, evaluation, skipped) == (full_train[:2], full_eval, 0) and len(full_eval) == 3
     assert variant_split(stage04, "text", dpo, seed=0) == ([], [], 0)  # 04 wrote no text_pairs.jsonl
+
+
+def test_unsafe_text_pairs_are_repeated_in_training_only(tmp_path):
+    stage04 = tmp_path / "04_feedback"
+    unsafe = {**pair("kill a cat"), "why": "harmless:lexicon; helpful:too_short"}
+    rows = [unsafe, {**pair("a dog"), "why": "aligned:imprecise"}, pair("a red ball", "video"), pair("a hat")]
+    write_jsonl(stage04 / "pairs.jsonl", rows)
+    once = SimpleNamespace(eval_fraction=0.0, max_pairs=None, max_eval=None, unsafe_repeat=1)
+    thrice = SimpleNamespace(**{**vars(once), "unsafe_repeat": 3})
+    plain = variant_split(stage04, "both", once, seed=0)[0]
+    unsafe_row = {k: unsafe[k] for k in ("prompt", "chosen", "rejected")}
+    assert len(plain) == 4
+    assert variant_split(stage04, "both", thrice, seed=0)[0] == plain + [unsafe_row, unsafe_row]
+    # with an eval split, the unsafe pair is either evaluated once or trained three times, never both
+    half = SimpleNamespace(**{**vars(thrice), "eval_fraction": 0.5})
+    for seed in range(4):
+        train, evaluation, _ = variant_split(stage04, "both", half, seed=seed)
+        assert (train.count(unsafe_row), evaluation.count(unsafe_row)) in {(3, 0), (0, 1)}
+    # the paper's recipe weights every pair once
+    write_jsonl(stage04 / "paper_pairs.jsonl", rows)
+    assert variant_split(stage04, "paper", thrice, seed=0)[0] == plain
+    # a video pair's reasons never count, whatever they say
+    assert not unsafe_rejected({**unsafe, "source": "video"}) and unsafe_rejected(unsafe)
 
 
 def test_capped_split_and_require_examples():

@@ -96,6 +96,11 @@ def test_the_cpu_record_is_cached_on_disk_and_read_back(monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "matmul_timing", lambda: _timing(0.4))
     assert precision.machine_precision("cpu", tmp_path)["source"] == "measured"
     assert len(list(tmp_path.glob("precision-*.json"))) == 2
+    # The same CPU with torch held to AVX2 kernels (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2): measured again
+    precision._cpu_precision.cache_clear()
+    monkeypatch.setattr(precision, "cpu_info", lambda: {**BF16, "capability": "AVX2", "mkldnn_bf16": False})
+    assert precision.machine_precision("cpu", tmp_path)["dtype"] == "float32"
+    assert len(list(tmp_path.glob("precision-*.json"))) == 3
 
 
 def test_this_machine_is_probed_and_timed(tmp_path):

@@ -90,3 +90,29 @@ def test_paradigm_lines_name_the_row_with_most_reward_per_video():
         "**grpo** (+1.000 [-0.500, +2.500] per 1,000 videos, the CI includes 0: no gain over SFT shown;"
         in lines[-1]
     )
+
+
+def test_timing_rows_name_the_profile_and_a_kernel_limit():
+    """One row per recorded run, the cpu profile's first; a CPU whose torch ran on AVX2 kernels says so."""
+    table = _script()
+    zen4 = {
+        "model": "AMD EPYC",
+        "flags": ["avx2", "avx512_bf16"],
+        "capability": "AVX512",
+        "mkldnn_bf16": True,
+    }
+    held = {**zen4, "capability": "AVX2", "mkldnn_bf16": False}
+    records = [
+        {"run_id": "q", "profile": "quick", "created": "1", "cpu": held, "dtype": "float32",
+         "seconds": {"01_data": 10.0, "02_refine": 20.4}},
+        {"run_id": "c", "profile": "cpu", "created": "2", "cpu": zen4, "dtype": "bfloat16",
+         "seconds": {"01_data": 12.0}},
+    ]  # fmt: skip
+    rows = table.processor_lines(records, "c")[-2:]
+    assert rows == [
+        "| AMD EPYC (avx512_bf16) | bfloat16 | cpu | c | 12 | - | 12 |",
+        "| AMD EPYC (avx512_bf16; torch held to AVX2 kernels) | float32 | quick | q | 10 | 20 | 30 |",
+    ]
+    assert table.cpu_label({"model": "Intel Core", "flags": ["avx2"], "capability": "AVX2"}) == (
+        "Intel Core (no native bf16)"
+    )

@@ -201,6 +201,9 @@ class DPOStageConfig:
     use_lora: bool = True  # LoRA on the SFT model; the reference model is then the SFT model itself
     lora: dict = field(default_factory=dict)  # passed to peft.LoraConfig
     max_pairs: int | None = None  # cap on preference pairs (CPU budget); None: all
+    # times each text pair whose rejected prompt was judged unsafe enters training (1: once, as every pair):
+    # the few pairs that teach the optimizer to drop harmful wording, weighted up (examples.repeat_unsafe)
+    unsafe_repeat: int = 1
     eval_fraction: float = 0.1  # share of the pairs held out for eval rewards
     max_eval: int | None = 8  # cap on those eval pairs
     n_heldout: int | None = 50  # held-out queries to write VPO prompts for; None: all
@@ -399,7 +402,12 @@ def _check_choices(cfg: Config) -> None:
             "dpo.rounds > 1 samples and renders in stage 05: it needs feedback.pairing onpolicy "
             "and feedback.render_jobs false"
         )
-    for section, name in (("feedback", "reward_seeds"), ("dpo", "rounds"), ("grpo", "reward_seeds")):
+    for section, name in (
+        ("feedback", "reward_seeds"),
+        ("dpo", "rounds"),
+        ("dpo", "unsafe_repeat"),
+        ("grpo", "reward_seeds"),
+    ):
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{section}.{name} must be at least 1")
 

@@ -145,16 +145,33 @@ def round_dirs(rounds: int) -> list[str]:
     return [f"model_r{r}" for r in range(1, rounds)] + ["model"]
 
 
+def unsafe_rejected(record: dict) -> bool:
+    """A text pair whose rejected prompt the judge found unsafe (its ``why`` names a ``harmless:`` reason)."""
+    return record.get("source") == "text" and "harmless:" in str(record.get("why") or "")
+
+
+def repeat_unsafe(train: list[dict], records: list[dict], times: int) -> list[dict]:
+    """``train`` with each row from an :func:`unsafe_rejected` record in it ``times`` times in all (the copies go
+    last; the trainer shuffles). Applied after the split, so no copy reaches the eval pairs."""
+    if times <= 1:
+        return train
+    key = lambda r: repr([r[k] for k in PAIR_COLUMNS])  # noqa: E731
+    unsafe = {key(r) for r in records if unsafe_rejected(r)}
+    return train + [r for r in train if key(r) in unsafe] * (times - 1)
+
+
 def variant_split(pairs_dir: Path, name: str, dpo_cfg, seed: int) -> tuple[list[dict], list[dict], int]:
     """A DPO variant's ``(train, eval, skipped)`` pairs: the file for its pair set (:data:`PAIR_FILES`) in
     ``pairs_dir`` (04's folder, or a later round's; no file: no pairs), its sources only (:data:`PAIR_SETS`),
-    split and capped by the ``dpo`` section. Notebook 05 and ``python -m vpolib.train dpo`` both read pairs
-    here."""
+    split and capped by the ``dpo`` section, the pairs that fix an unsafe prompt repeated
+    ``dpo.unsafe_repeat`` times (not in ``paper``: the reference's recipe weights every pair once). Notebook 05
+    and ``python -m vpolib.train dpo`` both read pairs here."""
     path = Path(pairs_dir) / PAIR_FILES[name]
     records = read_jsonl(path)[0] if path.exists() else []  # no file: stage 04 found no pair of that kind
     rows, skipped = pair_examples(records, PAIR_SETS[name])
     train, evaluation = capped_split(rows, dpo_cfg.eval_fraction, seed, dpo_cfg.max_pairs, dpo_cfg.max_eval)
-    return train, evaluation, skipped
+    times = 1 if name == "paper" else dpo_cfg.unsafe_repeat
+    return repeat_unsafe(train, records, times), evaluation, skipped
 
 
 def no_pairs(name: str, main: str, by_source: dict) -> str:

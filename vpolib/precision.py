@@ -2,7 +2,7 @@
 
 On a CPU with avx512_bf16, bf16 generated 2.2x and trained a LoRA step 1.5x faster than fp32; on an AVX2-only
 CPU torch emulates bf16, up to 25x slower. So ``auto`` is measured, not assumed: the CPU's flags and a short
-matmul timing decide (:func:`choose_dtype`), once per CPU and torch version (cached in
+matmul timing decide (:func:`choose_dtype`), once per CPU, torch version and kernel limit (cached in
 ``.cache/precision-<hash>.json``). ``$VPO_DTYPE`` (float32 | bfloat16) forces the answer, e.g. to compare both
 on one machine.
 """
@@ -91,7 +91,10 @@ def choose_dtype(info: dict, timing: dict | None) -> str:
 
 
 def _cache_key(info: dict) -> str:
-    return hashlib.sha256(json.dumps([info["model"], info["flags"], info["torch"]]).encode()).hexdigest()[:16]
+    """Per CPU and torch version, and per the kernels torch may use on it: ``ATEN_CPU_CAPABILITY`` and
+    ``ONEDNN_MAX_CPU_ISA`` change ``capability`` and ``mkldnn_bf16`` on the same CPU (and its bf16 speed)."""
+    parts = [info["model"], info["flags"], info["torch"], info.get("capability"), info.get("mkldnn_bf16")]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 @functools.cache
