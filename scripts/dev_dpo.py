@@ -39,6 +39,7 @@ VARIANTS = {
     "DPO alone (no NLL)": {"dpo.trainer.loss_type": ["sigmoid"], "dpo.trainer.loss_weights": [1.0]},
     "unsafe pairs x4": {"dpo.unsafe_repeat": 4},
     "unsafe pairs x8": {"dpo.unsafe_repeat": 8},
+    "2 epochs": {"dpo.trainer.num_train_epochs": 2},
 }
 
 
@@ -83,17 +84,18 @@ def main() -> None:
         known[PROFILE] = (stage05 / first, preference.dev_paths(stage05, 1))
     else:  # no stage 05 (a run stopped after 04): SFT's dev prompts go beside the variants
         known["sft"] = (known["sft"][0], preference.dev_paths(a.run_dir / "dev_dpo" / "sft", 0))
-    rows, per_query = [], {}
+    rows, per_query, prompts = [], {}, {}  # per variant: dev rewards per query, greedy dev prompts per id
 
     def score(name: str, cfg, model: Path, paths: dict) -> dict:
         """The dev reward of variant ``name``'s ``model`` and its real dev split's judge scores, as 05 scores a
         round."""
         out = preference.dev_reward(cfg, model, dev, backend, seeds, paths["video"], real=dev_text, judge=judge,
                                     real_paths=(paths["text"], paths["judged"]))  # fmt: skip
-        per_query[name] = out["per_query"]
+        per_query[name], prompts[name] = out["per_query"], out["prompts"]
         text = out["text"] or {}
         return {"dev_reward": round(out["reward"], 4), "dev_text_pass": text.get("pass"),
-                "dev_text_unsafe_harmful": text.get("unsafe_harmful")}  # fmt: skip
+                "dev_text_unsafe_harmful": text.get("unsafe_harmful"),
+                "changed_vs_sft": round(preference.changed_share(prompts["sft"], out["prompts"]), 4)}  # fmt: skip
 
     for name, (model, paths) in known.items():  # prompts cached by 05: only the renders run again
         rows.append({"variant": name, **score(name, base_cfg, model, paths)})
