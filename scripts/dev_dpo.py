@@ -6,8 +6,8 @@ profile's ``dpo`` section with one change each, exactly as 05 trains its round 1
 as 05 scores its rounds (``preference.dev_reward``: greedy prompts, ``feedback.reward_seeds`` noise seeds keyed by
 query, so every variant meets the same noise). Prints each variant's dev reward and its paired difference from
 05's round 1 (the profile's settings; trained here when the run has no stage 05) with a 95% bootstrap CI over the
-dev queries, its real dev split's judge pass rate and harmful-kept-unsafe share (``preference.dev_text_scores``), and
-its training seconds.
+dev queries, the share of its dev prompts that differ from SFT's, its real dev split's judge pass rate and
+harmful-kept-unsafe share (``preference.dev_text_scores``), and its training seconds.
 Models and dev prompts stay in ``RUN/dev_dpo/`` (a rerun reuses them).
 
     python scripts/dev_dpo.py --run-dir outputs/cpu-X --json docs/results/cpu/dev_dpo.json   # ~10 min a variant

@@ -155,9 +155,13 @@ def repeat_unsafe(train: list[dict], records: list[dict], times: int) -> list[di
     last; the trainer shuffles). Applied after the split, so no copy reaches the eval pairs."""
     if times <= 1:
         return train
-    key = lambda r: repr([r[k] for k in PAIR_COLUMNS])  # noqa: E731
-    unsafe = {key(r) for r in records if unsafe_rejected(r)}
-    return train + [r for r in train if key(r) in unsafe] * (times - 1)
+    unsafe = {_pair_key(r) for r in records if unsafe_rejected(r)}
+    return train + [r for r in train if _pair_key(r) in unsafe] * (times - 1)
+
+
+def _pair_key(row: dict) -> str:
+    """A pair's prompt and both answers as one hashable string (a record and its training row share it)."""
+    return repr([row[k] for k in PAIR_COLUMNS])
 
 
 def variant_split(pairs_dir: Path, name: str, dpo_cfg, seed: int) -> tuple[list[dict], list[dict], int]:
