@@ -20,10 +20,8 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from vpolib import examples, preference, trainers
-from vpolib.analysis import bootstrap_ci
+from vpolib.analysis import paired_gain
 from vpolib.config import load_config
 from vpolib.io import read_jsonl
 from vpolib.judge import build_judge
@@ -43,18 +41,15 @@ VARIANTS = {
 }
 
 
-def paired(per_query: list[float], base: list[float]) -> dict:
-    """Mean of ``per_query - base`` over the same dev queries, with its 95% bootstrap CI."""
-    diff = np.asarray(per_query) - np.asarray(base)  # [n_dev]
-    lo, hi = bootstrap_ci(diff)
-    return {"diff": round(float(diff.mean()), 4), "lo": round(lo, 4), "hi": round(hi, 4)}
-
-
 def write_rows(a, rows: list[dict], per_query: dict, n_dev: int, seeds: int) -> None:
     """The rows so far, each with its paired difference from the profile's model once that one is scored."""
     for row in rows:
         if PROFILE in per_query:
-            row["vs_profile"] = paired(per_query[row["variant"]], per_query[PROFILE])
+            # per_query: one list per model in dev order, so positions pair the same queries
+            gain = paired_gain(
+                dict(enumerate(per_query[row["variant"]])), dict(enumerate(per_query[PROFILE]))
+            )
+            row["vs_profile"] = {k: gain[k] for k in ("diff", "lo", "hi")}
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(
         json.dumps({"run": a.run_dir.name, "n_dev": n_dev, "seeds": seeds, "rows": rows}, indent=1) + "\n"

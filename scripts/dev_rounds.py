@@ -14,18 +14,10 @@ import json
 from pathlib import Path
 
 from vpolib import preference
-from vpolib.analysis import mean_ci
+from vpolib.analysis import paired_gain
 from vpolib.config import load_config
 from vpolib.io import read_jsonl
 from vpolib.video import make_video_backend
-
-
-def paired(a: dict[str, float], b: dict[str, float]) -> dict:
-    """Mean of ``a - b`` over their common ids, its 95% bootstrap CI and how many ids differ at all."""
-    diff = [a[i] - b[i] for i in sorted(a.keys() & b.keys())]  # [n_dev]
-    ci = mean_ci(diff)
-    return {"diff": round(ci["mean"], 4), "lo": round(ci["lo"], 4), "hi": round(ci["hi"], 4), "n": ci["n"],
-            "n_differ": sum(d != 0 for d in diff)}  # fmt: skip
 
 
 def main() -> None:
@@ -45,8 +37,8 @@ def main() -> None:
         row = {"round": r["round"], "dev_reward": round(mean, 4), "in_metrics": round(r["dev_reward"], 4)}
         if r["round"] > 0:
             row |= {
-                "vs_previous": paired(rewards[-1], rewards[-2]),
-                "vs_sft": paired(rewards[-1], rewards[0]),
+                "vs_previous": paired_gain(rewards[-1], rewards[-2]),
+                "vs_sft": paired_gain(rewards[-1], rewards[0]),
             }
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -402,3 +402,12 @@ def test_sampled_results_mean_over_samples_and_seeds():
     assert wins.loc["sampled", "win_rate"] == 0.75 and wins.loc["sampled", "baseline"] == "sft"  # win + tie
     empty = A.sampled_results([], greedy, "vpo", "sft", n_boot=10)
     assert empty["overall"].empty and empty["win_rates"].empty
+
+
+def test_paired_gain_pairs_the_ids_both_models_have():
+    # ids x, y shared (z only in b): differences 0 and 2 -> mean 1, one id differs
+    gain = A.paired_gain({"x": 0.5, "y": 0.75}, {"x": 0.5, "y": -1.25, "z": 9.0})
+    assert (gain["diff"], gain["n"], gain["n_differ"]) == (1.0, 2, 1)
+    assert 0.0 <= gain["lo"] <= gain["diff"] <= gain["hi"] <= 2.0
+    same = A.paired_gain({"x": 0.3}, {"x": 0.3})
+    assert same == {"diff": 0.0, "lo": 0.0, "hi": 0.0, "n": 1, "n_differ": 0}

@@ -213,6 +213,15 @@ def paired_difference(
                           "lo": lo, "hi": hi}])  # fmt: skip
 
 
+def paired_gain(a: dict, b: dict) -> dict:
+    """Mean of ``a[i] - b[i]`` over the ids both map (sorted), its 95% bootstrap CI, each rounded to 4 places, ``n``
+    and ``n_differ`` (ids whose values differ at all): per-id rewards of two models, compared paired."""
+    diff = [a[i] - b[i] for i in sorted(a.keys() & b.keys())]  # [n ids]
+    ci = mean_ci(diff)
+    return {"diff": round(ci["mean"], 4), "lo": round(ci["lo"], 4), "hi": round(ci["hi"], 4), "n": ci["n"],
+            "n_differ": sum(d != 0 for d in diff)}  # fmt: skip
+
+
 def video_frame(records: list[dict]) -> pd.DataFrame:
     """Video records -> one row per (query id, method): the normalised reward (score / max_score) and the pass
     rate, each the mean over the query's noise seeds, and ``seeds``, how many videos that mean is over."""
