@@ -326,7 +326,8 @@ def speed_lines(bench: dict) -> list[str]:
 
 
 def engine_lines(bench: dict) -> list[str]:
-    """Prompt generation per engine on one CPU, from scripts/bench_engines.py --json."""
+    """Prompt generation per engine on one CPU, from scripts/bench_engines.py --json (greedy rows; the sampled rows
+    where the file has them)."""
     if not bench:
         return []
     ref, a = bench["reference"], bench["args"]
@@ -345,6 +346,21 @@ def engine_lines(bench: dict) -> list[str]:
             f"| {name} | {r['seconds']:.1f} | {r['tok_per_s']:.1f} | {base / r['seconds']:.2f}x "
             f"| {r['agree']:.0%} | {r['agree_fp32']:.0%} |"
         )
+    if bench.get("sampled"):
+        lines += [
+            "",
+            f"Sampled as stage 04 samples (same queries, {a['k']} prompts each at T 1.0, at most "
+            f"{a['sample_new_tokens']} new tokens, {max(1, a['batch'] // a['k'])} queries per call):",
+            "",
+            "| engine | seconds | tokens/s | tokens a prompt | speed vs the plain call |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in bench["sampled"].items():
+            plain = bench["sampled"][name.removesuffix(" fast")]["seconds"]
+            lines.append(
+                f"| {name} | {r['seconds']:.1f} | {r['tok_per_s']:.1f} | {r['tokens'] / (a['n'] * a['k']):.1f} "
+                f"| {plain / r['seconds']:.2f}x |"
+            )
     return lines
 
 
@@ -523,8 +539,8 @@ def main() -> int:
         extra += paradigm_lines(json.loads((folder / "paradigms.json").read_text()))
     for bench in sorted(folder.glob("bench_speed*.json")):  # one per processor benchmarked
         extra += speed_lines(json.loads(bench.read_text()))
-    if (folder / "bench_engines.json").exists():
-        extra += engine_lines(json.loads((folder / "bench_engines.json").read_text()))
+    for bench in sorted(folder.glob("bench_engines*.json")):  # one per processor benchmarked
+        extra += engine_lines(json.loads(bench.read_text()))
     if (folder / "bench_sft_loss.json").exists():
         extra += sft_loss_lines(json.loads((folder / "bench_sft_loss.json").read_text()))
     # every profile's recorded runs (the cpu profile's first), so the quick profile's times sit beside them

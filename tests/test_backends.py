@@ -9,8 +9,17 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import torch
 
-from vpolib.backends import CachedBackend, GenParams, LocalBackend, OpenAIBackend, cache_key
+from vpolib.backends import (
+    SEGMENT,
+    CachedBackend,
+    GenParams,
+    LocalBackend,
+    OpenAIBackend,
+    cache_key,
+    chat_generate,
+)
 from vpolib.io import read_jsonl
 from vpolib.judge import LLMJudge
 from vpolib.refine import LLMRefiner, critique_and_refine
@@ -239,6 +248,54 @@ def test_local_backend_batched_left_padded_n_samples():
     batched = b.generate(convs, greedy)
     single = [b.generate([c], greedy)[0] for c in convs]
     assert batched == single  # left padding: a batch gives the same greedy text as one at a time
+
+
+FOUR = [
+    conv("a cat"),
+    conv("a very long query about a dog running on a beach at sunset"),
+    conv("x"),
+    conv("red"),
+]
+
+
+def test_fast_generation_writes_what_the_reference_path_writes():
+    """Shared prefix run once, finished rows dropped every SEGMENT tokens: in fp32 the same greedy text as one plain
+    ``generate`` call per batch, also when rows end at different segments (eos set to a token the rows emit)."""
+    b = LocalBackend.from_spec("tiny-llama", batch_size=4)
+    model, tok = b.model, b.tokenizer
+    torch.manual_seed(0)
+    with torch.no_grad():  # the untrained model's greedy text is eos at once: larger weights make it talk
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.5)
+    new = 3 * SEGMENT + 2  # four generate calls on the fast path
+    greedy = GenParams(temperature=0.0, n=1, max_new_tokens=new)
+    plain = chat_generate(model, tok, FOUR, greedy, 4, fast=False)
+    assert chat_generate(model, tok, FOUR, greedy, 4) == plain
+    # an eos that ends some rows early and others late or never: the drop path must not change any text
+    ids = [tok(t[0], add_special_tokens=False)["input_ids"] for t in plain]
+    first = {}  # token -> its first position in each row that holds it
+    for row in ids:
+        for t in set(row):
+            first.setdefault(t, []).append(row.index(t))
+    eos = next(t for t, pos in first.items() if min(pos) < SEGMENT and len(pos) < len(ids))
+    tok.eos_token = tok.convert_ids_to_tokens(eos)
+    ended = chat_generate(model, tok, FOUR, greedy, 4, fast=False)
+    assert any(len(t[0]) < len(p[0]) for t, p in zip(ended, plain, strict=True)) and ended != plain
+    assert chat_generate(model, tok, FOUR, greedy, 4) == ended
+
+
+def test_fast_sampling_is_reproducible_for_a_seed_and_batch():
+    b = LocalBackend.from_spec("tiny-llama", batch_size=4)
+    params = GenParams(temperature=1.0, top_p=1.0, n=3, max_new_tokens=SEGMENT + 4)
+
+    def sample(seed):
+        torch.manual_seed(seed)
+        return b.generate(FOUR, params)
+
+    first = sample(0)
+    assert len(first) == 4 and all(len(texts) == 3 for texts in first)
+    assert sample(0) == first and sample(1) != first
 
 
 def test_llm_judge_and_refiner_over_http(server, tmp_path):

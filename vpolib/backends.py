@@ -60,13 +60,27 @@ class LocalBackend:
         return chat_generate(self.model, self.tokenizer, conversations, params, self.batch_size)
 
 
+# New tokens per ``generate`` call on the fast path: rows that ended are dropped between calls. Smaller wastes less on
+# finished rows and costs more calls (SmolLM2-135M, 2-core Zen 4, bf16: 8, 12 and 16 within timing noise).
+SEGMENT = 16
+
+
 def chat_generate(
-    model, tokenizer, conversations: list[list[dict]], params: GenParams, batch_size: int = 8
+    model,
+    tokenizer,
+    conversations: list[list[dict]],
+    params: GenParams,
+    batch_size: int = 8,
+    fast: bool = True,
 ) -> list[list[str]]:
-    """``params.n`` replies per conversation, ``batch_size`` conversations at a time, left-padded.
+    """``params.n`` replies per conversation, ``batch_size`` conversations at a time.
 
     Greedy when ``params.temperature`` is 0. The one place local generation happens (the backends,
-    the optimizer's prompt sampling and its held-out prompts all call it).
+    the optimizer's prompt sampling and its held-out prompts all call it). ``fast=False`` is HF ``generate`` as
+    documented, one call per batch (left-padded, ``num_return_sequences``): the reference path. ``fast`` does the
+    same work with less of it (:func:`_generate_fast`); its text may differ from the reference's where a batch's
+    shape changes the last bits of a logit (bf16 greedy agreement: ``scripts/bench_engines.py``). Either path is
+    deterministic for a given seed, batch and machine.
     """
     import torch
 
@@ -74,25 +88,96 @@ def chat_generate(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     sample = params.temperature > 0
+    kwargs = {
+        "do_sample": sample,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        **({"temperature": params.temperature, "top_p": params.top_p} if sample else {}),
+    }
     out = []
     for start in range(0, len(conversations), batch_size):
         chunk = conversations[start : start + batch_size]
         texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chunk]
-        # The chat template already holds any BOS token: don't add special tokens twice.
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        with torch.inference_mode():
-            ids = model.generate(
-                **enc,
-                do_sample=sample,
-                max_new_tokens=params.max_new_tokens,
-                num_return_sequences=params.n,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                **({"temperature": params.temperature, "top_p": params.top_p} if sample else {}),
-            )  # [B * n, prompt_len + new]
-        new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        if fast:
+            # The chat template already holds any BOS token: don't add special tokens twice.
+            rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+            new_ids = _generate_fast(model, rows, params.n, params.max_new_tokens, kwargs)
+            new = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+        else:
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model.device
+            )
+            with torch.inference_mode():
+                ids = model.generate(
+                    **enc, max_new_tokens=params.max_new_tokens, num_return_sequences=params.n, **kwargs
+                )  # [B * n, prompt_len + new]
+            new = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         out += [[t.strip() for t in new[i * params.n : (i + 1) * params.n]] for i in range(len(chunk))]
     return out
+
+
+def _generate_fast(
+    model, rows: list[list[int]], n: int, max_new_tokens: int, kwargs: dict
+) -> list[list[int]]:
+    """The new token ids of ``n`` continuations per row (row-major: row 0's n, then row 1's), by HF ``generate``.
+
+    Two savings over one plain call, each the same computation (results differ by float rounding at most):
+    - the tokens every row starts with (system turn and instruction: ~60 of ~80 with the short one, ~200 of ~230
+      with the paper's) are run once, batch 1, and their key/value cache is copied to every row; the rest of each
+      row is left-padded after that shared part (the attention mask and the positions HF derives from it skip the
+      gap). The reference path also runs each query's prompt ``n`` times.
+    - ``generate`` runs :data:`SEGMENT` new tokens at a time; rows that ended are dropped from the batch and the
+      cache between calls, where one call computes every row until the longest ends (sampled optimizer prompts:
+      ~41% of the reference's row-steps went to rows already done in cpu-T's stage 04).
+    How much that saves depends on how many rows end early: ``scripts/bench_engines.py`` measures it
+    (``docs/results/cpu/bench_engines_*.json``).
+    """
+    import torch
+
+    pad, eos = kwargs["pad_token_id"], kwargs["eos_token_id"]
+    shared = 0
+    limit = min(len(r) for r in rows) - 1  # every row keeps >= 1 token of its own to start generating from
+    while shared < limit and all(r[shared] == rows[0][shared] for r in rows):
+        shared += 1
+    width = max(len(r) for r in rows) - shared
+    ids = torch.tensor([[pad] * (width - len(r) + shared) + r[shared:] for r in rows])  # [B, width]
+    mask = torch.tensor([[0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows])
+    prefix = torch.tensor([rows[0][:shared]])  # [1, shared]
+    ids = torch.cat([prefix.expand(len(rows), -1), ids], 1).repeat_interleave(n, 0).to(model.device)
+    mask = torch.cat([torch.ones_like(prefix).expand(len(rows), -1), mask], 1).repeat_interleave(n, 0)
+    mask = mask.to(model.device)  # [B * n, shared + width]
+    prompt_len, alive = ids.shape[1], torch.arange(ids.shape[0])
+    done: list = [None] * ids.shape[0]
+    with torch.inference_mode():
+        cache = None
+        if shared:
+            cache = model(prefix.to(model.device), use_cache=True).past_key_values
+            cache.batch_repeat_interleave(ids.shape[0])
+        left = max_new_tokens
+        while len(alive):
+            res = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                past_key_values=cache,
+                max_new_tokens=min(SEGMENT, left),
+                return_dict_in_generate=True,
+                **kwargs,
+            )
+            out, cache = (
+                res.sequences,
+                res.past_key_values,
+            )  # [alive, len + step]; cache: all but the last column
+            step = out.shape[1] - ids.shape[1]
+            left -= step
+            ended = (out[:, ids.shape[1] :] == eos).any(1) | (left <= 0)
+            for j in torch.nonzero(ended).flatten().tolist():
+                done[int(alive[j])] = out[j, prompt_len:].tolist()
+            keep = torch.nonzero(~ended).flatten()
+            if len(keep) < len(alive) and len(keep):
+                cache.batch_select_indices(keep)
+            ones = torch.ones(len(mask), step, dtype=mask.dtype, device=mask.device)
+            ids, mask, alive = out[keep], torch.cat([mask, ones], 1)[keep], alive[keep.cpu()]
+    return done
 
 
 class OpenAIBackend:
