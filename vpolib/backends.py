@@ -61,7 +61,8 @@ class LocalBackend:
 
 
 # New tokens per ``generate`` call on the fast path: rows that ended are dropped between calls. Smaller wastes less on
-# finished rows and costs more calls (SmolLM2-135M, 2-core Zen 4, bf16: 8, 12 and 16 within timing noise).
+# finished rows and costs more calls (a prototype of this path, SmolLM2-135M SFT, 2-core Zen 4, bf16, 30 queries x 6
+# samples, one run each: 8 37 s, 12 45 s, 16 41 s; this machine's timing noise is ~10%).
 SEGMENT = 16
 
 
@@ -122,8 +123,9 @@ def _generate_fast(
     """The new token ids of ``n`` continuations per row (row-major: row 0's n, then row 1's), by HF ``generate``.
 
     Two savings over one plain call, each the same computation (results differ by float rounding at most):
-    - the tokens every row starts with (system turn and instruction: ~60 of ~80 with the short one, ~200 of ~230
-      with the paper's) are run once, batch 1, and their key/value cache is copied to every row; the rest of each
+    - the tokens every row starts with (system turn and instruction: 84-101 of 99-126 tokens with the short one,
+      184-201 of 199-226 with the paper's, where the batch's queries share a source; 24 where they do not) are
+      run once, batch 1, and their key/value cache is copied to every row; the rest of each
       row is left-padded after that shared part (the attention mask and the positions HF derives from it skip the
       gap). The reference path also runs each query's prompt ``n`` times.
     - ``generate`` runs :data:`SEGMENT` new tokens at a time; rows that ended are dropped from the batch and the
