@@ -1,22 +1,28 @@
 """Paired dev-split differences between a finished run's preference rounds (round 0 = SFT), with bootstrap CIs.
 
     .venv/bin/python scripts/dev_rounds.py --run-dir outputs/cpu-T [--json docs/results/cpu/dev_rounds.json]
+    .venv/bin/python scripts/dev_rounds.py --run-dir outputs/cpu-T --all-dev --seeds 3 --out /tmp/dev-all
 
 Re-renders every round's greedy dev prompts (05_dpo/dev_prompts_r<r>.jsonl) with the dev noise seeds that stage 05
 used, so each round's mean matches the dev reward in 05's metrics.json, and prints each round minus the round before
-and minus SFT over the same queries. Dev queries only: nothing here reads held-out data.
+and minus SFT over the same queries. ``--all-dev`` scores every ShapesWorld dev query of the DPO pool (cpu: 272, 05
+scores the first ``dpo.n_dev``): each round's model (``05_dpo/model_r<r>``, the last round's ``05_dpo/model``, SFT's
+``03_sft/model``) writes the prompts 05 did not, into copies of 05's files under ``--out``. ``--seeds``: noise seeds
+per prompt (the first ones are 05's). Dev queries only: nothing here reads held-out data.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
-from vpolib import preference
+from vpolib import examples, preference
 from vpolib.analysis import paired_gain
 from vpolib.config import load_config
 from vpolib.io import read_jsonl
+from vpolib.progress import track
 from vpolib.video import make_video_backend
 
 
@@ -24,17 +30,37 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--all-dev", action="store_true", help="every ShapesWorld dev query, not 05's first n_dev")
+    p.add_argument("--seeds", type=int, help="noise seeds per prompt (default: feedback.reward_seeds, as 05)")
+    p.add_argument("--out", type=Path, help="with --all-dev: where the rounds' prompt files are completed")
     a = p.parse_args()
+    if a.all_dev and not a.out:
+        p.error("--all-dev writes prompts: give --out DIR")
     stage = a.run_dir / "05_dpo"
     cfg = load_config(json.loads((a.run_dir / "manifest.json").read_text())["profile"])
+    seeds = a.seeds or cfg.feedback.reward_seeds
     metrics = json.loads((stage / "metrics.json").read_text())
-    backend = make_video_backend(cfg)
+    dev = None
+    if a.all_dev:
+        pool = read_jsonl(a.run_dir / "01_data" / "splits" / "dpo_pool.jsonl")[0]
+        dev = preference.dev_queries(pool, cfg.feedback, None)
+        a.out.mkdir(parents=True, exist_ok=True)
+    backend = make_video_backend(cfg, texts=[r["query"] for r in dev] if dev else None)
     rewards, rows = [], []
-    for r in metrics["rounds"]:
-        prompts = read_jsonl(preference.dev_paths(stage, r["round"])["video"])[0]
-        rewards.append(preference.dev_query_rewards(cfg, prompts, backend, cfg.feedback.reward_seeds))
+    for r in track(metrics["rounds"], desc="rounds"):
+        path = preference.dev_paths(stage, r["round"])["video"]
+        if dev:
+            names = examples.round_dirs(len(metrics["rounds"]) - 1)  # round r trained into names[r - 1]
+            model = a.run_dir / "03_sft" / "model" if r["round"] == 0 else stage / names[r["round"] - 1]
+            if not (a.out / path.name).exists():
+                shutil.copy(path, a.out / path.name)
+            path = a.out / path.name
+            preference.dev_reward(cfg, model, dev, backend, 0, path)  # the prompts 05 did not write
+        prompts = read_jsonl(path)[0]
+        rewards.append(preference.dev_query_rewards(cfg, prompts, backend, seeds))
         mean = sum(rewards[-1].values()) / len(rewards[-1])
-        row = {"round": r["round"], "dev_reward": round(mean, 4), "in_metrics": round(r["dev_reward"], 4)}
+        row = {"round": r["round"], "n": len(prompts), "dev_reward": round(mean, 4)}
+        row["in_metrics"] = round(r["dev_reward"], 4)
         if r["round"] > 0:
             row |= {
                 "vs_previous": paired_gain(rewards[-1], rewards[-2]),
@@ -44,7 +70,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     if a.json:
         a.json.write_text(
-            json.dumps({"run": a.run_dir.name, "seeds": cfg.feedback.reward_seeds, "rows": rows}, indent=1)
+            json.dumps({"run": a.run_dir.name, "seeds": seeds, "all_dev": a.all_dev, "rows": rows}, indent=1)
             + "\n"
         )
 
