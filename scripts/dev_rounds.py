@@ -46,21 +46,22 @@ def main() -> None:
         dev = preference.dev_queries(pool, cfg.feedback, None)
         a.out.mkdir(parents=True, exist_ok=True)
     backend = make_video_backend(cfg, texts=[r["query"] for r in dev] if dev else None)
+    names = examples.round_dirs(len(metrics["rounds"]) - 1)  # round r trained into names[r - 1]
     rewards, rows = [], []
     for r in track(metrics["rounds"], desc="rounds"):
         path = preference.dev_paths(stage, r["round"])["video"]
         if dev:
-            names = examples.round_dirs(len(metrics["rounds"]) - 1)  # round r trained into names[r - 1]
             model = a.run_dir / "03_sft" / "model" if r["round"] == 0 else stage / names[r["round"] - 1]
             if not (a.out / path.name).exists():
                 shutil.copy(path, a.out / path.name)
             path = a.out / path.name
-            preference.dev_reward(cfg, model, dev, backend, 0, path)  # the prompts 05 did not write
+            # 0 noise seeds: this only writes the greedy prompts 05 did not
+            preference.dev_reward(cfg, model, dev, backend, 0, path)
         prompts = read_jsonl(path)[0]
         rewards.append(preference.dev_query_rewards(cfg, prompts, backend, seeds))
         mean = sum(rewards[-1].values()) / len(rewards[-1])
-        row = {"round": r["round"], "n": len(prompts), "dev_reward": round(mean, 4)}
-        row["in_metrics"] = round(r["dev_reward"], 4)
+        row = {"round": r["round"], "n": len(prompts), "dev_reward": round(mean, 4),
+               "in_metrics": round(r["dev_reward"], 4)}  # fmt: skip
         if r["round"] > 0:
             row |= {
                 "vs_previous": paired_gain(rewards[-1], rewards[-2]),
