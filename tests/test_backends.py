@@ -10,15 +10,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from vpolib.backends import (
-    SEGMENT,
+    TOP_K,
     CachedBackend,
     GenParams,
     LocalBackend,
     OpenAIBackend,
     cache_key,
     chat_generate,
+    sampling_probs,
 )
 from vpolib.io import read_jsonl
 from vpolib.judge import LLMJudge
@@ -268,7 +270,7 @@ def test_fast_generation_writes_what_the_reference_path_writes():
         for p in model.parameters():
             if p.ndim == 2:
                 p.normal_(0, 0.5)
-    new = 3 * SEGMENT + 2  # four generate calls on the fast path
+    new = 50
     greedy = GenParams(temperature=0.0, n=1, max_new_tokens=new)
     plain = chat_generate(model, tok, FOUR, greedy, 4, fast=False)
     assert chat_generate(model, tok, FOUR, greedy, 4) == plain
@@ -278,16 +280,42 @@ def test_fast_generation_writes_what_the_reference_path_writes():
     for row in ids:
         for t in set(row):
             first.setdefault(t, []).append(row.index(t))
-    eos = next(t for t, pos in first.items() if min(pos) < SEGMENT and len(pos) < len(ids))
+    eos = next(t for t, pos in first.items() if min(pos) < 16 and len(pos) < len(ids))
     tok.eos_token = tok.convert_ids_to_tokens(eos)
     ended = chat_generate(model, tok, FOUR, greedy, 4, fast=False)
     assert any(len(t[0]) < len(p[0]) for t, p in zip(ended, plain, strict=True)) and ended != plain
     assert chat_generate(model, tok, FOUR, greedy, 4) == ended
 
 
+def test_sampling_probs_by_hand():
+    """p = 0.5, 0.3, 0.15, 0.05 and top_p 0.75: the two least likely tokens hold 0.2 <= 0.25 and go; 0.5 and 0.3
+    are renormalised to 0.625 and 0.375."""
+    logits = torch.tensor([[0.15, 0.5, 0.05, 0.3]]).log()
+    probs, index = sampling_probs(logits, temperature=1.0, top_p=0.75)
+    assert index.tolist() == [[1, 3, 0, 2]]
+    assert torch.allclose(probs, torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
+
+
+@pytest.mark.parametrize("temperature, top_p", [(0.7, 0.9), (1.0, 1.0), (1.3, 0.5)])
+def test_sampling_probs_are_what_hf_generate_samples_from(temperature, top_p):
+    """The fast path's sampler against HF's own warpers, in the order ``generate`` builds them (temperature,
+    the default top_k of 50, top_p) on logits of a 300-token vocabulary, spread and peaked rows."""
+    torch.manual_seed(0)
+    logits = torch.randn(6, 300) * torch.tensor([[0.5], [1.0], [2.0], [4.0], [8.0], [16.0]])
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k=TOP_K)])
+    if top_p < 1.0:  # generate adds TopPLogitsWarper only then
+        warpers.append(TopPLogitsWarper(top_p=top_p))
+    hf = warpers(None, logits.clone()).softmax(-1)
+    probs, index = sampling_probs(logits, temperature, top_p)
+    ours = torch.zeros_like(hf).scatter_(-1, index, probs)
+    kept = (ours > 0).sum(-1)
+    assert kept.max() <= TOP_K and (top_p == 1.0 or kept.min() < TOP_K)  # both cuts are exercised
+    assert torch.allclose(ours, hf, atol=1e-6)
+
+
 def test_fast_sampling_is_reproducible_for_a_seed_and_batch():
     b = LocalBackend.from_spec("tiny-llama", batch_size=4)
-    params = GenParams(temperature=1.0, top_p=1.0, n=3, max_new_tokens=SEGMENT + 4)
+    params = GenParams(temperature=1.0, top_p=1.0, n=3, max_new_tokens=20)
 
     def sample(seed):
         torch.manual_seed(seed)

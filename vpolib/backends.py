@@ -60,12 +60,6 @@ class LocalBackend:
         return chat_generate(self.model, self.tokenizer, conversations, params, self.batch_size)
 
 
-# New tokens per ``generate`` call on the fast path: rows that ended are dropped between calls. Smaller wastes less on
-# finished rows and costs more calls (a prototype of this path, SmolLM2-135M SFT, 2-core Zen 4, bf16, 30 queries x 6
-# samples, one run each: 8 37 s, 12 45 s, 16 41 s; this machine's timing noise is ~10%).
-SEGMENT = 16
-
-
 def chat_generate(
     model,
     tokenizer,
@@ -78,10 +72,11 @@ def chat_generate(
 
     Greedy when ``params.temperature`` is 0. The one place local generation happens (the backends,
     the optimizer's prompt sampling and its held-out prompts all call it). ``fast=False`` is HF ``generate`` as
-    documented, one call per batch (left-padded, ``num_return_sequences``): the reference path. ``fast`` does the
-    same work with less of it (:func:`_generate_fast`); its text may differ from the reference's where a batch's
-    shape changes the last bits of a logit (bf16 greedy agreement: ``scripts/bench_engines.py``). Either path is
-    deterministic for a given seed, batch and machine.
+    documented, one call per batch (left-padded, ``num_return_sequences``): the reference path. ``fast`` is a
+    decoding loop over the same model that does less work (:func:`_generate_fast`): greedy text may differ from the
+    reference's where a batch's shape changes the last bits of a logit (bf16 greedy agreement:
+    ``scripts/bench_engines.py``); sampled text comes from the same distribution with other random draws. Either
+    path is deterministic for a given seed, batch and machine.
     """
     import torch
 
@@ -120,66 +115,109 @@ def chat_generate(
 def _generate_fast(
     model, rows: list[list[int]], n: int, max_new_tokens: int, kwargs: dict
 ) -> list[list[int]]:
-    """The new token ids of ``n`` continuations per row (row-major: row 0's n, then row 1's), by HF ``generate``.
+    """The new token ids of ``n`` continuations per row (row-major: row 0's n, then row 1's): a decoding loop over the
+    model's forward that samples from the distribution HF ``generate`` samples from, with less work.
 
-    Two savings over one plain call, each the same computation (results differ by float rounding at most):
-    - the tokens every row starts with (system turn and instruction: 84-101 of 99-126 tokens with the short one,
+    - The tokens every row starts with (system turn and instruction: 84-101 of 99-126 tokens with the short one,
       184-201 of 199-226 with the paper's, where the batch's queries share a source; 24 where they do not) are
-      run once, batch 1, and their key/value cache is copied to every row; the rest of each
-      row is left-padded after that shared part (the attention mask and the positions HF derives from it skip the
-      gap). The reference path also runs each query's prompt ``n`` times.
-    - ``generate`` runs :data:`SEGMENT` new tokens at a time; rows that ended are dropped from the batch and the
-      cache between calls, where one call computes every row until the longest ends (sampled optimizer prompts:
-      ~41% of the reference's row-steps went to rows already done in cpu-T's stage 04).
-    How much that saves depends on how many rows end early: ``scripts/bench_engines.py`` measures it
-    (``docs/results/cpu/bench_engines_*.json``).
+      run once, batch 1, and their key/value cache is copied to every row; the rest of each row is left-padded
+      after that shared part (the attention mask hides the gap; positions count only real tokens). The reference
+      path also runs each query's prompt ``n`` times.
+    - A row that ends leaves the batch and the cache at once; one ``generate`` call computes every row until the
+      longest ends (sampled optimizer prompts: ~41% of the reference's row-steps went to rows already done in
+      cpu-T's stage 04).
+    - Sampling draws among the top 50 tokens (HF's default ``top_k``, which ``generate`` applies before
+      ``top_p``), where HF's sampler draws over (and below top_p 1 sorts) all 49k a row a step: a fifth of a
+      bf16 decoding step at ~30 rows on a 2-core Zen 4. Same distribution (:func:`sampling_probs`), other draws.
+    - The first step's logits are taken from a copy of each row's last hidden state: HF slices ``[:, -1:]``, a
+      view that torch's ``matmul`` cannot fold into one ``mm``, so it expands the LM head's weight to every row
+      (a 1.7 GB copy at 30 rows in bf16).
+    How much that saves: ``scripts/bench_engines.py`` (``docs/results/cpu/bench_engines_*.json``).
     """
     import torch
+    from transformers import DynamicCache
 
-    pad, eos = kwargs["pad_token_id"], kwargs["eos_token_id"]
+    eos, sample = kwargs["eos_token_id"], kwargs["do_sample"]
+    eos = torch.tensor([eos] if isinstance(eos, int) else list(eos))
     shared = 0
     limit = min(len(r) for r in rows) - 1  # every row keeps >= 1 token of its own to start generating from
     while shared < limit and all(r[shared] == rows[0][shared] for r in rows):
         shared += 1
     width = max(len(r) for r in rows) - shared
-    ids = torch.tensor([[pad] * (width - len(r) + shared) + r[shared:] for r in rows])  # [B, width]
-    mask = torch.tensor([[0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows])
-    prefix = torch.tensor([rows[0][:shared]])  # [1, shared]
-    ids = torch.cat([prefix.expand(len(rows), -1), ids], 1).repeat_interleave(n, 0).to(model.device)
-    mask = torch.cat([torch.ones_like(prefix).expand(len(rows), -1), mask], 1).repeat_interleave(n, 0)
-    mask = mask.to(model.device)  # [B * n, shared + width]
-    prompt_len, alive = ids.shape[1], torch.arange(ids.shape[0])
-    done: list = [None] * ids.shape[0]
+    pad = kwargs["pad_token_id"]
+    ids = torch.tensor([[pad] * (width - len(r) + shared) + r[shared:] for r in rows]).repeat_interleave(n, 0)
+    mask = torch.tensor(
+        [[1] * shared + [0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows]
+    )
+    mask = mask.repeat_interleave(n, 0)  # [B * n, shared + width]
+    positions = (mask.cumsum(1) - 1).clamp(min=0)  # each row's real tokens count 0, 1, ...; the gap is masked
+    device = model.device
+    alive = torch.arange(len(ids))  # which of the B * n rows each batch row is
+    done: list = [None] * len(ids)
+    new = torch.empty(len(ids), 0, dtype=torch.long)  # [alive, step]
     with torch.inference_mode():
-        cache = None
+        cache = DynamicCache(config=model.config)
         if shared:
-            cache = model(prefix.to(model.device), use_cache=True).past_key_values
-            cache.batch_repeat_interleave(ids.shape[0])
-        left = max_new_tokens
-        while len(alive):
-            res = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                past_key_values=cache,
-                max_new_tokens=min(SEGMENT, left),
-                return_dict_in_generate=True,
-                **kwargs,
-            )
-            out, cache = (
-                res.sequences,
-                res.past_key_values,
-            )  # [alive, len + step]; cache: all but the last column
-            step = out.shape[1] - ids.shape[1]
-            left -= step
-            ended = (out[:, ids.shape[1] :] == eos).any(1) | (left <= 0)
+            model(torch.tensor([rows[0][:shared]], device=device), past_key_values=cache, use_cache=True)
+            cache.batch_repeat_interleave(len(ids))
+        step_ids, step_pos = ids, positions[:, shared:]  # [alive, width]
+        for step in range(max_new_tokens):
+            logits = (
+                model(
+                    input_ids=step_ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=step_pos.to(device),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=torch.tensor([step_ids.shape[1] - 1], device=device),  # a copy, not a view
+                )
+                .logits[:, -1]
+                .float()
+            )  # [alive, vocab]
+            token = _pick(logits, kwargs).cpu() if sample else logits.argmax(-1).cpu()  # [alive]
+            new = torch.cat([new, token[:, None]], 1)
+            ended = torch.isin(token, eos) | (step == max_new_tokens - 1)
             for j in torch.nonzero(ended).flatten().tolist():
-                done[int(alive[j])] = out[j, prompt_len:].tolist()
+                done[int(alive[j])] = new[j].tolist()
             keep = torch.nonzero(~ended).flatten()
-            if len(keep) < len(alive) and len(keep):
-                cache.batch_select_indices(keep)
-            ones = torch.ones(len(mask), step, dtype=mask.dtype, device=mask.device)
-            ids, mask, alive = out[keep], torch.cat([mask, ones], 1)[keep], alive[keep.cpu()]
+            if not len(keep):
+                break
+            mask = torch.cat([mask, torch.ones(len(mask), 1, dtype=mask.dtype)], 1)
+            step_ids, step_pos = token[:, None], step_pos[:, -1:] + 1
+            if len(keep) < len(alive):
+                cache.batch_select_indices(keep.to(device))
+                mask, step_ids, step_pos, new, alive = (
+                    mask[keep],
+                    step_ids[keep],
+                    step_pos[keep],
+                    new[keep],
+                    alive[keep],
+                )
     return done
+
+
+TOP_K = 50  # HF generate's default top_k, applied before top_p (transformers 5: TopKLogitsWarper(top_k=50))
+
+
+def sampling_probs(logits, temperature: float, top_p: float):
+    """``(probs, index)``, each ``[rows, 50]``: the distribution HF ``generate`` samples from with these settings
+    (temperature, then its default top 50, then the smallest set of top tokens whose mass reaches ``top_p``),
+    over the 50 token ids in ``index``; every other token has probability 0."""
+    top, index = (logits / temperature).topk(min(TOP_K, logits.shape[-1]), -1)  # descending
+    # HF's TopPLogitsWarper, in ascending order: drop a token when its mass plus that of every less likely token
+    # is <= 1 - top_p; the most likely token always stays
+    tail = top.softmax(-1).flip(-1).cumsum(-1).flip(-1)  # [rows, 50]: this token and all after it
+    drop = tail <= 1 - top_p
+    drop[:, 0] = False
+    return top.masked_fill(drop, float("-inf")).softmax(-1), index
+
+
+def _pick(logits, kwargs: dict):
+    """One sampled token id per row (``[rows]``) from :func:`sampling_probs`."""
+    import torch
+
+    probs, index = sampling_probs(logits, kwargs["temperature"], kwargs["top_p"])
+    return index.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
 
 
 class OpenAIBackend:
