@@ -8,7 +8,13 @@ used, so each round's mean matches the dev reward in 05's metrics.json, and prin
 and minus SFT over the same queries. ``--all-dev`` scores every ShapesWorld dev query of the DPO pool (cpu: 272, 05
 scores the first ``dpo.n_dev``): each round's model (``05_dpo/model_r<r>``, the last round's ``05_dpo/model``, SFT's
 ``03_sft/model``) writes the prompts 05 did not, into copies of 05's files under ``--out``. ``--seeds``: noise seeds
-per prompt (the first ones are 05's). Dev queries only: nothing here reads held-out data.
+per prompt (the first ones are 05's). ``--extra NAME=DIR``: also score the model in ``DIR/model`` (a variant that
+``scripts/dev_dpo.py`` trained in place of round 1, e.g. ``outputs/cpu-T/dev_dpo/unsafe_pairs_x8``), against round 1
+and SFT; its prompt file ``DIR/dev_prompts_r1.jsonl`` is completed under ``--out`` as the rounds' are. Dev queries
+only: nothing here reads held-out data.
+
+    .venv/bin/python scripts/dev_rounds.py --run-dir outputs/cpu-T --all-dev --seeds 3 --out /tmp/dev-all \
+        --extra "unsafe pairs x8=outputs/cpu-T/dev_dpo/unsafe_pairs_x8" --json docs/results/cpu/dev_variants_all_dev.json
 """
 
 from __future__ import annotations
@@ -33,9 +39,16 @@ def main() -> None:
     p.add_argument("--all-dev", action="store_true", help="every ShapesWorld dev query, not 05's first n_dev")
     p.add_argument("--seeds", type=int, help="noise seeds per prompt (default: feedback.reward_seeds, as 05)")
     p.add_argument("--out", type=Path, help="with --all-dev: where the rounds' prompt files are completed")
+    p.add_argument(
+        "--extra", action="append", default=[], metavar="NAME=DIR", help="a dev_dpo.py variant dir"
+    )
     a = p.parse_args()
     if a.all_dev and not a.out:
         p.error("--all-dev writes prompts: give --out DIR")
+    extra = dict(e.split("=", 1) for e in a.extra)
+    for name, d in extra.items():
+        if not (Path(d) / "model").is_dir():
+            p.error(f"--extra {name}: no model dir in {d}")
     stage = a.run_dir / "05_dpo"
     cfg = load_config(json.loads((a.run_dir / "manifest.json").read_text())["profile"])
     seeds = a.seeds or cfg.feedback.reward_seeds
@@ -47,26 +60,33 @@ def main() -> None:
         a.out.mkdir(parents=True, exist_ok=True)
     backend = make_video_backend(cfg, texts=[r["query"] for r in dev] if dev else None)
     names = examples.round_dirs(len(metrics["rounds"]) - 1)  # round r trained into names[r - 1]
-    rewards, rows = [], []
-    for r in track(metrics["rounds"], desc="rounds"):
-        path = preference.dev_paths(stage, r["round"])["video"]
+    # (name, round, model dir, 05's prompt file): the rounds, then the variants, each trained in place of round 1
+    models = [
+        (f"round {r['round']}", r["round"], a.run_dir / "03_sft" / "model" if r["round"] == 0 else stage / names[r["round"] - 1],
+         preference.dev_paths(stage, r["round"])["video"])
+        for r in metrics["rounds"]
+    ] + [(name, None, Path(d) / "model", preference.dev_paths(Path(d), 1)["video"]) for name, d in extra.items()]  # fmt: skip
+    rewards, rows = {}, []
+    for name, round_, model, path in track(models, desc="models"):
         if dev:
-            model = a.run_dir / "03_sft" / "model" if r["round"] == 0 else stage / names[r["round"] - 1]
-            if not (a.out / path.name).exists():
-                shutil.copy(path, a.out / path.name)
-            path = a.out / path.name
+            out = a.out / (path.name if round_ is not None else f"{Path(model).parent.name}_{path.name}")
+            if not out.exists():
+                shutil.copy(path, out)
+            path = out
             # 0 noise seeds: this only writes the greedy prompts 05 did not
             preference.dev_reward(cfg, model, dev, backend, 0, path)
         prompts = read_jsonl(path)[0]
-        rewards.append(preference.dev_query_rewards(cfg, prompts, backend, seeds))
-        mean = sum(rewards[-1].values()) / len(rewards[-1])
-        row = {"round": r["round"], "n": len(prompts), "dev_reward": round(mean, 4),
-               "in_metrics": round(r["dev_reward"], 4)}  # fmt: skip
-        if r["round"] > 0:
-            row |= {
-                "vs_previous": paired_gain(rewards[-1], rewards[-2]),
-                "vs_sft": paired_gain(rewards[-1], rewards[0]),
-            }
+        rewards[name] = preference.dev_query_rewards(cfg, prompts, backend, seeds)
+        mean = sum(rewards[name].values()) / len(rewards[name])
+        row = {"model": name, "round": round_, "n": len(prompts), "dev_reward": round(mean, 4)}
+        if round_ is not None:
+            row["in_metrics"] = round(metrics["rounds"][round_]["dev_reward"], 4)
+        if round_:
+            row["vs_previous"] = paired_gain(rewards[name], rewards[f"round {round_ - 1}"])
+        if round_ is None:
+            row["vs_round_1"] = paired_gain(rewards[name], rewards["round 1"])
+        if round_ != 0:
+            row["vs_sft"] = paired_gain(rewards[name], rewards["round 0"])
         rows.append(row)
         print(json.dumps(row), flush=True)
     if a.json:
