@@ -20,6 +20,7 @@ from vpolib.backends import (
     OpenAIBackend,
     cache_key,
     chat_generate,
+    fast_top_k,
     sampling_probs,
 )
 from vpolib.io import read_jsonl
@@ -296,21 +297,43 @@ def test_sampling_probs_by_hand():
     assert torch.allclose(probs, torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
 
 
-@pytest.mark.parametrize("temperature, top_p", [(0.7, 0.9), (1.0, 1.0), (1.3, 0.5)])
-def test_sampling_probs_are_what_hf_generate_samples_from(temperature, top_p):
+@pytest.mark.parametrize("temperature, top_p, top_k", [(0.7, 0.9, TOP_K), (1.0, 1.0, TOP_K), (1.3, 0.5, 5)])
+def test_sampling_probs_are_what_hf_generate_samples_from(temperature, top_p, top_k):
     """The fast path's sampler against HF's own warpers, in the order ``generate`` builds them (temperature,
-    the default top_k of 50, top_p) on logits of a 300-token vocabulary, spread and peaked rows."""
+    top_k, top_p) on logits of a 300-token vocabulary, spread and peaked rows."""
     torch.manual_seed(0)
     logits = torch.randn(6, 300) * torch.tensor([[0.5], [1.0], [2.0], [4.0], [8.0], [16.0]])
-    warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k=TOP_K)])
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k=top_k)])
     if top_p < 1.0:  # generate adds TopPLogitsWarper only then
         warpers.append(TopPLogitsWarper(top_p=top_p))
     hf = warpers(None, logits.clone()).softmax(-1)
-    probs, index = sampling_probs(logits, temperature, top_p)
+    probs, index = sampling_probs(logits, temperature, top_p, top_k)
     ours = torch.zeros_like(hf).scatter_(-1, index, probs)
     kept = (ours > 0).sum(-1)
-    assert kept.max() <= TOP_K and (top_p == 1.0 or kept.min() < TOP_K)  # both cuts are exercised
+    assert kept.max() <= top_k and (top_p == 1.0 or kept.min() < top_k)  # both cuts are exercised
     assert torch.allclose(ours, hf, atol=1e-6)
+
+
+def test_a_model_asking_generate_for_more_generates_on_the_plain_path():
+    """A generation_config with a logits processor the fast path lacks (here a repetition penalty) sends
+    ``chat_generate`` to HF ``generate``, so the penalty still applies; a config top_k replaces the default 50."""
+    b = LocalBackend.from_spec("tiny-llama", batch_size=4)
+    model, tok = b.model, b.tokenizer
+    torch.manual_seed(0)
+    with torch.no_grad():  # as above: larger weights make the untrained model talk
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.5)
+    greedy = GenParams(temperature=0.0, n=1, max_new_tokens=24)
+    assert fast_top_k(model) == TOP_K
+    free = chat_generate(model, tok, FOUR, greedy, 4)
+    model.generation_config.repetition_penalty = 3.0
+    assert fast_top_k(model) is None
+    penalised = chat_generate(model, tok, FOUR, greedy, 4)
+    assert penalised == chat_generate(model, tok, FOUR, greedy, 4, fast=False) and penalised != free
+    model.generation_config.repetition_penalty = 1.0
+    model.generation_config.top_k = 7
+    assert fast_top_k(model) == 7
 
 
 def test_fast_sampling_is_reproducible_for_a_seed_and_batch():

@@ -90,14 +90,17 @@ def chat_generate(
         "eos_token_id": tokenizer.eos_token_id,
         **({"temperature": params.temperature, "top_p": params.top_p} if sample else {}),
     }
+    top_k = (
+        fast_top_k(model) if fast else None
+    )  # None: the model asks generate for more than the fast path does
     out = []
     for start in range(0, len(conversations), batch_size):
         chunk = conversations[start : start + batch_size]
         texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chunk]
-        if fast:
+        if top_k:
             # The chat template already holds any BOS token: don't add special tokens twice.
             rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-            new_ids = _generate_fast(model, rows, params.n, params.max_new_tokens, kwargs)
+            new_ids = _generate_fast(model, rows, params.n, params.max_new_tokens, kwargs | {"top_k": top_k})
             new = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
         else:
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
@@ -127,7 +130,7 @@ def _generate_fast(
       longest ends (sampled optimizer prompts: ~41% of the reference's row-steps went to rows already done in
       cpu-T's stage 04).
     - Sampling draws among the top 50 tokens (HF's default ``top_k``, which ``generate`` applies before
-      ``top_p``), where HF's sampler draws over (and below top_p 1 sorts) all 49k a row a step: a fifth of a
+      ``top_p``; the model's own ``top_k`` where its generation_config sets one: :func:`fast_top_k`), where HF's sampler draws over (and below top_p 1 sorts) all 49k a row a step: a fifth of a
       bf16 decoding step at ~30 rows on a 2-core Zen 4. Same distribution (:func:`sampling_probs`), other draws.
     - The first step's logits are taken from a copy of each row's last hidden state: HF slices ``[:, -1:]``, a
       view that torch's ``matmul`` cannot fold into one ``mm``, so it expands the LM head's weight to every row
@@ -197,16 +200,37 @@ def _generate_fast(
 
 
 TOP_K = 50  # HF generate's default top_k, applied before top_p (transformers 5: TopKLogitsWarper(top_k=50))
+# generation_config fields, at the values that add no logits processor to HF generate; the fast path implements
+# temperature, top_k and top_p only, so a model that sets any of these others generates on the plain path
+NEUTRAL = {
+    "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "min_length": 0,
+    "min_new_tokens": None, "min_p": None, "top_h": None, "typical_p": 1.0, "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0, "bad_words_ids": None, "sequence_bias": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None, "forced_bos_token_id": None, "forced_eos_token_id": None,
+    "exponential_decay_length_penalty": None,
+}  # fmt: skip
 
 
-def sampling_probs(logits, temperature: float, top_p: float):
-    """``(probs, index)``, each ``[rows, 50]``: the distribution HF ``generate`` samples from with these settings
-    (temperature, then its default top 50, then the smallest set of top tokens whose mass reaches ``top_p``),
-    over the 50 token ids in ``index``; every other token has probability 0."""
-    top, index = (logits / temperature).topk(min(TOP_K, logits.shape[-1]), -1)  # descending
+def fast_top_k(model) -> int | None:
+    """The ``top_k`` HF ``generate`` samples with for ``model`` (its generation_config's, else 50), or None where
+    that config asks ``generate`` for a logits processor the fast path lacks (or for no top-k cut at all)."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return TOP_K
+    if any(getattr(config, k, v) not in (None, v) for k, v in NEUTRAL.items()):
+        return None
+    top_k = TOP_K if config.top_k is None else config.top_k
+    return top_k if top_k > 0 else None
+
+
+def sampling_probs(logits, temperature: float, top_p: float, top_k: int = TOP_K):
+    """``(probs, index)``, each ``[rows, top_k]``: the distribution HF ``generate`` samples from with these settings
+    (temperature, then the ``top_k`` most likely tokens, then the smallest set of those whose mass reaches
+    ``top_p``), over the token ids in ``index``; every other token has probability 0."""
+    top, index = (logits / temperature).topk(min(top_k, logits.shape[-1]), -1)  # descending
     # HF's TopPLogitsWarper, in ascending order: drop a token when its mass plus that of every less likely token
     # is <= 1 - top_p; the most likely token always stays
-    tail = top.softmax(-1).flip(-1).cumsum(-1).flip(-1)  # [rows, 50]: this token and all after it
+    tail = top.softmax(-1).flip(-1).cumsum(-1).flip(-1)  # [rows, top_k]: this token and all after it
     drop = tail <= 1 - top_p
     drop[:, 0] = False
     return top.masked_fill(drop, float("-inf")).softmax(-1), index
@@ -216,7 +240,7 @@ def _pick(logits, kwargs: dict):
     """One sampled token id per row (``[rows]``) from :func:`sampling_probs`."""
     import torch
 
-    probs, index = sampling_probs(logits, kwargs["temperature"], kwargs["top_p"])
+    probs, index = sampling_probs(logits, kwargs["temperature"], kwargs["top_p"], kwargs["top_k"])
     return index.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
 
 
