@@ -262,8 +262,8 @@ FOUR = [
 
 
 def test_fast_generation_writes_what_the_reference_path_writes():
-    """Shared prefix run once, finished rows dropped every SEGMENT tokens: in fp32 the same greedy text as one plain
-    ``generate`` call per batch, also when rows end at different segments (eos set to a token the rows emit)."""
+    """Shared prefix run once, a finished row dropped at once: in fp32 the same greedy text as one plain
+    ``generate`` call per batch, also when rows end at different steps (eos set to a token the rows emit)."""
     b = LocalBackend.from_spec("tiny-llama", batch_size=4)
     model, tok = b.model, b.tokenizer
     torch.manual_seed(0)
@@ -271,8 +271,7 @@ def test_fast_generation_writes_what_the_reference_path_writes():
         for p in model.parameters():
             if p.ndim == 2:
                 p.normal_(0, 0.5)
-    new = 50
-    greedy = GenParams(temperature=0.0, n=1, max_new_tokens=new)
+    greedy = GenParams(temperature=0.0, n=1, max_new_tokens=50)
     plain = chat_generate(model, tok, FOUR, greedy, 4, fast=False)
     assert chat_generate(model, tok, FOUR, greedy, 4) == plain
     # an eos that ends some rows early and others late or never: the drop path must not change any text
