@@ -45,6 +45,9 @@ def main() -> None:
     a = p.parse_args()
     if a.all_dev and not a.out:
         p.error("--all-dev writes prompts: give --out DIR")
+    for e in a.extra:
+        if "=" not in e:
+            p.error(f"--extra {e!r}: give NAME=DIR")
     extra = dict(e.split("=", 1) for e in a.extra)
     for name, d in extra.items():
         if not (Path(d) / "model").is_dir():
