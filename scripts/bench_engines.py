@@ -8,10 +8,10 @@ The optimizer is SmolLM2-135M-Instruct (the cpu profile's base) or ``--model`` (
 pools (never held-out ones) in the profile's short instruction, generated greedily at the profile's batch and
 length. Each engine's time covers generation only (loading and conversion are reported apart); tokens/s counts
 the tokens each engine actually generated. Agreement: the share of prompts whose greedy text equals HF's.
-``hf <dtype> fast`` is :func:`vpolib.backends.chat_generate`'s default (shared prefix run once, finished rows
-dropped); ``hf <dtype>`` is one plain ``generate`` call per batch. The sampled rows time stage 04's work on the same
-queries: ``--k`` prompts per query at T 1.0, ``--sample-new-tokens`` at most, ``--batch // --k`` queries per call
-(sampled text cannot be compared across paths: dropping rows changes what the random generator draws next). A
+``hf <dtype> fast`` is :func:`vpolib.backends.chat_generate`'s default (its decoding loop); ``hf <dtype>`` is one
+plain ``generate`` call per batch. The sampled rows time stage 04's work on the same queries: ``--k`` prompts per
+query at T 1.0, ``--sample-new-tokens`` at most, ``--batch // --k`` queries per call (sampled text cannot be compared
+across paths: the loop draws from the same distribution with other random numbers). A
 benchmark, not a test.
 """
 

@@ -32,6 +32,14 @@ from vpolib.progress import track
 from vpolib.video import make_video_backend
 
 
+def variant(arg: str) -> tuple[str, Path]:
+    """``--extra NAME=DIR`` -> ``(NAME, DIR)``, DIR holding a ``model`` dir."""
+    name, sep, d = arg.partition("=")
+    if not sep or not (Path(d) / "model").is_dir():
+        raise argparse.ArgumentTypeError(f"{arg!r}: give NAME=DIR, DIR holding a model dir")
+    return name, Path(d)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", type=Path, required=True)
@@ -40,18 +48,11 @@ def main() -> None:
     p.add_argument("--seeds", type=int, help="noise seeds per prompt (default: feedback.reward_seeds, as 05)")
     p.add_argument("--out", type=Path, help="with --all-dev: where the rounds' prompt files are completed")
     p.add_argument(
-        "--extra", action="append", default=[], metavar="NAME=DIR", help="a dev_dpo.py variant dir"
+        "--extra", action="append", default=[], type=variant, metavar="NAME=DIR", help="a dev_dpo.py variant"
     )
     a = p.parse_args()
     if a.all_dev and not a.out:
         p.error("--all-dev writes prompts: give --out DIR")
-    for e in a.extra:
-        if "=" not in e:
-            p.error(f"--extra {e!r}: give NAME=DIR")
-    extra = dict(e.split("=", 1) for e in a.extra)
-    for name, d in extra.items():
-        if not (Path(d) / "model").is_dir():
-            p.error(f"--extra {name}: no model dir in {d}")
     stage = a.run_dir / "05_dpo"
     cfg = load_config(json.loads((a.run_dir / "manifest.json").read_text())["profile"])
     seeds = a.seeds or cfg.feedback.reward_seeds
@@ -65,14 +66,19 @@ def main() -> None:
     names = examples.round_dirs(len(metrics["rounds"]) - 1)  # round r trained into names[r - 1]
     # (name, round, model dir, 05's prompt file): the rounds, then the variants, each trained in place of round 1
     models = [
-        (f"round {r['round']}", r["round"], a.run_dir / "03_sft" / "model" if r["round"] == 0 else stage / names[r["round"] - 1],
-         preference.dev_paths(stage, r["round"])["video"])
-        for r in metrics["rounds"]
-    ] + [(name, None, Path(d) / "model", preference.dev_paths(Path(d), 1)["video"]) for name, d in extra.items()]  # fmt: skip
+        (
+            f"round {r}",
+            r,
+            a.run_dir / "03_sft" / "model" if r == 0 else stage / names[r - 1],
+            preference.dev_paths(stage, r)["video"],
+        )
+        for r in (row["round"] for row in metrics["rounds"])
+    ]
+    models += [(name, None, d / "model", preference.dev_paths(d, 1)["video"]) for name, d in a.extra]  # fmt: skip
     rewards, rows = {}, []
     for name, round_, model, path in track(models, desc="models"):
         if dev:
-            out = a.out / (path.name if round_ is not None else f"{Path(model).parent.name}_{path.name}")
+            out = a.out / (path.name if round_ is not None else f"{model.parent.name}_{path.name}")
             if not out.exists():
                 shutil.copy(path, out)
             path = out

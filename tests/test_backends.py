@@ -261,16 +261,21 @@ FOUR = [
 ]
 
 
+def talking_tiny_llama():
+    """tiny-llama with larger random weights: the untrained model's greedy text is eos at once, this one talks."""
+    b = LocalBackend.from_spec("tiny-llama", batch_size=4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in b.model.parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.5)
+    return b.model, b.tokenizer
+
+
 def test_fast_generation_writes_what_the_reference_path_writes():
     """Shared prefix run once, a finished row dropped at once: in fp32 the same greedy text as one plain
     ``generate`` call per batch, also when rows end at different steps (eos set to a token the rows emit)."""
-    b = LocalBackend.from_spec("tiny-llama", batch_size=4)
-    model, tok = b.model, b.tokenizer
-    torch.manual_seed(0)
-    with torch.no_grad():  # the untrained model's greedy text is eos at once: larger weights make it talk
-        for p in model.parameters():
-            if p.ndim == 2:
-                p.normal_(0, 0.5)
+    model, tok = talking_tiny_llama()
     greedy = GenParams(temperature=0.0, n=1, max_new_tokens=50)
     plain = chat_generate(model, tok, FOUR, greedy, 4, fast=False)
     assert chat_generate(model, tok, FOUR, greedy, 4) == plain
@@ -316,13 +321,7 @@ def test_sampling_probs_are_what_hf_generate_samples_from(temperature, top_p, to
 def test_a_model_asking_generate_for_more_generates_on_the_plain_path():
     """A generation_config with a logits processor the fast path lacks (here a repetition penalty) sends
     ``chat_generate`` to HF ``generate``, so the penalty still applies; a config top_k replaces the default 50."""
-    b = LocalBackend.from_spec("tiny-llama", batch_size=4)
-    model, tok = b.model, b.tokenizer
-    torch.manual_seed(0)
-    with torch.no_grad():  # as above: larger weights make the untrained model talk
-        for p in model.parameters():
-            if p.ndim == 2:
-                p.normal_(0, 0.5)
+    model, tok = talking_tiny_llama()
     greedy = GenParams(temperature=0.0, n=1, max_new_tokens=24)
     assert fast_top_k(model) == TOP_K
     free = chat_generate(model, tok, FOUR, greedy, 4)
