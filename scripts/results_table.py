@@ -383,6 +383,31 @@ def sft_loss_lines(bench: dict) -> list[str]:
     ]
 
 
+def dpo_loss_lines(bench: dict) -> list[str]:
+    """DPO seconds per step with TRL's two rows a pair vs the prompt run once, from scripts/bench_dpo_loss.py."""
+    two, shared = bench["trl_two_rows"], bench["shared_prompt"]
+
+    def row(name, r):
+        losses = ", ".join(f"{x:.4f}" for x in r["losses"])
+        return (
+            f"| {name} | {r['s_per_step']:.2f} | {r['build_s']:.1f} | {r['tokens_per_step']:.0f} | {losses} |"
+        )
+
+    return [
+        "",
+        f"**DPO on a CPU** (`scripts/bench_dpo_loss.py`, {cpu_label(bench['machine'])}, "
+        f"{'bf16' if bench['bf16'] else 'fp32'}, one run on an otherwise idle 2-core CPU; {bench['steps']} steps of "
+        f"the {bench['profile']} profile's DPO job on {bench['pairs']} pairs ({bench['source']}), the first not "
+        "timed; the reference pass is part of building the trainer):",
+        "",
+        "| pairs run as | s per step | building s | tokens per step | losses per step |",
+        "|---|---|---|---|---|",
+        row("TRL's two rows (prompt + chosen, prompt + rejected)", two),
+        row("one row, the prompt once (`SharedPromptDPOTrainer`, the CPU default)", shared),
+        f"| speed-up | {bench['speedup']:.2f}x | {two['build_s'] / shared['build_s']:.2f}x | | |",
+    ]
+
+
 def paradigm_lines(result: dict) -> list[str]:
     """Notebook 08's comparison (paradigms.json): one row per paradigm, and which row gained the most reward over
     SFT per video rendered."""
@@ -543,6 +568,8 @@ def main() -> int:
         extra += engine_lines(json.loads(bench.read_text()))
     if (folder / "bench_sft_loss.json").exists():
         extra += sft_loss_lines(json.loads((folder / "bench_sft_loss.json").read_text()))
+    for bench in sorted(folder.glob("bench_dpo_loss*.json")):  # one per processor and dtype benchmarked
+        extra += dpo_loss_lines(json.loads(bench.read_text()))
     # every profile's recorded runs (the cpu profile's first), so the quick profile's times sit beside them
     timings = [
         json.loads(p.read_text()) for p in sorted((REPO / "docs" / "results").glob("*/timings/*.json"))

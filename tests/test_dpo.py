@@ -28,7 +28,7 @@ from vpolib.examples import (
 from vpolib.io import write_jsonl
 from vpolib.models import load_causal_lm
 from vpolib.profiles import read_profile
-from vpolib.trainers import build_dpo_trainer, train_and_save
+from vpolib.trainers import SharedPromptDPOTrainer, build_dpo_trainer, shared_prompt_rows, train_and_save
 from vpolib.training_log import (
     completion_logprob,
     completion_tokens,
@@ -155,6 +155,85 @@ def test_dpo_starts_at_ln2_and_raises_the_margin_on_a_toy_set(tiny_dir, tmp_path
     assert first["loss"] == pytest.approx(math.log(2), abs=4 * knobs["beta"] * n * eps * max_logp + eps)
     margins = [e["rewards/margins"] for e in train]
     assert sum(margins[-3:]) / 3 > margins[0]
+
+
+def test_shared_prompt_rows_by_hand():
+    """Two pairs as TRL batches them (rows chosen_0, chosen_1, rejected_0, rejected_1; right-padded with 0):
+    pair 0 = prompt [5 6 7], chosen [8 9], rejected [10]; pair 1 = prompt [5 6], chosen [11], rejected [12 13 14]."""
+    ids = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 11, 0, 0], [5, 6, 7, 10, 0], [5, 6, 12, 13, 14]])
+    att = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    ans = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 1, 1, 1]])
+    out = shared_prompt_rows(ids, att, ans)
+    # one row a pair: prompt, chosen, rejected; the rejected answer keeps the positions of its own row
+    assert out["input_ids"].tolist() == [[5, 6, 7, 8, 9, 10], [5, 6, 11, 12, 13, 14]]
+    assert out["position_ids"].tolist() == [[0, 1, 2, 3, 4, 3], [0, 1, 2, 2, 3, 4]]
+    mask = out["attention_mask"][:, 0].int()  # [B, S, S]
+    assert mask[0, 5].tolist() == [
+        1,
+        1,
+        1,
+        0,
+        0,
+        1,
+    ]  # rejected "10" sees the prompt and itself, not the chosen
+    assert mask[0, 4].tolist() == [1, 1, 1, 1, 1, 0]  # chosen "9": plain causal
+    assert mask[1, 4].tolist() == [1, 1, 0, 1, 1, 0]  # rejected "13": prompt [5 6], then "12" and itself
+    # each answer token: the state that predicts it (the first rejected token: the prompt's last) ...
+    assert out["labels"].tolist() == [8, 9, 10, 11, 12, 13, 14]
+    assert list(zip(*(t.tolist() for t in out["src"]), strict=True)) == [
+        (0, 2), (0, 3), (0, 2), (1, 1), (1, 1), (1, 3), (1, 4)
+    ]  # fmt: skip
+    # ... and its place in TRL's next-token layout (row, position - 1)
+    assert list(zip(*(t.tolist() for t in out["dst"]), strict=True)) == [
+        (0, 2), (0, 3), (2, 2), (1, 1), (3, 1), (3, 2), (3, 3)
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="pair 1"):
+        shared_prompt_rows(ids.index_put((torch.tensor([3]), torch.tensor([1])), torch.tensor(4)), att, ans)
+
+
+@pytest.mark.parametrize(
+    "lora", [None, {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}], ids=["full", "lora"]
+)
+def test_shared_prompt_dpo_equals_trls_two_rows(tiny_dir, lora):
+    """On a CPU each pair's prompt runs once (SharedPromptDPOTrainer): in fp32 the same reference log-probs, loss
+    (DPO + NLL), gradient and logged metrics as TRL's two rows per pair, on answers of different lengths."""
+    model, tok = load_causal_lm(str(tiny_dir))
+    rows, _ = pair_examples([pair(q, rejected="blurry bad " * (i + 1)) for i, q in enumerate(QUERIES[:3])])
+    knobs = {**CPU, "max_steps": 1, "precompute_ref_log_probs": True, "loss_type": ["sigmoid", "sft"],
+             "loss_weights": [1.0, 1.0]}  # fmt: skip
+    trainer = build_dpo_trainer(model, tok, rows, [], knobs, "/tmp/unused-dpo", 0, lora)
+    assert type(trainer) is SharedPromptDPOTrainer and trainer._shared_prompt()
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    ref = [f(trainer, trainer.model, batch) for f in (SharedPromptDPOTrainer.compute_ref_log_probs,
+                                                      trainers.DPOTrainer.compute_ref_log_probs)]  # fmt: skip
+    for ours, trl in zip(*ref, strict=True):
+        assert torch.allclose(ours, trl, atol=1e-4, rtol=1e-5)
+    trainer.model.train()
+    with torch.no_grad():  # move off the reference so that the margins are not 0
+        for p in trainer.model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    results = []
+    for compute in (SharedPromptDPOTrainer._compute_loss, trainers.DPOTrainer._compute_loss):
+        trainer._metrics["train"].clear()
+        trainer.model.zero_grad()
+        loss = compute(trainer, trainer.model, dict(batch), False)
+        loss.backward()
+        grads = [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+        results.append((loss.item(), grads, {k: v[0] for k, v in trainer._metrics["train"].items()}))
+    (ours, g_ours, m_ours), (trl, g_trl, m_trl) = results
+    assert ours == pytest.approx(trl, rel=1e-5) and len(g_ours) == len(g_trl) > 0
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g_ours, g_trl, strict=True))
+    assert m_ours["rewards/margins"] != 0
+    for key in (
+        "rewards/margins",
+        "logps/chosen",
+        "logps/rejected",
+        "entropy",
+        "logits/chosen",
+        "mean_token_accuracy",
+    ):
+        assert m_ours[key] == pytest.approx(m_trl[key], rel=1e-4, abs=1e-5), key
 
 
 def test_full_profile_dpo_knobs_on_a_tiny_llama(tiny_dir, tmp_path):

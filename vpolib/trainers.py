@@ -17,9 +17,10 @@ from pathlib import Path
 import datasets
 import torch
 from accelerate import PartialState
-from peft import LoraConfig
+from peft import LoraConfig, PeftModel
 from transformers import Trainer
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
+from trl.trainer.utils import FusedCausalLMOutput
 
 from vpolib.checkpoints import (
     TRAIN_INFO,
@@ -97,6 +98,143 @@ class LogitsSFTTrainer(SFTTrainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def shared_prompt_rows(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor
+) -> dict:
+    """Pack TRL's DPO batch into one row per pair: the prompt once, then the chosen, then the rejected answer.
+
+    TRL's batch holds 2B right-padded rows, ``[chosen_1..B, rejected_1..B]``, each ``prompt + answer``; the two
+    rows of a pair share the prompt's tokens. Packed, the rejected answer takes the positions (``position_ids``)
+    it has in its own row and attends to the prompt and to itself, never to the chosen answer, so each answer
+    token sees what it sees in TRL's row. Returns the packed ``input_ids`` [B, S], ``position_ids`` [B, S], a
+    boolean ``attention_mask`` [B, 1, S, S] (True: attend), and per answer token (N of them): ``src`` (row,
+    position of the hidden state that predicts it), ``labels`` [N] and ``dst`` (row, position in TRL's
+    next-token layout [2B, T-1])."""
+    pairs = input_ids.size(0) // 2
+    rows, positions, regions, src_row, src_pos, labels, dst_row, dst_pos = [], [], [], [], [], [], [], []
+    for i in range(pairs):
+        c, r = i, pairs + i  # the pair's chosen and rejected rows
+        n_c, n_r = int(completion_mask[c].sum()), int(completion_mask[r].sum())
+        p = int(attention_mask[c].sum()) - n_c  # prompt tokens: the answer follows them
+        same_prompt = p == int(attention_mask[r].sum()) - n_r and torch.equal(
+            input_ids[c, :p], input_ids[r, :p]
+        )
+        if p < 1 or not same_prompt or int(completion_mask[c, p : p + n_c].sum()) != n_c:
+            raise ValueError(f"pair {i} of the batch is not prompt + answer in both rows (prompt length {p})")
+        rows.append(torch.cat([input_ids[c, : p + n_c], input_ids[r, p : p + n_r]]))
+        positions.append(torch.cat([torch.arange(p + n_c), torch.arange(p, p + n_r)]))
+        regions.append(torch.tensor([0] * p + [1] * n_c + [2] * n_r))  # prompt, chosen, rejected
+        chosen = torch.arange(p, p + n_c)  # packed positions of the chosen tokens
+        rejected = torch.arange(p + n_c, p + n_c + n_r)
+        # the first rejected token is predicted from the prompt's last state, the others from their predecessor
+        rejected_from = torch.cat([torch.tensor([p - 1]), rejected[:-1]])[:n_r]
+        src_row += [i] * (n_c + n_r)
+        src_pos.append(torch.cat([chosen - 1, rejected_from]))
+        labels.append(torch.cat([input_ids[c, p : p + n_c], input_ids[r, p : p + n_r]]))
+        dst_row += [c] * n_c + [r] * n_r
+        dst_pos.append(torch.cat([torch.arange(p - 1, p - 1 + n_c), torch.arange(p - 1, p - 1 + n_r)]))
+    width = max(len(x) for x in rows)
+    pad = lambda xs, v: torch.stack([torch.nn.functional.pad(x, (0, width - len(x)), value=v) for x in xs])  # noqa: E731
+    region = pad(regions, 3)  # [B, S], 3: padding
+    q, k = region.unsqueeze(2), region.unsqueeze(1)  # [B, S, 1], [B, 1, S]
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    mask = causal & (k != 3) & ((k == 0) | (k == q))
+    mask |= torch.eye(width, dtype=torch.bool) & (q == 3)  # a padding row attends to itself: no empty softmax
+    device = input_ids.device
+    return {
+        "input_ids": pad(rows, 0).to(device),
+        "position_ids": pad(positions, 0).to(device),
+        "attention_mask": mask.unsqueeze(1).to(device),
+        "src": (torch.tensor(src_row, device=device), torch.cat(src_pos).to(device)),
+        "labels": torch.cat(labels).to(device),
+        "dst": (torch.tensor(dst_row, device=device), torch.cat(dst_pos).to(device)),
+    }
+
+
+class _SharedPromptForward:
+    """Stands in for the model in TRL's DPO loss: a ``fused_lm_head=True`` call runs the pair-packed forward
+    (:func:`shared_prompt_rows`) and returns TRL's per-token fields in TRL's own [2B, T-1] layout, so TRL's loss,
+    loss types and metrics run unchanged; any other call goes to the model."""
+
+    def __init__(self, model, weighting: bool):
+        self.model, self.weighting = model, weighting
+
+    def __call__(self, fused_lm_head=False, labels=None, **kwargs):
+        if not fused_lm_head:
+            return self.model(**kwargs)
+        input_ids = kwargs["input_ids"]  # [2B, T]
+        completion_mask = (
+            labels != -100
+        )  # TRL's labels: the input ids with everything but the answers at -100
+        packed = shared_prompt_rows(input_ids, kwargs["attention_mask"], completion_mask)
+        lm = (
+            self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+        )  # LoRA layers inside
+        hidden = lm.base_model(
+            input_ids=packed["input_ids"],
+            attention_mask=packed["attention_mask"],
+            position_ids=packed["position_ids"],
+            use_cache=False,
+        ).last_hidden_state  # [B, S, H]
+        logits = lm.get_output_embeddings()(hidden[packed["src"]]).float()  # [N, V]: the answer tokens only
+        logp = torch.log_softmax(logits, -1)  # [N, V]
+        target = logp.gather(-1, packed["labels"].unsqueeze(-1)).squeeze(-1)  # [N]
+        with torch.no_grad():
+            stats = {
+                "entropy": -(logp.exp() * logp).sum(-1),
+                "mean_logits": logits.mean(-1),
+                "is_top1": logits.argmax(-1) == packed["labels"],
+                "log_sum_sq_probs": torch.logsumexp(2 * logp, -1) if self.weighting else None,
+            }
+        shape = (input_ids.size(0), input_ids.size(1) - 1)  # [2B, T-1]: TRL's next-token layout
+
+        def place(values):
+            return None if values is None else values.new_zeros(shape).index_put(packed["dst"], values)
+
+        log_probs = place(target)
+        mask = completion_mask[:, 1:]
+        return FusedCausalLMOutput(
+            loss=-log_probs.sum() / mask.sum().clamp(min=1),
+            log_probs=log_probs,
+            **{name: place(values) for name, values in stats.items()},
+            label_mask=mask,
+        )
+
+
+class SharedPromptDPOTrainer(DPOTrainer):
+    """DPOTrainer that runs each pair's prompt once, for training on a CPU.
+
+    TRL runs a pair as two rows, prompt + chosen and prompt + rejected, and on a device without Triton its fused LM
+    head scores every position (prompt and padding too). Here one row per pair holds the prompt once, then both
+    answers (:func:`shared_prompt_rows`), and the LM head scores the answer tokens only: the same log-probs up to
+    rounding (tests/test_dpo.py), in fewer tokens where the prompt is long (the cpu profile's: ~120 prompt tokens
+    against ~25 an answer). TRL's own path runs where the packing does not apply: several processes (the model is
+    called unwrapped here), a reference forward in every step (TRL calls the model itself there), MoE routing
+    losses, ``keep_end`` truncation, logit scaling or soft-capping."""
+
+    def _shared_prompt(self) -> bool:
+        config = self.model.config.get_text_config()
+        return (
+            self.accelerator.num_processes == 1
+            and self.precompute_ref_logps
+            and not self.aux_loss_enabled
+            and not self._is_vision_dataset
+            and self.args.truncation_mode == "keep_start"
+            and getattr(config, "final_logit_softcapping", None) is None
+            and all(getattr(config, a, None) in (None, 1.0) for a in ("logit_scale", "logits_scaling"))
+        )
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        if self._shared_prompt():
+            model = _SharedPromptForward(self.accelerator.unwrap_model(model), self.use_weighting)
+        return super()._compute_loss(model, inputs, return_outputs)
+
+    def compute_ref_log_probs(self, model, inputs):
+        if self._shared_prompt():
+            model = _SharedPromptForward(model, False)
+        return super().compute_ref_log_probs(model, inputs)
+
+
 def build_sft_trainer(
     model,
     tokenizer,
@@ -135,12 +273,17 @@ def build_dpo_trainer(
     output_dir: str | os.PathLike,
     seed: int,
     lora: dict | None = None,
+    trainer_cls: type[DPOTrainer] | None = None,
 ) -> DPOTrainer:
     """A TRL DPOTrainer on conversational pairs. The reference is the starting model: TRL reloads it
     from ``model.name_or_path`` (so load the SFT model from its saved dir), or, with LoRA, uses the
-    same weights with the adapters disabled."""
+    same weights with the adapters disabled. Training on a CPU, each pair's prompt runs once
+    (:class:`SharedPromptDPOTrainer`); ``trainer_cls`` picks one explicitly (scripts/bench_dpo_loss.py times both)."""
     train_ds, eval_ds = _datasets(train, evaluation, PAIR_COLUMNS)
-    return DPOTrainer(
+    if trainer_cls is None:
+        on_cpu = trainer.get("use_cpu") or not torch.cuda.is_available()
+        trainer_cls = SharedPromptDPOTrainer if on_cpu else DPOTrainer
+    return trainer_cls(
         model=model,
         args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
         train_dataset=train_ds,
