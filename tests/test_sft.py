@@ -73,11 +73,9 @@ def test_trl_masks_the_prompt_tokens(tiny_dir):
     assert tok.decode(in_loss).startswith("A cinematic shot of a red car, soft light.<|im_end|>")
 
 
-@pytest.mark.parametrize("counted", [False, True], ids=["mean", "summed-over-counted"])
-def test_cpu_loss_from_the_logits_equals_trls_fused_head(tiny_dir, counted):
-    """On a CPU the loss comes from the answer tokens' logits (LogitsSFTTrainer): the same number, gradient and token
-    accuracy as TRL's fused LM head on one fp32 batch of three rows padded to different lengths (prompts masked),
-    as a mean over the answer tokens and as a sum over a token count the Trainer passes (gradient accumulation)."""
+def test_cpu_loss_from_the_logits_equals_trls_fused_head(tiny_dir):
+    """On a CPU the loss comes from the logits (LogitsSFTTrainer): the same number, gradient and token accuracy as
+    TRL's fused LM head on one fp32 batch of three rows padded to different lengths (prompts masked)."""
     model, tok = load_causal_lm(str(tiny_dir))
     rows, _ = sft_examples([sft_record(q) for q in QUERIES[:3]])
     trainer = build_sft_trainer(model, tok, rows, [], {**CPU, "max_steps": 1}, "/tmp/unused-sft", seed=0)
@@ -85,7 +83,6 @@ def test_cpu_loss_from_the_logits_equals_trls_fused_head(tiny_dir, counted):
     model.train()
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
     assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()
-    items = 2 * int((batch["labels"] != -100).sum()) if counted else None  # as if two batches were accumulated
     results = []
     for compute_loss in (
         LogitsSFTTrainer.compute_loss,
@@ -93,7 +90,7 @@ def test_cpu_loss_from_the_logits_equals_trls_fused_head(tiny_dir, counted):
     ):
         trainer._metrics["train"].clear()
         model.zero_grad()
-        loss = compute_loss(trainer, model, dict(batch), num_items_in_batch=items)
+        loss = compute_loss(trainer, model, dict(batch))
         loss.backward()
         grad = model.model.embed_tokens.weight.grad.clone()
         results.append((loss.item(), grad, trainer._metrics["train"]["mean_token_accuracy"][0]))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import datasets
 import torch
-import torch.nn.functional as F
 from accelerate import PartialState
 from peft import LoraConfig, PeftModel
 from transformers import Trainer
@@ -72,18 +71,14 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
 
 
 class LogitsSFTTrainer(SFTTrainer):
-    """SFTTrainer whose loss is a plain cross-entropy over the logits of the answer tokens, for training on a CPU.
+    """SFTTrainer whose loss is the model's own (full logits, then cross-entropy), for training on a CPU.
 
     TRL 1.16 computes the SFT loss through a chunked "fused LM head" that never holds the logits: on a GPU it saves
     memory and scores only the completion tokens; on a CPU it scores every position (prompt and padding too) in
-    float32 tiles: 9.2 s a step against 6.6 s through the model's full logits (the cpu profile's SFT rows, batch 8,
-    Intel Xeon with amx_bf16; scripts/bench_sft_loss.py). Here the backbone's states at the answer positions alone
-    go through the LM head ([N, 49152] logits for the batch's N answer tokens, a third of its positions in the cpu
-    profile), and the loss is normalized as the model's own (summed over the accumulated batch's answer tokens when
-    the Trainer counts them, else their mean). The loss is the same up to rounding; token accuracy on the completion
-    tokens and tokens seen are logged as TRL does, the entropy is not (a softmax over the vocabulary at every
-    position). Evaluation (which asks for the logits) and several processes (the wrapped model must be called) take
-    the model's own forward over every position."""
+    float32 tiles: 9.2 s a step against 6.6 s through the logits (the cpu profile's SFT rows, batch 8, Intel Xeon with
+    amx_bf16; scripts/bench_sft_loss.py). A CPU has the memory for the logits ([8, <= 384, 49152] here). The loss
+    is the same up to the logits' rounding; token accuracy on the completion tokens and tokens seen are logged as
+    TRL does, the entropy is not (a softmax over the vocabulary at every step, ~1.5 s of a 7 s step here)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.aux_loss_enabled:  # MoE router losses: TRL's own path
@@ -91,26 +86,12 @@ class LogitsSFTTrainer(SFTTrainer):
         mode = "train" if self.model.training else "eval"
         inputs["use_cache"] = False
         labels = inputs["labels"][:, 1:]  # [B, T-1] next-token targets, -100 off the completion
-        mask = labels != -100  # [B, T-1]
-        outputs = None
-        if return_outputs or self.accelerator.num_processes > 1:
-            loss, outputs = Trainer.compute_loss(self, model, inputs, True, num_items_in_batch)
-            with torch.no_grad():
-                correct = (outputs.logits[:, :-1].argmax(-1) == labels)[mask].sum()
-        else:
-            lm = model.get_base_model() if isinstance(model, PeftModel) else model  # LoRA layers inside
-            hidden = lm.base_model(**{k: v for k, v in inputs.items() if k != "labels"}).last_hidden_state
-            logits = lm.get_output_embeddings()(
-                hidden[:, :-1][mask]
-            ).float()  # [N, V]: the answer tokens only
-            targets = labels[mask]  # [N]
-            counted = num_items_in_batch is not None and self.model_accepts_loss_kwargs
-            loss = F.cross_entropy(logits, targets, reduction="sum") / (
-                num_items_in_batch if counted else max(len(targets), 1)
-            )
-            with torch.no_grad():
-                correct = (logits.argmax(-1) == targets).sum()
-        self._metrics[mode]["mean_token_accuracy"].append(correct.item() / max(int(mask.sum()), 1))
+        loss, outputs = Trainer.compute_loss(self, model, inputs, True, num_items_in_batch)
+        with torch.no_grad():
+            mask = labels != -100  # [B, T-1]
+            top1 = outputs.logits[:, :-1].argmax(-1)  # [B, T-1]
+            n = max(int(mask.sum()), 1)
+            self._metrics[mode]["mean_token_accuracy"].append((top1 == labels)[mask].sum().item() / n)
         if mode == "train":
             self._total_train_tokens += int(inputs["attention_mask"].sum())
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
