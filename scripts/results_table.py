@@ -408,6 +408,32 @@ def dpo_loss_lines(bench: dict) -> list[str]:
     ]
 
 
+def grpo_lines(bench: dict) -> list[str]:
+    """GRPO seconds per step with TRL's row per completion vs the prompt run once, from scripts/bench_grpo.py."""
+    rows, shared = bench["trl_rows"], bench["shared_prompt"]
+
+    def row(name, r):
+        return (
+            f"| {name} | {r['s_per_step']:.1f} | {', '.join(f'{x:.1f}' for x in r['sampling_s'])} | "
+            f"{', '.join(f'{x:.1f}' for x in r['training_s'])} | {', '.join(map(str, r['completion_mean_length']))} |"
+        )
+
+    return [
+        "",
+        f"**GRPO on a CPU** (`scripts/bench_grpo.py`, {cpu_label(bench['machine'])}, "
+        f"{'bf16' if bench['bf16'] else 'fp32'}, one run on an otherwise idle 2-core CPU; {bench['steps']} steps of the "
+        f"{bench['profile']} profile's GRPO job from SmolLM2-135M-Instruct, each step split into sampling and "
+        "rewarding its completions and the rest: forward, backward, update):",
+        "",
+        "| completions run as | s per step | sampling + reward s, per step | the rest s, per step | "
+        "completion tokens, mean per step |",
+        "|---|---|---|---|---|",
+        row("TRL's rows (the prompt with each completion)", rows),
+        row("one row a prompt (`SharedPromptGRPOTrainer`, the CPU default)", shared),
+        f"| speed-up | {bench['speedup']:.2f}x | | {bench['training_speedup_step1']:.2f}x (step 1) | |",
+    ]
+
+
 def paradigm_lines(result: dict) -> list[str]:
     """Notebook 08's comparison (paradigms.json): one row per paradigm, and which row gained the most reward over
     SFT per video rendered."""
@@ -570,6 +596,8 @@ def main() -> int:
         extra += sft_loss_lines(json.loads((folder / "bench_sft_loss.json").read_text()))
     for bench in sorted(folder.glob("bench_dpo_loss*.json")):  # one per processor and dtype benchmarked
         extra += dpo_loss_lines(json.loads(bench.read_text()))
+    for bench in sorted(folder.glob("bench_grpo*.json")):  # one per processor benchmarked
+        extra += grpo_lines(json.loads(bench.read_text()))
     # every profile's recorded runs (the cpu profile's first), so the quick profile's times sit beside them
     timings = [
         json.loads(p.read_text()) for p in sorted((REPO / "docs" / "results").glob("*/timings/*.json"))

@@ -158,7 +158,7 @@ def test_dpo_starts_at_ln2_and_raises_the_margin_on_a_toy_set(tiny_dir, tmp_path
 
 
 def test_shared_prompt_rows_by_hand():
-    """Two pairs as TRL batches them (rows chosen_0, chosen_1, rejected_0, rejected_1; right-padded with 0):
+    """Two pairs as TRL's DPOTrainer batches them (rows chosen_0, chosen_1, rejected_0, rejected_1; right-padded with 0):
     pair 0 = prompt [5 6 7], chosen [8 9], rejected [10]; pair 1 = prompt [5 6], chosen [11], rejected [12 13 14]."""
     ids = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 11, 0, 0], [5, 6, 7, 10, 0], [5, 6, 12, 13, 14]])
     att = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
@@ -187,8 +187,13 @@ def test_shared_prompt_rows_by_hand():
     assert list(zip(*(t.tolist() for t in out["dst"]), strict=True)) == [
         (0, 2), (0, 3), (2, 2), (1, 1), (3, 1), (3, 2), (3, 3)
     ]  # fmt: skip
-    with pytest.raises(ValueError, match="pair 1"):
-        shared_prompt_rows(ids.index_put((torch.tensor([3]), torch.tensor([1])), torch.tensor(4)), att, ans)
+    # a row whose answer comes before a prompt token cannot be packed
+    with pytest.raises(ValueError, match="row 1 "):
+        shared_prompt_rows(ids, att, ans.index_put((torch.tensor([1]), torch.tensor([0])), torch.tensor(1)))
+    # two pairs with one prompt (a query's text and video pair): one packed row, the prompt once, four answers
+    two = shared_prompt_rows(ids[[0, 0, 2, 2]], att[[0, 0, 2, 2]], ans[[0, 0, 2, 2]])
+    assert two["input_ids"].tolist() == [[5, 6, 7, 8, 9, 8, 9, 10, 10]]
+    assert two["position_ids"].tolist() == [[0, 1, 2, 3, 4, 3, 4, 3, 3]]
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,17 @@ and a GRPO run of two steps on the tiny Llama, reused when nothing changed."""
 import json
 
 import pytest
+import torch
 from tiny_records import CPU
+from trl import GRPOTrainer
 
 from vpolib.config import load_config
 from vpolib.examples import RL_COLUMNS
+from vpolib.models import load_causal_lm
 from vpolib.noise import video_seed
 from vpolib.rl import VideoReward, completion_text, rl_rows, train_grpo
 from vpolib.shapesworld import make_queries
+from vpolib.trainers import SharedPromptGRPOTrainer, build_grpo_trainer
 from vpolib.video import make_video_backend
 
 
@@ -82,3 +86,52 @@ def test_grpo_trains_two_steps_counts_its_renders_and_is_reused(backend, tiny_di
     again = train_grpo(cfg.grpo, tiny_dir, queries, reward, "short", tmp_path / "grpo", cfg.seed)
     assert again["reused"] and (again["videos"], again["tokens"]) == (info["videos"], info["tokens"])
     assert reward.videos == 8  # nothing rendered the second time: the budget was read back
+
+
+def no_reward(completions, **kwargs):
+    return [0.0] * len(completions)
+
+
+@pytest.mark.parametrize(
+    "lora", [None, {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}], ids=["full", "lora"]
+)
+def test_shared_prompt_grpo_equals_trls_rows(tiny_dir, lora):
+    """On a CPU each prompt runs once for its completions (SharedPromptGRPOTrainer): in fp32 the same per-token
+    log-probs, entropies and gradient as TRL's one row per completion, on a batch laid out as GRPO lays it out (two
+    prompts of different lengths, left-padded, 3 completions each, right-padded and ended at different lengths),
+    at a sampling temperature other than 1."""
+    model, tok = load_causal_lm(str(tiny_dir))
+    rows = rl_rows(make_queries(2, seed=5), "short")
+    knobs = {**CPU, "num_generations": 3, "per_device_train_batch_size": 6, "max_completion_length": 8,
+             "temperature": 0.7, "max_steps": 1}  # fmt: skip
+    trainer = build_grpo_trainer(
+        model, tok, rows, [], knobs, "/tmp/unused-grpo", 0, lora, reward_funcs=[no_reward]
+    )
+    assert type(trainer) is SharedPromptGRPOTrainer
+    prompts = [
+        tok.apply_chat_template(r["prompt"], add_generation_prompt=True, return_dict=False) for r in rows
+    ]
+    width = max(len(p) for p in prompts)
+    assert len({len(p) for p in prompts}) == 2  # the shorter prompt is left-padded
+    prompt_ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts for _ in range(3)])
+    prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts for _ in range(3)])
+    torch.manual_seed(0)
+    completion_ids = torch.randint(100, 1000, (6, 8))  # [6, 8]
+    completion_mask = (torch.arange(8) < torch.tensor([[8], [5], [3], [8], [1], [6]])).long()  # ended rows
+    input_ids = torch.cat([prompt_ids, completion_ids], 1)  # [6, T]
+    attention_mask = torch.cat([prompt_mask, completion_mask], 1)
+    trainer.model.train()
+    results = []
+    for method in (SharedPromptGRPOTrainer, GRPOTrainer):
+        trainer.model.zero_grad()
+        logps, entropies, _ = method._get_per_token_logps_and_entropies(
+            trainer, trainer.model, input_ids, attention_mask, 8, compute_entropy=True
+        )  # [6, 8] each
+        (logps * completion_mask).sum().backward()
+        grads = [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+        results.append((logps * completion_mask, entropies * completion_mask, grads))
+    (lp, ent, g), (lp_trl, ent_trl, g_trl) = results
+    assert torch.allclose(lp, lp_trl, atol=1e-4, rtol=1e-5) and lp.abs().sum() > 0
+    assert torch.allclose(ent, ent_trl, atol=1e-4, rtol=1e-5)
+    assert len(g) == len(g_trl) > 0
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g, g_trl, strict=True))

@@ -99,50 +99,67 @@ class LogitsSFTTrainer(SFTTrainer):
 
 
 def shared_prompt_rows(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, answer_mask: torch.Tensor
 ) -> dict:
-    """Pack TRL's DPO batch into one row per pair: the prompt once, then the chosen, then the rejected answer.
+    """Pack a batch of ``prompt + answer`` rows into one row per distinct prompt: the prompt once, then each of its
+    answers.
 
-    TRL's batch holds 2B right-padded rows, ``[chosen_1..B, rejected_1..B]``, each ``prompt + answer``; the two
-    rows of a pair share the prompt's tokens. Packed, the rejected answer takes the positions (``position_ids``)
-    it has in its own row and attends to the prompt and to itself, never to the chosen answer, so each answer
-    token sees what it sees in TRL's row. Returns the packed ``input_ids`` [B, S], ``position_ids`` [B, S], a
-    boolean ``attention_mask`` [B, 1, S, S] (True: attend), and per answer token (N of them): ``src`` (row,
-    position of the hidden state that predicts it), ``labels`` [N] and ``dst`` (row, position in TRL's
-    next-token layout [2B, T-1])."""
-    pairs = input_ids.size(0) // 2
-    rows, positions, regions, src_row, src_pos, labels, dst_row, dst_pos = [], [], [], [], [], [], [], []
-    for i in range(pairs):
-        c, r = i, pairs + i  # the pair's chosen and rejected rows
-        n_c, n_r = int(completion_mask[c].sum()), int(completion_mask[r].sum())
-        p = int(attention_mask[c].sum()) - n_c  # prompt tokens: the answer follows them
-        same_prompt = p == int(attention_mask[r].sum()) - n_r and torch.equal(
-            input_ids[c, :p], input_ids[r, :p]
+    TRL's preference and RL trainers batch R padded rows, each a prompt then an answer (DPO: ``[chosen_1..B,
+    rejected_1..B]``, the two rows of a pair with one prompt; GRPO: ``num_generations`` samples of each prompt).
+    A row's prompt is its attended tokens before the answer (``answer_mask``). Packed, each answer takes the
+    positions it has after the prompt (``position_ids``) and attends to the prompt and to itself, never to another
+    answer, so each answer token sees what it sees in its own row. Returns the packed ``input_ids`` [G, S],
+    ``position_ids`` [G, S], a boolean ``attention_mask`` [G, 1, S, S] (True: attend), and per answer token (N of
+    them): ``src`` (packed row, position of the hidden state that predicts it), ``labels`` [N] and ``dst`` (row,
+    position in the next-token layout [R, T-1] of TRL's fused LM head)."""
+    groups: dict[tuple, list[int]] = {}  # prompt tokens -> its rows, in batch order
+    spans = []
+    for row in range(input_ids.size(0)):
+        cols = attention_mask[row].nonzero().flatten()  # [L] attended columns
+        is_answer = answer_mask[row, cols].bool()
+        p = int((~is_answer).sum())
+        if p < 1 or bool(is_answer[:p].any()):
+            raise ValueError(f"row {row} of the batch is not prompt + answer (prompt length {p})")
+        spans.append((cols[:p], cols[p:]))
+        groups.setdefault(tuple(input_ids[row, cols[:p]].tolist()), []).append(row)
+    packed, positions, regions, src_row, src_pos, labels, dst_row, dst_pos = [], [], [], [], [], [], [], []
+    for g, rows in enumerate(groups.values()):
+        prompt_cols = spans[rows[0]][0]
+        p = len(prompt_cols)
+        ids, pos, region = (
+            [input_ids[rows[0], prompt_cols]],
+            [torch.arange(p)],
+            [torch.zeros(p, dtype=torch.long)],
         )
-        if p < 1 or not same_prompt or int(completion_mask[c, p : p + n_c].sum()) != n_c:
-            raise ValueError(f"pair {i} of the batch is not prompt + answer in both rows (prompt length {p})")
-        rows.append(torch.cat([input_ids[c, : p + n_c], input_ids[r, p : p + n_r]]))
-        positions.append(torch.cat([torch.arange(p + n_c), torch.arange(p, p + n_r)]))
-        regions.append(torch.tensor([0] * p + [1] * n_c + [2] * n_r))  # prompt, chosen, rejected
-        chosen = torch.arange(p, p + n_c)  # packed positions of the chosen tokens
-        rejected = torch.arange(p + n_c, p + n_c + n_r)
-        # the first rejected token is predicted from the prompt's last state, the others from their predecessor
-        rejected_from = torch.cat([torch.tensor([p - 1]), rejected[:-1]])[:n_r]
-        src_row += [i] * (n_c + n_r)
-        src_pos.append(torch.cat([chosen - 1, rejected_from]))
-        labels.append(torch.cat([input_ids[c, p : p + n_c], input_ids[r, p : p + n_r]]))
-        dst_row += [c] * n_c + [r] * n_r
-        dst_pos.append(torch.cat([torch.arange(p - 1, p - 1 + n_c), torch.arange(p - 1, p - 1 + n_r)]))
-    width = max(len(x) for x in rows)
+        at = p  # packed position of the next answer's first token
+        for k, row in enumerate(rows, 1):
+            cols = spans[row][1]  # the answer's columns in its own row
+            n = len(cols)
+            ids.append(input_ids[row, cols])
+            pos.append(torch.arange(p, p + n))
+            region.append(torch.full((n,), k))  # answer k of the group
+            # the first answer token is predicted from the prompt's last state, the others from their predecessor
+            src_pos.append(torch.cat([torch.tensor([p - 1]), torch.arange(at, at + n - 1)]))
+            src_row += [g] * n
+            labels.append(input_ids[row, cols])
+            dst_row += [row] * n
+            dst_pos.append(cols - 1)
+            at += n
+        packed.append(torch.cat(ids))
+        positions.append(torch.cat(pos))
+        regions.append(torch.cat(region))
+    width = max(len(x) for x in packed)
     pad = lambda xs, v: torch.stack([torch.nn.functional.pad(x, (0, width - len(x)), value=v) for x in xs])  # noqa: E731
-    region = pad(regions, 3)  # [B, S], 3: padding
-    q, k = region.unsqueeze(2), region.unsqueeze(1)  # [B, S, 1], [B, 1, S]
+    region = pad(regions, -1)  # [G, S]: 0 the prompt, k answer k, -1 padding
+    q, k = region.unsqueeze(2), region.unsqueeze(1)  # [G, S, 1], [G, 1, S]
     causal = torch.ones(width, width, dtype=torch.bool).tril()
-    mask = causal & (k != 3) & ((k == 0) | (k == q))
-    mask |= torch.eye(width, dtype=torch.bool) & (q == 3)  # a padding row attends to itself: no empty softmax
+    mask = causal & (k != -1) & ((k == 0) | (k == q))
+    mask |= torch.eye(width, dtype=torch.bool) & (
+        q == -1
+    )  # a padding row attends to itself: no empty softmax
     device = input_ids.device
     return {
-        "input_ids": pad(rows, 0).to(device),
+        "input_ids": pad(packed, 0).to(device),
         "position_ids": pad(positions, 0).to(device),
         "attention_mask": mask.unsqueeze(1).to(device),
         "src": (torch.tensor(src_row, device=device), torch.cat(src_pos).to(device)),
@@ -152,21 +169,19 @@ def shared_prompt_rows(
 
 
 class _SharedPromptForward:
-    """Stands in for the model in TRL's DPO loss: a ``fused_lm_head=True`` call runs the pair-packed forward
-    (:func:`shared_prompt_rows`) and returns TRL's per-token fields in TRL's own [2B, T-1] layout, so TRL's loss,
-    loss types and metrics run unchanged; any other call goes to the model."""
+    """Stands in for the model in TRL's DPO and GRPO losses: a ``fused_lm_head=True`` call runs the packed forward
+    (:func:`shared_prompt_rows`) and returns the fused LM head's per-token fields in TRL's own [R, T-1] layout, so
+    TRL's losses and metrics run unchanged; any other call goes to the model."""
 
-    def __init__(self, model, weighting: bool):
-        self.model, self.weighting = model, weighting
+    def __init__(self, model, weighting: bool = False, temperature: float = 1.0):
+        self.model, self.weighting, self.temperature = model, weighting, temperature
 
     def __call__(self, fused_lm_head=False, labels=None, **kwargs):
         if not fused_lm_head:
             return self.model(**kwargs)
-        input_ids = kwargs["input_ids"]  # [2B, T]
-        completion_mask = (
-            labels != -100
-        )  # TRL's labels: the input ids with everything but the answers at -100
-        packed = shared_prompt_rows(input_ids, kwargs["attention_mask"], completion_mask)
+        input_ids = kwargs["input_ids"]  # [R, T]
+        answer_mask = labels != -100  # TRL's labels: the input ids with everything but the answers at -100
+        packed = shared_prompt_rows(input_ids, kwargs["attention_mask"], answer_mask)
         lm = (
             self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
         )  # LoRA layers inside
@@ -175,54 +190,56 @@ class _SharedPromptForward:
             attention_mask=packed["attention_mask"],
             position_ids=packed["position_ids"],
             use_cache=False,
-        ).last_hidden_state  # [B, S, H]
-        logits = lm.get_output_embeddings()(hidden[packed["src"]]).float()  # [N, V]: the answer tokens only
+        ).last_hidden_state  # [G, S, H]
+        logits = (
+            lm.get_output_embeddings()(hidden[packed["src"]]).float() / self.temperature
+        )  # [N, V]: answers only
         logp = torch.log_softmax(logits, -1)  # [N, V]
-        target = logp.gather(-1, packed["labels"].unsqueeze(-1)).squeeze(-1)  # [N]
+        stats = {
+            "log_probs": logp.gather(-1, packed["labels"].unsqueeze(-1)).squeeze(-1),  # [N]
+            "entropy": -(logp.exp() * logp).sum(-1),  # with its gradient: GRPO's entropy_coef may train on it
+        }
         with torch.no_grad():
-            stats = {
-                "entropy": -(logp.exp() * logp).sum(-1),
-                "mean_logits": logits.mean(-1),
-                "is_top1": logits.argmax(-1) == packed["labels"],
-                "log_sum_sq_probs": torch.logsumexp(2 * logp, -1) if self.weighting else None,
-            }
-        shape = (input_ids.size(0), input_ids.size(1) - 1)  # [2B, T-1]: TRL's next-token layout
-
-        def place(values):
-            return None if values is None else values.new_zeros(shape).index_put(packed["dst"], values)
-
-        log_probs = place(target)
-        mask = completion_mask[:, 1:]
+            stats["mean_logits"] = logits.mean(-1)
+            stats["is_top1"] = logits.argmax(-1) == packed["labels"]
+            stats["log_sum_sq_probs"] = torch.logsumexp(2 * logp, -1) if self.weighting else None
+        shape = (input_ids.size(0), input_ids.size(1) - 1)  # [R, T-1]: TRL's next-token layout
+        placed = {
+            name: None if v is None else v.new_zeros(shape).index_put(packed["dst"], v)
+            for name, v in stats.items()
+        }
+        mask = answer_mask[:, 1:]
         return FusedCausalLMOutput(
-            loss=-log_probs.sum() / mask.sum().clamp(min=1),
-            log_probs=log_probs,
-            **{name: place(values) for name, values in stats.items()},
-            label_mask=mask,
+            loss=-placed["log_probs"].sum() / mask.sum().clamp(min=1), **placed, label_mask=mask
         )
+
+
+def _packable(trainer) -> bool:
+    """Whether :class:`_SharedPromptForward` computes what TRL's fused head would: one process (the model is called
+    unwrapped), no MoE routing loss, text only, logits neither scaled, soft-capped nor projected in fp32."""
+    config = trainer.model.config.get_text_config()
+    return (
+        trainer.accelerator.num_processes == 1
+        and not trainer.aux_loss_enabled
+        and not getattr(trainer, "_is_vision_dataset", False)
+        and not getattr(trainer.args, "cast_lm_head_to_fp32", False)
+        and getattr(config, "final_logit_softcapping", None) is None
+        and all(getattr(config, a, None) in (None, 1.0) for a in ("logit_scale", "logits_scaling"))
+    )
 
 
 class SharedPromptDPOTrainer(DPOTrainer):
     """DPOTrainer that runs each pair's prompt once, for training on a CPU.
 
     TRL runs a pair as two rows, prompt + chosen and prompt + rejected, and on a device without Triton its fused LM
-    head scores every position (prompt and padding too). Here one row per pair holds the prompt once, then both
-    answers (:func:`shared_prompt_rows`), and the LM head scores the answer tokens only: the same log-probs up to
-    rounding (tests/test_dpo.py), in fewer tokens where the prompt is long (the cpu profile's: ~120 prompt tokens
-    against ~25 an answer). TRL's own path runs where the packing does not apply: several processes (the model is
-    called unwrapped here), a reference forward in every step (TRL calls the model itself there), MoE routing
-    losses, ``keep_end`` truncation, logit scaling or soft-capping."""
+    head scores every position (prompt and padding too). Here one row per prompt holds it once, then its answers
+    (:func:`shared_prompt_rows`), and the LM head scores the answer tokens only: the same log-probs up to rounding
+    (tests/test_dpo.py), in fewer tokens where the prompt is long (the cpu profile's: ~120 prompt tokens against
+    ~25 an answer). TRL's own path runs where the packing does not apply (:func:`_packable`), with a reference
+    forward in every step (TRL calls the model itself there) and with ``keep_end`` truncation."""
 
     def _shared_prompt(self) -> bool:
-        config = self.model.config.get_text_config()
-        return (
-            self.accelerator.num_processes == 1
-            and self.precompute_ref_logps
-            and not self.aux_loss_enabled
-            and not self._is_vision_dataset
-            and self.args.truncation_mode == "keep_start"
-            and getattr(config, "final_logit_softcapping", None) is None
-            and all(getattr(config, a, None) in (None, 1.0) for a in ("logit_scale", "logits_scaling"))
-        )
+        return _packable(self) and self.precompute_ref_logps and self.args.truncation_mode == "keep_start"
 
     def _compute_loss(self, model, inputs, return_outputs):
         if self._shared_prompt():
@@ -231,8 +248,30 @@ class SharedPromptDPOTrainer(DPOTrainer):
 
     def compute_ref_log_probs(self, model, inputs):
         if self._shared_prompt():
-            model = _SharedPromptForward(model, False)
+            model = _SharedPromptForward(model)
         return super().compute_ref_log_probs(model, inputs)
+
+
+class SharedPromptGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer that runs each prompt once for all of its sampled completions, for training on a CPU.
+
+    TRL scores ``num_generations`` rows per prompt, each the prompt (left-padded) and one completion, through its
+    fused LM head at every position. Here one row per prompt holds it once, then each completion
+    (:func:`shared_prompt_rows`), and the LM head scores the completion tokens only: the same log-probs and
+    entropies up to rounding (tests/test_rl.py). TRL's own path runs where the packing does not apply
+    (:func:`_packable`) or a batch carries images."""
+
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+    ):
+        media = [
+            v for k, v in kwargs.items() if k not in ("batch_size", "compute_entropy", "compute_aux_loss")
+        ]
+        if _packable(self) and not args and not kwargs.get("compute_aux_loss") and all(v is None for v in media):
+            model = _SharedPromptForward(self.accelerator.unwrap_model(model), temperature=self.temperature)
+        return super()._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+        )
 
 
 def build_sft_trainer(
@@ -304,12 +343,17 @@ def build_grpo_trainer(
     seed: int,
     lora: dict | None = None,
     reward_funcs: list | None = None,
+    trainer_cls: type[GRPOTrainer] | None = None,
 ) -> GRPOTrainer:
     """A TRL GRPOTrainer on prompt rows (``query`` and ``id`` go to the reward functions as columns): the policy
     samples ``num_generations`` completions per prompt and learns from their rewards relative to each other. With
-    LoRA its KL reference (``beta`` > 0) is the starting model with the adapters disabled."""
+    LoRA its KL reference (``beta`` > 0) is the starting model with the adapters disabled. Training on a CPU, each
+    prompt runs once for its completions (:class:`SharedPromptGRPOTrainer`); ``trainer_cls`` picks one explicitly."""
     train_ds, eval_ds = _datasets(train, evaluation, RL_COLUMNS)
-    return GRPOTrainer(
+    if trainer_cls is None:
+        on_cpu = trainer.get("use_cpu") or not torch.cuda.is_available()
+        trainer_cls = SharedPromptGRPOTrainer if on_cpu else GRPOTrainer
+    return trainer_cls(
         model=model,
         reward_funcs=reward_funcs,
         args=_args(GRPOConfig, trainer, output_dir, seed, eval_ds is not None),
