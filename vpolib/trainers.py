@@ -57,6 +57,11 @@ def _datasets(train: list[dict], evaluation: list[dict], columns: tuple[str, ...
     return make(train), make(evaluation)
 
 
+def _on_cpu(trainer: dict) -> bool:
+    """Whether a job with these trainer knobs trains on a CPU (where the CPU trainer classes are the default)."""
+    return bool(trainer.get("use_cpu")) or not torch.cuda.is_available()
+
+
 def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, has_eval: bool):
     """Profile trainer knobs over quiet defaults; the caller saves the model itself."""
     knobs = {"report_to": "none", "save_strategy": "no", "seed": seed, **trainer}
@@ -154,9 +159,8 @@ def shared_prompt_rows(
     q, k = region.unsqueeze(2), region.unsqueeze(1)  # [G, S, 1], [G, 1, S]
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     mask = causal & (k != -1) & ((k == 0) | (k == q))
-    mask |= torch.eye(width, dtype=torch.bool) & (
-        q == -1
-    )  # a padding row attends to itself: no empty softmax
+    # a padding row attends to itself: no empty softmax
+    mask |= torch.eye(width, dtype=torch.bool) & (q == -1)
     device = input_ids.device
     return {
         "input_ids": pad(packed, 0).to(device),
@@ -182,18 +186,16 @@ class _SharedPromptForward:
         input_ids = kwargs["input_ids"]  # [R, T]
         answer_mask = labels != -100  # TRL's labels: the input ids with everything but the answers at -100
         packed = shared_prompt_rows(input_ids, kwargs["attention_mask"], answer_mask)
-        lm = (
-            self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
-        )  # LoRA layers inside
+        # the causal LM, its LoRA layers inside (calling the backbone skips the fused head TRL patched in)
+        lm = self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
         hidden = lm.base_model(
             input_ids=packed["input_ids"],
             attention_mask=packed["attention_mask"],
             position_ids=packed["position_ids"],
             use_cache=False,
         ).last_hidden_state  # [G, S, H]
-        logits = (
-            lm.get_output_embeddings()(hidden[packed["src"]]).float() / self.temperature
-        )  # [N, V]: answers only
+        head = lm.get_output_embeddings()
+        logits = head(hidden[packed["src"]]).float() / self.temperature  # [N, V]: the answer tokens only
         logp = torch.log_softmax(logits, -1)  # [N, V]
         stats = {
             "log_probs": logp.gather(-1, packed["labels"].unsqueeze(-1)).squeeze(-1),  # [N]
@@ -264,10 +266,9 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
     def _get_per_token_logps_and_entropies(
         self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
     ):
-        media = [
-            v for k, v in kwargs.items() if k not in ("batch_size", "compute_entropy", "compute_aux_loss")
-        ]
-        if _packable(self) and not args and not kwargs.get("compute_aux_loss") and all(v is None for v in media):
+        knobs = ("batch_size", "compute_entropy", "compute_aux_loss")
+        text_only = not args and all(v is None for k, v in kwargs.items() if k not in knobs)  # no images
+        if _packable(self) and text_only and not kwargs.get("compute_aux_loss"):
             model = _SharedPromptForward(self.accelerator.unwrap_model(model), temperature=self.temperature)
         return super()._get_per_token_logps_and_entropies(
             model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
@@ -290,8 +291,7 @@ def build_sft_trainer(
     ``trainer_cls`` picks one explicitly (scripts/bench_sft_loss.py times both)."""
     train_ds, eval_ds = _datasets(train, evaluation, SFT_COLUMNS)
     if trainer_cls is None:
-        on_cpu = trainer.get("use_cpu") or not torch.cuda.is_available()
-        trainer_cls = LogitsSFTTrainer if on_cpu else SFTTrainer
+        trainer_cls = LogitsSFTTrainer if _on_cpu(trainer) else SFTTrainer
     return trainer_cls(
         model=model,
         args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
@@ -320,8 +320,7 @@ def build_dpo_trainer(
     (:class:`SharedPromptDPOTrainer`); ``trainer_cls`` picks one explicitly (scripts/bench_dpo_loss.py times both)."""
     train_ds, eval_ds = _datasets(train, evaluation, PAIR_COLUMNS)
     if trainer_cls is None:
-        on_cpu = trainer.get("use_cpu") or not torch.cuda.is_available()
-        trainer_cls = SharedPromptDPOTrainer if on_cpu else DPOTrainer
+        trainer_cls = SharedPromptDPOTrainer if _on_cpu(trainer) else DPOTrainer
     return trainer_cls(
         model=model,
         args=_args(DPOConfig, trainer, output_dir, seed, eval_ds is not None),
@@ -351,8 +350,7 @@ def build_grpo_trainer(
     prompt runs once for its completions (:class:`SharedPromptGRPOTrainer`); ``trainer_cls`` picks one explicitly."""
     train_ds, eval_ds = _datasets(train, evaluation, RL_COLUMNS)
     if trainer_cls is None:
-        on_cpu = trainer.get("use_cpu") or not torch.cuda.is_available()
-        trainer_cls = SharedPromptGRPOTrainer if on_cpu else GRPOTrainer
+        trainer_cls = SharedPromptGRPOTrainer if _on_cpu(trainer) else GRPOTrainer
     return trainer_cls(
         model=model,
         reward_funcs=reward_funcs,
