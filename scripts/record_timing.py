@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from vpolib.precision import PROBE_N
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -33,6 +35,40 @@ def timing_record(manifest: dict) -> dict:
     }
 
 
+def sft_throughput(run_dir: Path, precision: dict) -> dict | None:
+    """Stage 03's SFT training: tokens a second (TRL's count: the attended tokens, prompts included, padding not)
+    and the model's floating-point operations a second as a share of this CPU's measured matmul rate in the dtype
+    it trained in (the precision probe: one 512 x 512 product). Model FLOPs per token: 2 x parameters forward plus
+    2 x parameters for the gradient of the activations (LoRA: the frozen weights get none), 6 x with full
+    fine-tuning; attention's own products are left out (a few % at these lengths). An estimate, not a profile."""
+    info_path, metrics_path = (
+        run_dir / "03_sft" / "model" / "train_info.json",
+        run_dir / "03_sft" / "metrics.json",
+    )
+    timing = precision.get("timing")
+    if not (info_path.exists() and metrics_path.exists() and timing):
+        return None
+    info, metrics = json.loads(info_path.read_text()), json.loads(metrics_path.read_text())
+    logged = [h for h in info["log_history"] if "num_tokens" in h and "step" in h]
+    if not logged or not info.get("train_s"):
+        return None
+    tokens = (
+        logged[-1]["num_tokens"] / logged[-1]["step"] * info["steps"]
+    )  # the last logged step, scaled to all
+    tokens_per_s = tokens / info["train_s"]
+    flops_per_token = (4 if metrics.get("lora") else 6) * metrics["parameters"]
+    dtype = precision.get("dtype", "float32")
+    matmul_flops = 2 * PROBE_N**3 / timing[f"{dtype}_s"]
+    return {
+        "steps": info["steps"],
+        "train_s": info["train_s"],
+        "tokens_per_s": round(tokens_per_s, 1),
+        "model_gflops_per_s": round(tokens_per_s * flops_per_token / 1e9, 1),
+        "matmul_gflops_per_s": round(matmul_flops / 1e9, 1),
+        "share_of_matmul": round(tokens_per_s * flops_per_token / matmul_flops, 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
@@ -40,7 +76,9 @@ def main() -> None:
     path = args.run_dir / "manifest.json"
     if not path.exists():
         raise SystemExit(f"{path}: no manifest (is {args.run_dir} a run dir?)")
-    record = timing_record(json.loads(path.read_text()))
+    manifest = json.loads(path.read_text())
+    record = timing_record(manifest)
+    record["sft"] = sft_throughput(args.run_dir, manifest.get("precision") or {})
     missing = [name for name, s in record["seconds"].items() if s is None]
     if missing:
         raise SystemExit(f"{args.run_dir}: stages {missing} have no time (not finished)")

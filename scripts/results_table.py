@@ -505,6 +505,33 @@ def processor_lines(records: list[dict], reference: str | None = None) -> list[s
     return lines
 
 
+def throughput_lines(records: list[dict]) -> list[str]:
+    """Stage 03's SFT training per recorded run (scripts/record_timing.py): tokens a second and the model's
+    FLOP/s as a share of the CPU's measured matmul rate."""
+    rows = [
+        r for r in sorted(records, key=lambda r: (r["profile"] != "cpu", r["created"] or "")) if r.get("sft")
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "SFT training (stage 03) per recorded run: tokens a second (the attended tokens TRL counts) and the model's "
+        "floating-point operations a second (4 x parameters a token with LoRA, an estimate) as a share of the "
+        "CPU's measured matmul rate in the dtype it trained in (one 512 x 512 product, `vpolib/precision.py`):",
+        "",
+        "| processor | dtype | run | steps | seconds | tokens/s | model GFLOP/s | matmul GFLOP/s | share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["sft"]
+        lines.append(
+            f"| {cpu_label(r['cpu'])} | {r['dtype']} | {r['run_id']} | {t['steps']} | {t['train_s']:.0f} | "
+            f"{t['tokens_per_s']:.0f} | {t['model_gflops_per_s']:.0f} | {t['matmul_gflops_per_s']:.0f} | "
+            f"{t['share_of_matmul']:.0%} |"
+        )
+    return lines
+
+
 def section(
     res: dict,
     source: str,
@@ -548,7 +575,7 @@ def section(
         "timings", {}
     ).get("stages", {})
     if timings:  # the reference run is one of the rows
-        lines += processor_lines(timings, (manifest or {}).get("run_id"))
+        lines += processor_lines(timings, (manifest or {}).get("run_id")) + throughput_lines(timings)
     elif stages:
         total = sum(v for v in stages.values() if v)
         size = (manifest or {}).get("size_bytes")

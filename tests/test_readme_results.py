@@ -116,3 +116,27 @@ def test_timing_rows_name_the_profile_and_a_kernel_limit():
     assert table.cpu_label({"model": "Intel Core", "flags": ["avx2"], "capability": "AVX2"}) == (
         "Intel Core (no native bf16)"
     )
+
+
+def test_sft_throughput_by_hand(tmp_path):
+    """SFT tokens a second and the model's FLOP/s as a share of the measured matmul rate, on a made-up run:
+    1,000 tokens by logged step 10 of 20 -> 2,000 tokens in 100 s = 20 tokens/s; LoRA on 1e8 parameters ->
+    4e8 FLOPs a token = 8 GFLOP/s; the bf16 probe took 2 x 512^3 / 1e11 s (100 GFLOP/s) -> a share of 0.08."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("record_timing", REPO_ROOT / "scripts/record_timing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "03_sft" / "model").mkdir(parents=True)
+    info = {"log_history": [{"num_tokens": 500.0, "step": 5}, {"num_tokens": 1000.0, "step": 10}, {"train_loss": 1}],
+            "steps": 20, "train_s": 100.0}  # fmt: skip
+    (tmp_path / "03_sft" / "model" / "train_info.json").write_text(json.dumps(info))
+    (tmp_path / "03_sft" / "metrics.json").write_text(json.dumps({"parameters": 1e8, "lora": True}))
+    precision = {"dtype": "bfloat16", "timing": {"bfloat16_s": 2 * 512**3 / 1e11, "float32_s": 1.0}}
+    got = module.sft_throughput(tmp_path, precision)
+    assert got["tokens_per_s"] == 20.0 and got["model_gflops_per_s"] == 8.0
+    assert got["matmul_gflops_per_s"] == 100.0 and got["share_of_matmul"] == 0.08
+    assert (
+        module.sft_throughput(tmp_path, {"dtype": "bfloat16"}) is None
+    )  # no probe timing: nothing to compare

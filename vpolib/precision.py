@@ -61,7 +61,10 @@ def cpu_info() -> dict:
     }
 
 
-def matmul_timing(n: int = 512, reps: int = 3) -> dict:
+PROBE_N = 512  # the matmul probe's size: one n x n by n x n product, 2 n^3 floating-point operations
+
+
+def matmul_timing(n: int = PROBE_N, reps: int = 3) -> dict:
     """Seconds of one n x n CPU matmul in float32 and bfloat16 (best of ``reps``, after a warm-up)."""
     out = {}
     for name in DTYPES:
