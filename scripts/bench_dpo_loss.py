@@ -1,4 +1,4 @@
-"""DPO seconds per step on a CPU: TRL's two rows per pair vs the prompt run once (vpolib.trainers.SharedPromptDPOTrainer).
+"""DPO seconds per step on a CPU: TRL's two rows per pair vs the prompt run once (vpolib.shared_prompt.SharedPromptDPOTrainer).
 
     .venv/bin/python scripts/bench_dpo_loss.py --steps 8 --json docs/results/cpu/bench_dpo_loss_amd_epyc.json
     .venv/bin/python scripts/bench_dpo_loss.py --fp32 ...                  # fp32 where auto would pick bf16
@@ -24,7 +24,7 @@ from bench_sft_loss import StepTimes
 from bench_speed import examples
 from trl import DPOTrainer
 
-from vpolib import trainers
+from vpolib import shared_prompt, trainers
 from vpolib.config import load_config
 from vpolib.examples import capped_split, pair_examples
 from vpolib.io import read_jsonl, write_json
@@ -38,8 +38,8 @@ def tokens_per_step(trainer, steps: int) -> float:
     for i, batch in enumerate(loader):
         if i == steps:
             break
-        if isinstance(trainer, trainers.SharedPromptDPOTrainer) and trainer._shared_prompt():
-            total += trainers.shared_prompt_rows(batch["input_ids"], batch["attention_mask"],
+        if isinstance(trainer, shared_prompt.SharedPromptDPOTrainer) and trainer._shared_prompt():
+            total += shared_prompt.shared_prompt_rows(batch["input_ids"], batch["attention_mask"],
                                                  batch["completion_mask"])["input_ids"].numel()  # fmt: skip
         else:
             total += batch["input_ids"].numel()
@@ -92,7 +92,7 @@ def main() -> None:
     train = train[: batch * (args.steps + 1)]  # the reference pass covers the pairs trained on, as in a run
     out = {"machine": cpu_info(), "profile": args.profile, "steps": args.steps, "pairs": len(train),
            "source": source, "start": start, "bf16": bf16}  # fmt: skip
-    for name, cls in (("trl_two_rows", DPOTrainer), ("shared_prompt", trainers.SharedPromptDPOTrainer)):
+    for name, cls in (("trl_two_rows", DPOTrainer), ("shared_prompt", shared_prompt.SharedPromptDPOTrainer)):
         out[name] = run(cls, cfg, start, train, args.steps, bf16)
         r = out[name]
         print(f"{name:14s} {r['s_per_step']:.2f} s/step  reference pass {r['build_s']:.1f} s  "

@@ -22,7 +22,7 @@ import time
 from bench_sft_loss import StepTimes
 from trl import GRPOTrainer
 
-from vpolib import trainers
+from vpolib import shared_prompt, trainers
 from vpolib.config import load_config
 from vpolib.io import write_json
 from vpolib.models import load_causal_lm
@@ -74,7 +74,7 @@ def main() -> None:
     cfg = load_config(args.profile)
     out = {"machine": cpu_info(), "profile": args.profile, "steps": args.steps, "dtype": cfg.grpo.dtype,
            "bf16": cfg.grpo.trainer.get("bf16")}  # fmt: skip
-    for name, cls in (("trl_rows", GRPOTrainer), ("shared_prompt", trainers.SharedPromptGRPOTrainer)):
+    for name, cls in (("trl_rows", GRPOTrainer), ("shared_prompt", shared_prompt.SharedPromptGRPOTrainer)):
         out[name] = r = run(cls, cfg, args.steps)
         print(f"{name:13s} {r['s_per_step']:.1f} s/step: sampling+reward {r['sampling_s']}, the rest "
               f"{r['training_s']}; completion length {r['completion_mean_length']}", flush=True)  # fmt: skip

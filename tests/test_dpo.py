@@ -28,7 +28,8 @@ from vpolib.examples import (
 from vpolib.io import write_jsonl
 from vpolib.models import load_causal_lm
 from vpolib.profiles import read_profile
-from vpolib.trainers import SharedPromptDPOTrainer, build_dpo_trainer, shared_prompt_rows, train_and_save
+from vpolib.shared_prompt import SharedPromptDPOTrainer, shared_prompt_rows
+from vpolib.trainers import build_dpo_trainer, train_and_save
 from vpolib.training_log import (
     completion_logprob,
     completion_tokens,

@@ -14,7 +14,8 @@ from vpolib.models import load_causal_lm
 from vpolib.noise import video_seed
 from vpolib.rl import VideoReward, completion_text, rl_rows, train_grpo
 from vpolib.shapesworld import make_queries
-from vpolib.trainers import SharedPromptGRPOTrainer, build_grpo_trainer
+from vpolib.shared_prompt import SharedPromptGRPOTrainer
+from vpolib.trainers import build_grpo_trainer
 from vpolib.video import make_video_backend
 
 
