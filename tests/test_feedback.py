@@ -22,7 +22,7 @@ from vpolib.dominance import (
     to_trl,
     verdicts,
 )
-from vpolib.feedback import feedback_queries, sample_prompts
+from vpolib.feedback import feedback_queries, sample_all, sample_prompts, samples_per_query
 from vpolib.io import read_jsonl, write_jsonl
 from vpolib.scoring import read_checklists, render_and_score, score_frame, skipped_queries
 from vpolib.templates import optimize_messages
@@ -233,6 +233,32 @@ def test_sample_prompts_resumes_by_fixed_batches(tmp_path):
     assert sorted(r["prompts"][0] for r in rows) == [f"query {i} 1" for i in range(3)]
 
 
+def test_harmful_queries_get_their_own_k_in_batches_of_their_own(tmp_path):
+    fb = SimpleNamespace(samples_per_query=2, harmful_samples_per_query=4)
+    harm = {"flags": ["harmful"]}
+    recs = [{"id": "h0", "query": "h 0", **harm}, {"id": "q0", "query": "q 0"}, {"id": "q1", "query": "q 1"},
+            {"id": "h1", "query": "h 1", **harm}, {"id": "q2", "query": "q 2"}]  # fmt: skip
+    assert [samples_per_query(r, fb) for r in recs] == [4, 2, 2, 4, 2]
+    calls = []
+
+    def make_sampler(batch, k):
+        def sample(queries, ids, sources=None):
+            calls.append((k, batch, list(ids)))
+            return [[f"{q} {j}" for j in range(k)] for q in queries]
+
+        return sample
+
+    rows = sample_all(recs, tmp_path / "prompts.jsonl", make_sampler, fb, generation_batch=8)
+    # k 2: 8 // 2 = 4 queries a call, in record order; then k 4: 8 // 4 = 2 a call
+    assert calls == [(2, 4, ["q0", "q1", "q2"]), (4, 2, ["h0", "h1"])]
+    assert {r["id"]: len(r["prompts"]) for r in rows} == {"q0": 2, "q1": 2, "q2": 2, "h0": 4, "h1": 4}
+    # unset: one k and one pass, as sample_prompts alone
+    calls.clear()
+    sample_all(recs, tmp_path / "p2.jsonl", make_sampler, SimpleNamespace(samples_per_query=2,
+               harmful_samples_per_query=None), generation_batch=8)  # fmt: skip
+    assert calls == [(2, 4, ["h0", "q0", "q1", "h1"]), (2, 4, ["q2"])]
+
+
 def test_answer_matrix_by_id_and_by_kind():
     videos = [vid("yny", 0, "q1"), vid("nn?", 1, "q1")]
     by_id = answer_matrix(videos)
@@ -273,7 +299,9 @@ def test_feedback_queries_pick_rendered_and_text_only_ones():
         {"id": "r1", "query": "a dog", "source": "dpo"},
         {"id": "r2", "query": "a gun", "source": "dpo", "flags": ["harmful"]},
     ]
-    fb = SimpleNamespace(queries="shapes", n_queries=1, n_text_queries=2, text_feedback=True)
+    fb = SimpleNamespace(
+        queries="shapes", n_queries=1, n_text_queries=2, text_feedback=True, harmful_text_queries=None
+    )
     rendered, text_only, n = feedback_queries(pool, fb)
     # s2 is renderable (not rendered: n_queries 1), so not text-only; harmful queries come first
     assert ([r["id"] for r in rendered], [r["id"] for r in text_only], n) == (["s1"], ["r2", "r1"], 2)
@@ -371,3 +399,5 @@ def test_sampler_samples_with_the_feedback_settings(monkeypatch):
         "seed": 7,
         "sources": ["shapes"],
     }
+    generation.sampler("model", "tok", fb, "short", seed=7, batch_size=2, n=12)(["a dog"], ["q1"])
+    assert seen["kw"]["n"] == 12  # a k of its own (harmful-flagged queries)

@@ -118,7 +118,7 @@ def test_both_tracks_enter_the_round_and_are_counted(tmp_path):
         len(read_jsonl(tmp_path / f)[0]) for f in ("text_pairs.jsonl", "video_pairs.jsonl", "pairs.jsonl")
     ] == [1, 1, 2]
     counts = preference.track_counts(text_rows, text_counts, video_rows, dropped)
-    assert counts["text"] == {"pairs": 1, "own": 1, "refined_fallback": 0,
+    assert counts["text"] == {"pairs": 1, "own": 1, "refined_fallback": 0, "unsafe_rejected": 0,
                               "dropped": {"all_pass": 1, "no_passing_sample": 0, "unparsable": 0}}  # fmt: skip
     assert counts["video"] == {"pairs": 1, "dominant": 1,
                                "dropped": {"too_few_samples": 0, "within_margin": 0, "not_dominant": 0}}  # fmt: skip
@@ -182,7 +182,9 @@ def test_dev_split_is_the_dpo_pools_shapes_queries_that_04_does_not_render():
     pool = [{"id": f"s{i}", "query": f"q{i}", "source": "shapes"} for i in range(5)] + [
         {"id": "r", "query": "x", "source": "vpo"}
     ]
-    fb = SimpleNamespace(queries="shapes", n_queries=2, n_text_queries=1, text_feedback=True)
+    fb = SimpleNamespace(
+        queries="shapes", n_queries=2, n_text_queries=1, text_feedback=True, harmful_text_queries=None
+    )
     assert [r["id"] for r in preference.dev_queries(pool, fb)] == ["s2", "s3", "s4"]
 
 
@@ -191,13 +193,22 @@ def test_real_dev_split_avoids_04s_queries_takes_a_fifth_harmful_from_the_pools_
     pool = [{"id": "s0", "query": "q", "source": "shapes"}] + [
         {"id": f"r{i}", "query": f"q{i}", "source": "dpo", **(harm if i % 3 == 0 else {})} for i in range(30)
     ]
-    fb = SimpleNamespace(queries="shapes", n_queries=1, n_text_queries=4, text_feedback=True)
+    fb = SimpleNamespace(
+        queries="shapes", n_queries=1, n_text_queries=4, text_feedback=True, harmful_text_queries=None
+    )
     used = {r["id"] for r in preference.feedback.feedback_queries(pool, fb)[1]}
     assert used == {"r0", "r3", "r1", "r2"}  # 04's text-only queries: two harmful first, then pool order
     dev = preference.dev_text_queries(pool, fb, 10)
     # 2 harmful (a fifth of 10) from the end: r27, r24; then the last 8 others: r29 r28 r26 r25 r23 r22 r20 r19
     assert [r["id"] for r in dev] == ["r19", "r20", "r22", "r23", "r24", "r25", "r26", "r27", "r28", "r29"]
     assert not used & {r["id"] for r in dev} and preference.dev_text_queries(pool, fb, 0) == []
+    # 8 harmful-flagged text queries (r0 r3 + r6 .. r21) leave the dev split as it was: its harmful come from the end
+    more = SimpleNamespace(**{**vars(fb), "harmful_text_queries": 8})
+    used = [r["id"] for r in preference.feedback.feedback_queries(pool, more)[1]]
+    assert used == ["r0", "r3", "r1", "r2", "r6", "r9", "r12", "r15", "r18", "r21"]
+    assert preference.dev_text_queries(pool, more, 10) == dev
+    with pytest.raises(ValueError, match="harmful_text_queries=9 leaves 1 harmful"):
+        preference.dev_text_queries(pool, SimpleNamespace(**{**vars(fb), "harmful_text_queries": 9}), 10)
 
 
 def test_dev_text_scores_pass_share_and_unsafe_share_of_the_harmful():

@@ -174,6 +174,10 @@ class FeedbackConfig:
     # On-policy text-level feedback (the paper): the SFT model's samples are judged, failures refined.
     text_feedback: bool = True
     n_text_queries: int = 48  # real DPO-pool queries sampled for text feedback only (harmful ones first)
+    # None: harmful-flagged ones fill up to half of n_text_queries; an int tops them up to this many (the
+    # n_text_queries picked stay; the real dev split takes its harmful queries from the pool's end)
+    harmful_text_queries: int | None = None
+    harmful_samples_per_query: int | None = None  # k for harmful-flagged queries (None: samples_per_query)
     gallery_size: int = 3  # queries shown in the notebook's gallery
     save_mp4: bool = False  # GIFs are always written; mp4 too when True
     render_batch: int = 32  # videos rendered per call
@@ -407,8 +411,9 @@ def _check_choices(cfg: Config) -> None:
         ("dpo", "rounds"),
         ("dpo", "unsafe_repeat"),
         ("grpo", "reward_seeds"),
+        ("feedback", "harmful_samples_per_query"),
     ):
-        if getattr(getattr(cfg, section), name) < 1:
+        if (getattr(getattr(cfg, section), name) or 1) < 1:  # None: unset
             raise ConfigError(f"{section}.{name} must be at least 1")
 
 

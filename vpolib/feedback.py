@@ -32,16 +32,55 @@ def feedback_queries(pool: list[dict], fb) -> tuple[list[dict], list[dict], int]
             f"({len(pool)} records): did notebook 01 add ShapesWorld queries?"
         )
     n_text = fb.n_text_queries if fb.text_feedback else 0
-    return rendered, text_feedback_queries(pool, {r["id"] for r in renderable}, n_text), len(renderable)
+    n_harmful = fb.harmful_text_queries if fb.text_feedback else None
+    text_only = text_feedback_queries(pool, {r["id"] for r in renderable}, n_text, n_harmful)
+    return rendered, text_only, len(renderable)
 
 
-def text_feedback_queries(pool: list[dict], exclude: set[str], n: int) -> list[dict]:
+def is_harmful(record: dict) -> bool:
+    return "harmful" in (record.get("flags") or [])
+
+
+def text_feedback_queries(
+    pool: list[dict], exclude: set[str], n: int, n_harmful: int | None = None
+) -> list[dict]:
     """Up to ``n`` pool queries (not in ``exclude``) for text-level feedback only: harmful-flagged ones first,
-    up to half, so the optimizer meets the harmless principle's hard cases; then the others in pool order."""
+    up to half, so the optimizer meets the harmless principle's hard cases; then the others in pool order.
+    ``n_harmful``: the harmful-flagged ones among them are then topped up to this many, next in pool order
+    (appended: the first ``n`` stay as they were)."""
     rest = [r for r in pool if r["id"] not in exclude]
-    harmful = [r for r in rest if "harmful" in r.get("flags", [])][: n // 2]
-    ids = {r["id"] for r in harmful}
-    return harmful + [r for r in rest if r["id"] not in ids][: n - len(harmful)]
+    harmful = [r for r in rest if is_harmful(r)]
+    ids = {r["id"] for r in harmful[: n // 2]}
+    picked = harmful[: n // 2] + [r for r in rest if r["id"] not in ids][: n - len(ids)]
+    if n_harmful is None:
+        return picked
+    ids = {r["id"] for r in picked}
+    extra = [r for r in harmful if r["id"] not in ids][: max(0, n_harmful - sum(map(is_harmful, picked)))]
+    return picked + extra
+
+
+def samples_per_query(record: dict, fb) -> int:
+    """k for one query: ``feedback.harmful_samples_per_query`` for a harmful-flagged one where set, else
+    ``feedback.samples_per_query``."""
+    if is_harmful(record) and fb.harmful_samples_per_query:
+        return fb.harmful_samples_per_query
+    return fb.samples_per_query
+
+
+def sample_all(
+    records: list[dict], path: Path, make_sampler: Callable[[int, int], Callable], fb, generation_batch: int
+) -> list[dict]:
+    """:func:`sample_prompts` for queries of different k: one pass per k (the ``samples_per_query`` ones first,
+    in ``records`` order), each with ``make_sampler(batch, k)`` and ``batch = generation_batch // k`` queries a call, into
+    the one ``path``. With one k this is a single :func:`sample_prompts` call."""
+    by_k: dict[int, list[dict]] = {}
+    for r in records:
+        by_k.setdefault(samples_per_query(r, fb), []).append(r)
+    rows: list[dict] = []
+    for k in sorted(by_k, key=lambda k: k != fb.samples_per_query):
+        batch = max(1, generation_batch // k)
+        rows = sample_prompts(by_k[k], path, make_sampler(batch, k), batch)
+    return rows
 
 
 def sample_prompts(

@@ -122,9 +122,10 @@ def generate_heldout(
     return [done[r["id"]] for r in records]
 
 
-def sampler(model, tokenizer, fb, instruction: str, seed: int, batch_size: int):
+def sampler(model, tokenizer, fb, instruction: str, seed: int, batch_size: int, n: int | None = None):
     """``sample(queries, ids, sources) -> k prompts each`` for :func:`vpolib.feedback.sample_prompts`: the optimizer
-    sampled with the ``feedback`` section's k, temperature, top-p and length, seeded per batch from ``seed``."""
+    sampled with the ``feedback`` section's k (or ``n``), temperature, top-p and length, seeded per batch from
+    ``seed``."""
 
     def sample(
         queries: list[str], ids: list[str], sources: list[str | None] | None = None
@@ -133,7 +134,7 @@ def sampler(model, tokenizer, fb, instruction: str, seed: int, batch_size: int):
             model,
             tokenizer,
             queries,
-            n=fb.samples_per_query,
+            n=n or fb.samples_per_query,
             temperature=fb.temperature,
             top_p=fb.top_p,
             max_new_tokens=fb.max_new_tokens,

@@ -16,6 +16,7 @@ A query may give one pair of each kind; the reason each query gave none is count
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -183,13 +184,15 @@ def text_pairs(logged: list[dict], instruction: str = "paper", round_: int = 1) 
 
 
 def track_counts(text_rows: list[dict], text_counts: Counter, video_rows: list[dict], video_dropped: Counter):
-    """What each track gave, for 04's table and metrics.json: pairs per track and kind, and the queries
-    dropped per reason."""
+    """What each track gave, for 04's table and metrics.json: pairs per track and kind (text: also those with
+    an unsafe rejected prompt), and the queries dropped per reason."""
     return {
         "text": {
             "pairs": len(text_rows),
             "own": text_counts.get("own", 0),
             "refined_fallback": text_counts.get("refined_fallback", 0),
+            # pairs whose rejected prompt the judge found harmful: what teaches the harmless principle
+            "unsafe_rejected": sum("harmless:" in r["why"] for r in text_rows),
             "dropped": {r: text_counts.get(r, 0) for r in TEXT_DROPS},
         },
         "video": {
@@ -246,10 +249,13 @@ def collect_round(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model, tokenizer = generation.prompt_source(fb, model_dir, cfg.device, cfg.dpo.dtype)
-    batch = max(1, cfg.generation_batch // fb.samples_per_query)
-    sample = generation.sampler(model, tokenizer, fb, cfg.instruction, round_seed(cfg.seed, round_), batch)
-    rows = feedback.sample_prompts(rendered + text_only, out_dir / "prompts.jsonl", sample, batch)
-    del model
+    make_sampler = functools.partial(
+        generation.sampler, model, tokenizer, fb, cfg.instruction, round_seed(cfg.seed, round_)
+    )  # (batch_size, k) -> sampler
+    rows = feedback.sample_all(
+        rendered + text_only, out_dir / "prompts.jsonl", make_sampler, fb, cfg.generation_batch
+    )
+    del model, make_sampler
     t1 = time.perf_counter()
     wanted = {r["id"] for r in rendered}
     scored = scoring.render_and_score(
@@ -296,6 +302,11 @@ def dev_text_queries(pool: list[dict], fb, n: int | None, harmful_share: float =
     ]
     flagged = ["harmful" in (r.get("flags") or []) for r in rest]
     harmful = [r for r, f in zip(rest, flagged, strict=True) if f][: round(n * harmful_share)]
+    if len(harmful) < round(n * harmful_share) and fb.harmful_text_queries:
+        raise ValueError(
+            f"feedback.harmful_text_queries={fb.harmful_text_queries} leaves {len(harmful)} harmful-flagged queries "
+            f"for the real dev split ({round(n * harmful_share)} wanted): lower it"
+        )
     others = [r for r, f in zip(rest, flagged, strict=True) if not f][: n - len(harmful)]
     picked = {r["id"] for r in harmful + others}
     return [r for r in pool if r["id"] in picked]
