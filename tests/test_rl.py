@@ -136,3 +136,27 @@ def test_shared_prompt_grpo_equals_trls_rows(tiny_dir, lora):
     assert torch.allclose(ent, ent_trl, atol=1e-4, rtol=1e-5)
     assert len(g) == len(g_trl) > 0
     assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g, g_trl, strict=True))
+
+
+@pytest.mark.parametrize("top_k, temperature", [(1, 1.0), (0, 1e-3)], ids=["top1", "full-vocab-cold"])
+def test_grpo_samples_through_the_decoding_loop_argmax_equal_to_trls(tiny_dir, top_k, temperature):
+    """On a CPU, GRPO samples through vpolib's decoding loop: where sampling is an argmax (top-k 1, or no top-k cut
+    at a temperature near 0), every completion equals TRL's ``generate`` path token for token, EOS included."""
+    model, tok = load_causal_lm(str(tiny_dir))
+    rows = rl_rows(make_queries(2, seed=5), "short")
+    knobs = {**CPU, "num_generations": 3, "per_device_train_batch_size": 6, "max_completion_length": 12,
+             "top_k": top_k, "temperature": temperature, "max_steps": 1}  # fmt: skip
+    trainer = build_grpo_trainer(
+        model, tok, rows, [], knobs, "/tmp/unused-grpo", 0, None, reward_funcs=[no_reward]
+    )
+    prompt_ids = [
+        tok.apply_chat_template(r["prompt"], add_generation_prompt=True, return_dict=False)
+        for r in rows
+        for _ in range(3)
+    ]  # a prompt's copies side by side, as TRL's sampler lays them
+    assert trainer._fast_sampling()
+    ours, _ = trainer._generate_single_turn(prompt_ids, None, {}, 3)
+    theirs, _ = GRPOTrainer._generate_single_turn(trainer, prompt_ids, None, {}, 3)
+    assert ours == theirs and len(ours) == 6 and all(0 < len(c) <= 12 for c in ours)
+    trainer.repetition_penalty = 1.1  # a logits processor the loop lacks: TRL's path samples
+    assert not trainer._fast_sampling()

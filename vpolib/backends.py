@@ -73,7 +73,7 @@ def chat_generate(
     Greedy when ``params.temperature`` is 0. The one place local generation happens (the backends,
     the optimizer's prompt sampling and its held-out prompts all call it). ``fast=False`` is HF ``generate`` as
     documented, one call per batch (left-padded, ``num_return_sequences``): the reference path. ``fast`` is a
-    decoding loop over the same model that does less work (:func:`_generate_fast`): greedy text may differ from the
+    decoding loop over the same model that does less work (:func:`generate_fast`): greedy text may differ from the
     reference's where a batch's shape changes the last bits of a logit (bf16 greedy agreement:
     ``scripts/bench_engines.py``); sampled text comes from the same distribution with other random draws. Either
     path is deterministic for a given seed, batch and machine.
@@ -100,7 +100,7 @@ def chat_generate(
         if top_k:
             # The chat template already holds any BOS token: don't add special tokens twice.
             rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-            new_ids = _generate_fast(model, rows, params.n, params.max_new_tokens, kwargs | {"top_k": top_k})
+            new_ids = generate_fast(model, rows, params.n, params.max_new_tokens, kwargs | {"top_k": top_k})
             new = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
         else:
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
@@ -115,7 +115,7 @@ def chat_generate(
     return out
 
 
-def _generate_fast(
+def generate_fast(
     model, rows: list[list[int]], n: int, max_new_tokens: int, kwargs: dict
 ) -> list[list[int]]:
     """The new token ids of ``n`` continuations per row (row-major: row 0's n, then row 1's): a decoding loop over the

@@ -14,6 +14,8 @@ from peft import PeftModel
 from trl import DPOTrainer, GRPOTrainer
 from trl.trainer.utils import FusedCausalLMOutput
 
+from vpolib.backends import NEUTRAL, generate_fast
+
 
 def shared_prompt_rows(
     input_ids: torch.Tensor, attention_mask: torch.Tensor, answer_mask: torch.Tensor
@@ -184,4 +186,49 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             model = _SharedPromptForward(self.accelerator.unwrap_model(model), temperature=self.temperature)
         return super()._get_per_token_logps_and_entropies(
             model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+        )
+
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        """Sample through vpolib's decoding loop (:func:`vpolib.backends.generate_fast`) where it samples what TRL's
+        ``generate`` call would (:meth:`_fast_sampling`): the instruction every prompt starts with runs once, each
+        prompt once per group of copies, and a completion leaves the batch when it ends. Same distribution
+        (temperature, TRL's ``top_k``, ``top_p``), other random draws; argmax-equal to TRL's path
+        (tests/test_rl.py)."""
+        if images is not None or multimodal_fields or not self._fast_sampling():
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        groups: list[list] = []  # [prompt, copies]: TRL's sampler puts a prompt's copies side by side
+        for ids in map(list, prompt_ids):
+            if groups and groups[-1][0] == ids:
+                groups[-1][1] += 1
+            else:
+                groups.append([ids, 1])
+        rows, n = (
+            ([g[0] for g in groups], groups[0][1]) if len({g[1] for g in groups}) == 1 else (prompt_ids, 1)
+        )
+        model = self.accelerator.unwrap_model(self.model_wrapped)
+        kwargs = {
+            "do_sample": True, "temperature": self.temperature, "top_p": self.top_p,
+            "top_k": self.top_k or model.config.get_text_config().vocab_size,  # 0: no top-k cut
+            "eos_token_id": self.eos_token_ids, "pad_token_id": self._tokenizer.pad_token_id,
+        }  # fmt: skip
+        return generate_fast(model, [list(r) for r in rows], n, self.max_completion_length, kwargs), None
+
+    def _fast_sampling(self) -> bool:
+        """Whether TRL would sample with temperature, top-k and top-p alone, from one unsharded model in one
+        process: the settings the decoding loop implements."""
+        config = getattr(self.model, "generation_config", None)
+        return (
+            _packable(self)
+            and not self.use_vllm
+            and not self.use_transformers_continuous_batching
+            and not self.args.gradient_checkpointing
+            and self.min_p is None
+            and self.repetition_penalty == 1.0
+            and not self.args.generation_kwargs
+            and self.args.cache_implementation is None
+            and (config is None or all(getattr(config, k, v) in (None, v) for k, v in NEUTRAL.items()))
         )
