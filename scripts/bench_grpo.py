@@ -1,13 +1,17 @@
-"""Seconds per GRPO step of a profile's ``grpo`` section on this CPU: TRL's row per completion vs the prompt run once.
+"""Seconds per GRPO step of a profile's ``grpo`` section on this CPU: TRL's row per completion and ``generate`` vs the
+prompt run once and vpolib's decoding loop.
 
     .venv/bin/python scripts/bench_grpo.py --steps 3 --json docs/results/cpu/bench_grpo_amd_epyc.json
                                                         # ~4 min on 2 idle cores; run nothing else meanwhile
 
 Trains ``--steps`` GRPO steps from SmolLM2-135M-Instruct (the cpu profile's base; notebook 08 starts from the SFT
-model, the same size) on ShapesWorld queries, with the profile's video reward, twice from the same seed: with TRL's
-``GRPOTrainer`` (one row per completion, each with its prompt) and with ``SharedPromptGRPOTrainer`` (the CPU
-default: each prompt once for its completions). Step 1 samples the same completions in both (same weights and
-seed); later steps sample from weights that differ by rounding, so their completion lengths may differ. A step's
+model, the same size) on ShapesWorld queries, with the profile's video reward, three times from the same seed: with
+TRL's ``GRPOTrainer`` (one row per completion, each with its prompt; TRL's ``generate``), with
+``SharedPromptGRPOTrainer`` sampling through TRL's ``generate`` (each prompt once for its completions in the
+forward and backward), and with ``SharedPromptGRPOTrainer`` as the CPU default runs it (sampling through
+:func:`vpolib.backends.generate_fast` too). Step 1 samples the same completions in the first two (same weights and
+seed); later steps sample from weights that differ by rounding, so their completion lengths may differ; the
+decoding loop draws other samples from the same distribution. A step's
 seconds split into sampling and rewarding the completions (TRL's ``_generate_and_score_completions``) and the
 rest (the forward, backward and update). Prints them with the videos rendered, the tokens generated and the
 processor. A benchmark, not a test.
@@ -30,6 +34,13 @@ from vpolib.precision import cpu_info
 from vpolib.rl import VideoReward, rl_rows
 from vpolib.shapesworld import make_queries
 from vpolib.video import make_video_backend
+
+
+class TRLSampling(shared_prompt.SharedPromptGRPOTrainer):
+    """The prompt once in the forward and backward; the completions sampled by TRL's ``generate``."""
+
+    def _fast_sampling(self) -> bool:
+        return False
 
 
 def run(cls, cfg, steps: int) -> dict:
@@ -74,14 +85,20 @@ def main() -> None:
     cfg = load_config(args.profile)
     out = {"machine": cpu_info(), "profile": args.profile, "steps": args.steps, "dtype": cfg.grpo.dtype,
            "bf16": cfg.grpo.trainer.get("bf16")}  # fmt: skip
-    for name, cls in (("trl_rows", GRPOTrainer), ("shared_prompt", shared_prompt.SharedPromptGRPOTrainer)):
+    variants = (("trl_rows", GRPOTrainer), ("shared_prompt_trl_generate", TRLSampling),
+                ("shared_prompt", shared_prompt.SharedPromptGRPOTrainer))  # fmt: skip
+    for name, cls in variants:
         out[name] = r = run(cls, cfg, args.steps)
-        print(f"{name:13s} {r['s_per_step']:.1f} s/step: sampling+reward {r['sampling_s']}, the rest "
+        print(f"{name:26s} {r['s_per_step']:.1f} s/step: sampling+reward {r['sampling_s']}, the rest "
               f"{r['training_s']}; completion length {r['completion_mean_length']}", flush=True)  # fmt: skip
-    out["speedup"] = out["trl_rows"]["s_per_step"] / out["shared_prompt"]["s_per_step"]
-    out["training_speedup_step1"] = out["trl_rows"]["training_s"][0] / out["shared_prompt"]["training_s"][0]
-    print(f"speedup {out['speedup']:.2f}x a step, {out['training_speedup_step1']:.2f}x step 1's training, on "
-          f"{out['machine']['model']}")  # fmt: skip
+    trl, once, loop = (out[name] for name, _ in variants)
+    out["speedup"] = trl["s_per_step"] / loop["s_per_step"]
+    out["training_speedup_step1"] = trl["training_s"][0] / once["training_s"][0]  # the same completions
+    # per completion token: the loop's samples differ from generate's, and so may their lengths
+    per_token = lambda r: sum(r["sampling_s"]) / sum(r["completion_mean_length"])  # noqa: E731
+    out["sampling_speedup_per_token"] = per_token(once) / per_token(loop)
+    print(f"speedup {out['speedup']:.2f}x a step, {out['training_speedup_step1']:.2f}x step 1's training, "
+          f"{out['sampling_speedup_per_token']:.2f}x sampling + reward a token, on {out['machine']['model']}")  # fmt: skip
     if args.json:
         write_json(args.json, out)
 

@@ -410,7 +410,11 @@ def dpo_loss_lines(bench: dict) -> list[str]:
 
 def grpo_lines(bench: dict) -> list[str]:
     """GRPO seconds per step with TRL's row per completion vs the prompt run once, from scripts/bench_grpo.py."""
-    rows, shared = bench["trl_rows"], bench["shared_prompt"]
+    rows, shared, trl_generate = (
+        bench["trl_rows"],
+        bench["shared_prompt"],
+        bench.get("shared_prompt_trl_generate"),
+    )
 
     def row(name, r):
         return (
@@ -428,9 +432,14 @@ def grpo_lines(bench: dict) -> list[str]:
         "| completions run as | s per step | sampling + reward s, per step | the rest s, per step | "
         "completion tokens, mean per step |",
         "|---|---|---|---|---|",
-        row("TRL's rows (the prompt with each completion)", rows),
-        row("one row a prompt (`SharedPromptGRPOTrainer`, the CPU default)", shared),
-        f"| speed-up | {bench['speedup']:.2f}x | | {bench['training_speedup_step1']:.2f}x (step 1) | |",
+        row("TRL's rows (the prompt with each completion), TRL's `generate`", rows),
+        *([row("one row a prompt, TRL's `generate`", trl_generate)] if trl_generate else []),
+        row("one row a prompt, vpolib's decoding loop (`SharedPromptGRPOTrainer`, the CPU default)", shared)
+        if trl_generate
+        else row("one row a prompt (`SharedPromptGRPOTrainer`)", shared),
+        f"| speed-up | {bench['speedup']:.2f}x | "
+        + (f"{bench['sampling_speedup_per_token']:.2f}x a token (loop vs `generate`)" if trl_generate else "")
+        + f" | {bench['training_speedup_step1']:.2f}x (step 1) | |",
     ]
 
 
