@@ -192,8 +192,8 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
     ):
         """Sample through vpolib's decoding loop (:func:`vpolib.backends.generate_fast`) where it samples what TRL's
-        ``generate`` call would (:meth:`_fast_sampling`): the instruction every prompt starts with runs once, each
-        prompt once per group of copies, and a completion leaves the batch when it ends. Same distribution
+        ``generate`` call would (:meth:`_fast_sampling`): the tokens every prompt starts with (system turn and
+        instruction) run once, and a completion leaves the batch when it ends. Same distribution
         (temperature, TRL's ``top_k``, ``top_p``), other random draws; argmax-equal to TRL's path
         (tests/test_rl.py)."""
         if images is not None or multimodal_fields or not self._fast_sampling():
