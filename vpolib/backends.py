@@ -115,9 +115,7 @@ def chat_generate(
     return out
 
 
-def generate_fast(
-    model, rows: list[list[int]], n: int, max_new_tokens: int, kwargs: dict
-) -> list[list[int]]:
+def generate_fast(model, rows: list[list[int]], n: int, max_new_tokens: int, kwargs: dict) -> list[list[int]]:
     """The new token ids of ``n`` continuations per row (row-major: row 0's n, then row 1's): a decoding loop over the
     model's forward that samples from the distribution HF ``generate`` samples from, with less work.
 
