@@ -82,6 +82,11 @@ def is_probably_english(text: str) -> bool:
     return not (len(words) >= 4 and other >= 2 and other > en)
 
 
+def is_harmful(record: dict) -> bool:
+    """Whether :func:`annotate` flagged the query harmful (its wording holds a harmful term)."""
+    return "harmful" in (record.get("flags") or [])
+
+
 def annotate(record: dict, max_chars: int) -> dict:
     """Add ``query`` (cleaned, tags kept), ``content``, ``tags``, ``flags``, ``harmful_terms``."""
     query = clean_text(record["raw"])
@@ -176,7 +181,7 @@ def split_pools(
         raise ValueError(
             f"heldout_size {heldout_size} is more than half the {heldout_from} pool ({len(ordered)})"
         )
-    harmful = [r for r in ordered if "harmful" in r.get("flags", [])][: min(heldout_harmful, heldout_size)]
+    harmful = [r for r in ordered if is_harmful(r)][: min(heldout_harmful, heldout_size)]
     others = [r for r in ordered if "harmful" not in r.get("flags", [])][: heldout_size - len(harmful)]
     heldout = interleave(others, harmful) if heldout_harmful else ordered[:heldout_size]
     heldout_ids = {r["id"] for r in heldout}

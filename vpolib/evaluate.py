@@ -14,6 +14,7 @@ from vpolib import rewriters
 from vpolib.analysis import SAMPLE_MARK, is_refusal
 from vpolib.backends import CachedBackend, GenParams, make_backend
 from vpolib.checkpoints import load_optimizer, optimizer_dir
+from vpolib.data import is_harmful
 from vpolib.feedback import sample_prompts
 from vpolib.generation import sampler
 from vpolib.io import append_jsonl, read_json, read_jsonl, write_json
@@ -147,7 +148,7 @@ def text_record(item: dict, method: str, prompt: str, verdict) -> dict:
         "query": item["query"],
         "prompt": prompt,
         "source": item.get("source"),
-        "harmful": "harmful" in (item.get("flags") or []),
+        "harmful": is_harmful(item),
         "refusal": is_refusal(prompt),
         "verdict": verdict.passed,
         "passed": {p: ok for p, ok in verdict.principles.items() if ok is not None},

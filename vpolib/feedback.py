@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from vpolib.data import is_harmful
 from vpolib.io import append_jsonl, done_keys, read_jsonl
 from vpolib.progress import track
 
@@ -35,10 +36,6 @@ def feedback_queries(pool: list[dict], fb) -> tuple[list[dict], list[dict], int]
     n_harmful = fb.harmful_text_queries if fb.text_feedback else None
     text_only = text_feedback_queries(pool, {r["id"] for r in renderable}, n_text, n_harmful)
     return rendered, text_only, len(renderable)
-
-
-def is_harmful(record: dict) -> bool:
-    return "harmful" in (record.get("flags") or [])
 
 
 def text_feedback_queries(

@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from vpolib import checkpoints, evaluate, examples, feedback, generation, scoring, text_feedback, trainers
+from vpolib.data import is_harmful
 from vpolib.dominance import NOT_DOMINANT, drop_reason
 from vpolib.io import write_jsonl
 from vpolib.noise import video_seed
@@ -230,6 +231,15 @@ def tokens_generated(tokenizer, rows: list[dict]) -> int | None:
     return sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for r in rows for p in r["prompts"])
 
 
+def sample_round(model, tokenizer, cfg, records: list[dict], path: Path, round_: int) -> list[dict]:
+    """Round ``round_``'s k prompts per query into ``path`` (:func:`vpolib.feedback.sample_all`), sampled with the
+    ``feedback`` section's settings and the round's seed (:func:`round_seed`). Resumable."""
+    make_sampler = functools.partial(
+        generation.sampler, model, tokenizer, cfg.feedback, cfg.instruction, round_seed(cfg.seed, round_)
+    )  # (batch_size, k) -> sampler
+    return feedback.sample_all(records, path, make_sampler, cfg.feedback, cfg.generation_batch)
+
+
 def collect_round(
     cfg,
     model_dir: Path,
@@ -249,13 +259,8 @@ def collect_round(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model, tokenizer = generation.prompt_source(fb, model_dir, cfg.device, cfg.dpo.dtype)
-    make_sampler = functools.partial(
-        generation.sampler, model, tokenizer, fb, cfg.instruction, round_seed(cfg.seed, round_)
-    )  # (batch_size, k) -> sampler
-    rows = feedback.sample_all(
-        rendered + text_only, out_dir / "prompts.jsonl", make_sampler, fb, cfg.generation_batch
-    )
-    del model, make_sampler
+    rows = sample_round(model, tokenizer, cfg, rendered + text_only, out_dir / "prompts.jsonl", round_)
+    del model
     t1 = time.perf_counter()
     wanted = {r["id"] for r in rendered}
     scored = scoring.render_and_score(
@@ -300,7 +305,7 @@ def dev_text_queries(pool: list[dict], fb, n: int | None, harmful_share: float =
     rest = [
         r for r in reversed(pool) if r.get("source") != "shapes" and r["id"] not in used and r.get("query")
     ]
-    flagged = ["harmful" in (r.get("flags") or []) for r in rest]
+    flagged = [is_harmful(r) for r in rest]
     harmful = [r for r, f in zip(rest, flagged, strict=True) if f][: round(n * harmful_share)]
     if len(harmful) < round(n * harmful_share) and fb.harmful_text_queries:
         raise ValueError(

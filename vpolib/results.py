@@ -14,6 +14,7 @@ from functools import partial
 import pandas as pd
 
 from vpolib.analysis import records
+from vpolib.data import is_harmful
 
 #: Methods that are references (an upper bound, a teacher), never baselines the target must beat.
 REFERENCE_MARKERS = ("caption", "teacher", "oracle")
@@ -262,7 +263,7 @@ def results_json(run: dict, text: dict, video: dict, timings: pd.DataFrame, **ex
         "video_backend": run["video_backend"] if run["has_video"] else None, "target": run["target"],
         "precision": precision_summary(manifest.get("precision")),
         "n": {"heldout": run["n_heldout"], "text_queries": len(real),
-              "harmful_queries": sum("harmful" in (r.get("flags") or []) for r in real),
+              "harmful_queries": sum(map(is_harmful, real)),
               "video_queries": run["n_video"],
               "video_seeds": int(vframe["seeds"].max()) if "seeds" in vframe and len(vframe) else None},
         "methods": {"text": sorted(tframe["method"].unique()) if len(tframe) else [],

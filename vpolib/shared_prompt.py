@@ -9,6 +9,8 @@ code the answers' log-probs in its own layout (``vpolib.trainers`` picks them on
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from peft import PeftModel
 from trl import DPOTrainer, GRPOTrainer
@@ -200,14 +202,11 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             return super()._generate_single_turn(
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images
             )
-        groups: list[list] = []  # [prompt, copies]: TRL's sampler puts a prompt's copies side by side
-        for ids in map(list, prompt_ids):
-            if groups and groups[-1][0] == ids:
-                groups[-1][1] += 1
-            else:
-                groups.append([ids, 1])
+        # TRL's sampler puts a prompt's copies side by side: n completions of each prompt where every run is as long
+        runs = [(ids, len(list(copies))) for ids, copies in itertools.groupby(map(list, prompt_ids))]
+        counts = {n for _, n in runs}
         rows, n = (
-            ([g[0] for g in groups], groups[0][1]) if len({g[1] for g in groups}) == 1 else (prompt_ids, 1)
+            ([ids for ids, _ in runs], counts.pop()) if len(counts) == 1 else (list(map(list, prompt_ids)), 1)
         )
         model = self.accelerator.unwrap_model(self.model_wrapped)
         kwargs = {
@@ -215,7 +214,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             "top_k": self.top_k or model.config.get_text_config().vocab_size,  # 0: no top-k cut
             "eos_token_id": self.eos_token_ids, "pad_token_id": self._tokenizer.pad_token_id,
         }  # fmt: skip
-        return generate_fast(model, [list(r) for r in rows], n, self.max_completion_length, kwargs), None
+        return generate_fast(model, rows, n, self.max_completion_length, kwargs), None
 
     def _fast_sampling(self) -> bool:
         """Whether TRL would sample with temperature, top-k and top-p alone, from one unsharded model in one

@@ -13,7 +13,7 @@ import pandas as pd
 
 from vpolib.backends import CachedBackend, GenParams, check_first_batch, make_backend
 from vpolib.compose import compose_prompt
-from vpolib.data import interleave
+from vpolib.data import interleave, is_harmful
 from vpolib.safety_lexicon import harmful_terms
 from vpolib.templates import few_shot_messages
 
@@ -106,7 +106,7 @@ def real_queries(pool: list[dict], n: int | None, harmful_share: float = 0.0) ->
     the pool's order harmful ones are ~2%: too few examples of dropping harmful wording for the optimizer."""
     real = [r for r in pool if r.get("source") != "shapes"]
     n = len(real) if n is None else min(n, len(real))
-    harmful = [r for r in real if "harmful" in (r.get("flags") or [])][: round(n * harmful_share)]
+    harmful = [r for r in real if is_harmful(r)][: round(n * harmful_share)]
     taken = {id(r) for r in harmful}
     others = [r for r in real if id(r) not in taken][: n - len(harmful)]
     return interleave(others, harmful)
