@@ -76,27 +76,36 @@ def _args(config_cls, trainer: dict, output_dir: str | os.PathLike, seed: int, h
 
 
 class LogitsSFTTrainer(SFTTrainer):
-    """SFTTrainer whose loss is the model's own (full logits, then cross-entropy), for training on a CPU.
+    """SFTTrainer whose loss is the cross-entropy of the completion tokens' logits, for training on a CPU.
 
     TRL 1.16 computes the SFT loss through a chunked "fused LM head" that never holds the logits: on a GPU it saves
     memory and scores only the completion tokens; on a CPU it scores every position (prompt and padding too) in
     float32 tiles: 9.2 s a step against 6.6 s through the logits (the cpu profile's SFT rows, batch 8, Intel Xeon with
-    amx_bf16; scripts/bench_sft_loss.py). A CPU has the memory for the logits ([8, <= 384, 49152] here). The loss
-    is the same up to the logits' rounding; token accuracy on the completion tokens and tokens seen are logged as
-    TRL does, the entropy is not (a softmax over the vocabulary at every step, ~1.5 s of a 7 s step here)."""
+    amx_bf16; scripts/bench_sft_loss.py). Here the LM head runs only where a completion token is the target (the
+    model's ``logits_to_keep`` mask): the prompt, ~70% of a cpu-profile row's tokens, never reaches the 49k-wide head
+    and its softmax. The loss is the same up to rounding; token accuracy on the completion tokens and tokens seen
+    are logged as TRL does, the entropy is not (a softmax over the vocabulary at every step)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.aux_loss_enabled:  # MoE router losses: TRL's own path
+        if (
+            self.aux_loss_enabled or "labels" not in inputs
+        ):  # MoE router losses, padding-free rows: TRL's path
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if self.model.training else "eval"
-        inputs["use_cache"] = False
-        labels = inputs["labels"][:, 1:]  # [B, T-1] next-token targets, -100 off the completion
-        loss, outputs = Trainer.compute_loss(self, model, inputs, True, num_items_in_batch)
+        labels = inputs["labels"]  # [B, T], -100 off the completion
+        keep = torch.zeros_like(labels, dtype=torch.bool)  # [B, T]: position t predicts token t + 1
+        keep[:, :-1] = labels[:, 1:] != -100
+        targets = labels[:, 1:][keep[:, :-1]]  # [N] the completion tokens, row by row
+        # the model's own loss on the kept logits: ``shift_labels`` are their targets, ``labels`` only switch it on
+        row_inputs = {**inputs, "use_cache": False, "logits_to_keep": keep, "shift_labels": targets}
+        loss, outputs = Trainer.compute_loss(
+            self, model, row_inputs, True, num_items_in_batch
+        )  # logits [N, V]
         with torch.no_grad():
-            mask = labels != -100  # [B, T-1]
-            top1 = outputs.logits[:, :-1].argmax(-1)  # [B, T-1]
-            n = max(int(mask.sum()), 1)
-            self._metrics[mode]["mean_token_accuracy"].append((top1 == labels)[mask].sum().item() / n)
+            n = max(targets.numel(), 1)
+            self._metrics[mode]["mean_token_accuracy"].append(
+                (outputs.logits.argmax(-1) == targets).sum().item() / n
+            )
         if mode == "train":
             self._total_train_tokens += int(inputs["attention_mask"].sum())
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
