@@ -36,12 +36,12 @@ def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[di
     prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
     full_ids = tokenizer.apply_chat_template(prompt + completion, return_dict=False)
     ids = torch.tensor([full_ids])  # [1, T]
-    with torch.inference_mode():
-        logits = model(input_ids=ids).logits.float()  # [1, T, V]
-    logp = torch.log_softmax(logits[0, :-1], dim=-1)  # [T-1, V]: position t predicts token t+1
-    targets = ids[0, 1:]  # [T-1]
-    per_token = logp.gather(1, targets[:, None])[:, 0]  # [T-1]
-    return float(per_token[len(prompt_ids) - 1 :].sum())
+    start = len(prompt_ids) - 1  # the position that predicts the completion's first token
+    with torch.inference_mode():  # the LM head on the positions that predict a completion token only
+        logits = model(input_ids=ids, logits_to_keep=len(full_ids) - start).logits.float()  # [1, T-start, V]
+    logp = torch.log_softmax(logits[0, :-1], dim=-1)  # [C, V]: position start + c predicts token start + c + 1
+    targets = ids[0, start + 1 :]  # [C]
+    return float(logp.gather(1, targets[:, None]).sum())
 
 
 def completion_tokens(tokenizer, prompt: list[dict], completion: list[dict]) -> int:
