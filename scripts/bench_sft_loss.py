@@ -1,8 +1,10 @@
-"""SFT seconds per step on a CPU: TRL's fused LM head vs the loss from the logits (vpolib.trainers.LogitsSFTTrainer).
+"""SFT seconds per step on a CPU: TRL's fused LM head vs the loss from the logits (vpolib.trainers.LogitsSFTTrainer),
+the LM head on every position (as before) or on the completion's positions only (the CPU default).
 
-    .venv/bin/python scripts/bench_sft_loss.py --run-dir outputs/cpu-S --steps 6 --json docs/results/cpu/bench_sft_loss.json
+    .venv/bin/python scripts/bench_sft_loss.py --run-dir outputs/cpu-V --steps 6 \
+        --json docs/results/cpu/bench_sft_loss_amd_epyc.json
 
-Both train the cpu profile's SFT job (its rows from RUN/02_refine/sft.jsonl, batch, LoRA, dtype) for ``--steps`` steps
+Each variant trains the cpu profile's SFT job (its rows from RUN/02_refine/sft.jsonl, batch, LoRA, dtype) for ``--steps`` steps
 from the same start; the first step (warm-up) is not counted. The losses per step are printed side by side: they
 agree to the logits' rounding. Run nothing else meanwhile. A benchmark, not a test.
 """
@@ -23,6 +25,12 @@ from vpolib.examples import capped_split, sft_examples
 from vpolib.io import read_jsonl, write_json
 from vpolib.models import load_causal_lm
 from vpolib.precision import cpu_info
+
+
+class EveryPositionSFTTrainer(trainers.LogitsSFTTrainer):
+    """The loss from the logits, the LM head scoring every position (prompt and padding too), as before."""
+
+    every_position = True
 
 
 class StepTimes(TrainerCallback):
@@ -64,14 +72,23 @@ def main() -> None:
     rows, _ = sft_examples(read_jsonl(args.run_dir / "02_refine" / "sft.jsonl")[0])
     train, _ = capped_split(rows, cfg.sft.eval_fraction, cfg.seed, cfg.sft.max_examples, cfg.sft.max_eval)
     out = {"machine": cpu_info(), "profile": args.profile, "steps": args.steps, "rows": len(train)}
-    for name, cls in (("trl_fused_head", SFTTrainer), ("logits", trainers.LogitsSFTTrainer)):
+    variants = (
+        ("trl_fused_head", SFTTrainer),
+        ("logits_every_position", EveryPositionSFTTrainer),
+        ("logits", trainers.LogitsSFTTrainer),
+    )
+    for name, cls in variants:
         out[name] = run(cls, cfg, train, args.steps)
-        print(f"{name:15s} {out[name]['s_per_step']:.2f} s/step  losses {out[name]['losses']}", flush=True)
+        print(f"{name:22s} {out[name]['s_per_step']:.2f} s/step  losses {out[name]['losses']}", flush=True)
     out["speedup"] = out["trl_fused_head"]["s_per_step"] / out["logits"]["s_per_step"]
-    print(f"speedup {out['speedup']:.2f}x on {out['machine']['model']}")
+    out["speedup_completion_head"] = out["logits_every_position"]["s_per_step"] / out["logits"]["s_per_step"]
+    print(
+        f"logits vs fused head {out['speedup']:.2f}x, completion positions vs every position "
+        f"{out['speedup_completion_head']:.2f}x on {out['machine']['model']}"
+    )
     if args.json:
         write_json(args.json, out)
-        print(json.dumps({k: out[k] for k in ("speedup", "rows")}))
+        print(json.dumps({k: out[k] for k in ("speedup", "speedup_completion_head", "rows")}))
 
 
 if __name__ == "__main__":

@@ -365,21 +365,35 @@ def engine_lines(bench: dict) -> list[str]:
 
 
 def sft_loss_lines(bench: dict) -> list[str]:
-    """SFT seconds per step with TRL's fused LM head vs the loss from the logits, from scripts/bench_sft_loss.py."""
+    """SFT seconds per step with TRL's fused LM head vs the loss from the logits (the head on every position, where
+    the bench measured it, and on the completion's positions only), from scripts/bench_sft_loss.py."""
     if not bench:
         return []
-    fused, logits = bench["trl_fused_head"], bench["logits"]
-    return [
+    every = bench.get("logits_every_position")
+
+    def row(name, r):
+        return f"| {name} | {r['s_per_step']:.2f} | {', '.join(f'{x:.4f}' for x in r['losses'])} |"
+
+    lines = [
         "",
         f"**SFT loss on a CPU** (`scripts/bench_sft_loss.py`, {cpu_label(bench['machine'])}, one run on an otherwise "
         f"idle 2-core CPU; {bench['steps']} steps of the {bench['profile']} profile's SFT job, the first not timed):",
         "",
         "| loss computed by | s per step | losses per step |",
         "|---|---|---|",
-        f"| TRL's fused LM head | {fused['s_per_step']:.2f} | {', '.join(f'{x:.4f}' for x in fused['losses'])} |",
-        f"| the logits (`LogitsSFTTrainer`, the CPU default) | {logits['s_per_step']:.2f} | "
-        f"{', '.join(f'{x:.4f}' for x in logits['losses'])} |",
-        f"| speed-up | {bench['speedup']:.2f}x | |",
+        row("TRL's fused LM head", bench["trl_fused_head"]),
+    ]
+    if not every:  # a bench from before the head scored the completion only
+        return lines + [
+            row("the logits (`LogitsSFTTrainer`, the CPU default then)", bench["logits"]),
+            f"| speed-up | {bench['speedup']:.2f}x | |",
+        ]
+    head = "the LM head on the completion's positions (`LogitsSFTTrainer`, the CPU default)"
+    return lines + [
+        row("the logits, the LM head on every position (before)", every),
+        row(f"the logits, {head}", bench["logits"]),
+        f"| speed-up over the fused head | {bench['speedup']:.2f}x | |",
+        f"| speed-up over every position | {bench['speedup_completion_head']:.2f}x | |",
     ]
 
 
@@ -628,8 +642,8 @@ def main() -> int:
         extra += speed_lines(json.loads(bench.read_text()))
     for bench in sorted(folder.glob("bench_engines*.json")):  # one per processor benchmarked
         extra += engine_lines(json.loads(bench.read_text()))
-    if (folder / "bench_sft_loss.json").exists():
-        extra += sft_loss_lines(json.loads((folder / "bench_sft_loss.json").read_text()))
+    for bench in sorted(folder.glob("bench_sft_loss*.json")):  # one per processor benchmarked
+        extra += sft_loss_lines(json.loads(bench.read_text()))
     for bench in sorted(folder.glob("bench_dpo_loss*.json")):  # one per processor and dtype benchmarked
         extra += dpo_loss_lines(json.loads(bench.read_text()))
     for bench in sorted(folder.glob("bench_grpo*.json")):  # one per processor benchmarked

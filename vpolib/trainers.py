@@ -86,26 +86,22 @@ class LogitsSFTTrainer(SFTTrainer):
     and its softmax. The loss is the same up to rounding; token accuracy on the completion tokens and tokens seen
     are logged as TRL does, the entropy is not (a softmax over the vocabulary at every step)."""
 
+    every_position = False  # True: the head scores every position, as before (scripts/bench_sft_loss.py)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if (
-            self.aux_loss_enabled or "labels" not in inputs
-        ):  # MoE router losses, padding-free rows: TRL's path
+        if self.aux_loss_enabled or "labels" not in inputs:  # MoE router losses, padding-free rows
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if self.model.training else "eval"
         labels = inputs["labels"]  # [B, T], -100 off the completion
         keep = torch.zeros_like(labels, dtype=torch.bool)  # [B, T]: position t predicts token t + 1
-        keep[:, :-1] = labels[:, 1:] != -100
-        targets = labels[:, 1:][keep[:, :-1]]  # [N] the completion tokens, row by row
-        # the model's own loss on the kept logits: ``shift_labels`` are their targets, ``labels`` only switch it on
-        row_inputs = {**inputs, "use_cache": False, "logits_to_keep": keep, "shift_labels": targets}
-        loss, outputs = Trainer.compute_loss(
-            self, model, row_inputs, True, num_items_in_batch
-        )  # logits [N, V]
+        keep[:, :-1] = True if self.every_position else labels[:, 1:] != -100
+        targets = labels[:, 1:][keep[:, :-1]]  # [N] completion tokens row by row (-100: not in the loss)
+        # the model's own loss on the kept logits: ``shift_labels`` are their targets, ``labels`` switch it on
+        kept = {**inputs, "use_cache": False, "logits_to_keep": keep, "shift_labels": targets}
+        loss, outputs = Trainer.compute_loss(self, model, kept, True, num_items_in_batch)  # logits [N, V]
         with torch.no_grad():
-            n = max(targets.numel(), 1)
-            self._metrics[mode]["mean_token_accuracy"].append(
-                (outputs.logits.argmax(-1) == targets).sum().item() / n
-            )
+            hits = (outputs.logits.argmax(-1) == targets).sum().item()
+            self._metrics[mode]["mean_token_accuracy"].append(hits / max(int((targets != -100).sum()), 1))
         if mode == "train":
             self._total_train_tokens += int(inputs["attention_mask"].sum())
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]

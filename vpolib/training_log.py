@@ -39,7 +39,8 @@ def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[di
     start = len(prompt_ids) - 1  # the position that predicts the completion's first token
     with torch.inference_mode():  # the LM head on the positions that predict a completion token only
         logits = model(input_ids=ids, logits_to_keep=len(full_ids) - start).logits.float()  # [1, T-start, V]
-    logp = torch.log_softmax(logits[0, :-1], dim=-1)  # [C, V]: position start + c predicts token start + c + 1
+    # [C, V]: position start + c predicts token start + c + 1
+    logp = torch.log_softmax(logits[0, :-1], dim=-1)
     targets = ids[0, start + 1 :]  # [C]
     return float(logp.gather(1, targets[:, None]).sum())
 
