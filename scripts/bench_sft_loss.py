@@ -1,18 +1,21 @@
 """SFT seconds per step on a CPU: TRL's fused LM head vs the loss from the logits (vpolib.trainers.LogitsSFTTrainer),
 the LM head on every position (as before) or on the completion's positions only (the CPU default).
 
-    .venv/bin/python scripts/bench_sft_loss.py --run-dir outputs/cpu-V --steps 6 \
+    .venv/bin/python scripts/bench_sft_loss.py --run-dir outputs/cpu-V --steps 4 --repeat 3 \
         --json docs/results/cpu/bench_sft_loss_amd_epyc.json
 
-Each variant trains the cpu profile's SFT job (its rows from RUN/02_refine/sft.jsonl, batch, LoRA, dtype) for ``--steps`` steps
-from the same start; the first step (warm-up) is not counted. The losses per step are printed side by side: they
-agree to the logits' rounding. Run nothing else meanwhile. A benchmark, not a test.
+Each variant trains the cpu profile's SFT job (its rows from RUN/02_refine/sft.jsonl, batch, LoRA, dtype) for
+``--steps`` steps from the same start; the first step (warm-up) is not counted. With ``--repeat N`` the variants run
+in turn N times and each one's median counts (this 2-core machine's speed drifts by 20% within minutes). The
+losses per step are printed side by side: they agree to the logits' rounding. Run nothing else meanwhile. A
+benchmark, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -66,20 +69,36 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, required=True, help="a run with 02_refine/sft.jsonl")
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="runs of each variant, taken in turn; the median counts"
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     cfg = load_config(args.profile)
     rows, _ = sft_examples(read_jsonl(args.run_dir / "02_refine" / "sft.jsonl")[0])
     train, _ = capped_split(rows, cfg.sft.eval_fraction, cfg.seed, cfg.sft.max_examples, cfg.sft.max_eval)
     out = {"machine": cpu_info(), "profile": args.profile, "steps": args.steps, "rows": len(train)}
+    out["repeat"] = args.repeat
     variants = (
         ("trl_fused_head", SFTTrainer),
         ("logits_every_position", EveryPositionSFTTrainer),
         ("logits", trainers.LogitsSFTTrainer),
     )
-    for name, cls in variants:
-        out[name] = run(cls, cfg, train, args.steps)
-        print(f"{name:22s} {out[name]['s_per_step']:.2f} s/step  losses {out[name]['losses']}", flush=True)
+    runs = {name: [] for name, _ in variants}
+    for turn in range(args.repeat):  # A B C A B C ...: a drift in the machine's speed reaches every variant
+        for name, cls in variants:
+            runs[name].append(run(cls, cfg, train, args.steps))
+            print(
+                f"{turn + 1}/{args.repeat} {name:22s} {runs[name][-1]['s_per_step']:.2f} s/step", flush=True
+            )
+    for name, results in runs.items():
+        seconds = [r["s_per_step"] for r in results]
+        out[name] = {
+            "s_per_step": statistics.median(seconds),
+            "runs": seconds,
+            "losses": results[0]["losses"],
+        }
+        print(f"{name:22s} median {out[name]['s_per_step']:.2f} s/step  losses {out[name]['losses']}")
     out["speedup"] = out["trl_fused_head"]["s_per_step"] / out["logits"]["s_per_step"]
     out["speedup_completion_head"] = out["logits_every_position"]["s_per_step"] / out["logits"]["s_per_step"]
     print(
