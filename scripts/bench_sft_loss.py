@@ -6,9 +6,9 @@ the LM head on every position (as before) or on the completion's positions only 
 
 Each variant trains the cpu profile's SFT job (its rows from RUN/02_refine/sft.jsonl, batch, LoRA, dtype) for
 ``--steps`` steps from the same start; the first step (warm-up) is not counted. With ``--repeat N`` the variants run
-in turn N times and each one's median counts (this 2-core machine's speed drifts by 20% within minutes). The
-losses per step are printed side by side: they agree to the logits' rounding. Run nothing else meanwhile. A
-benchmark, not a test.
+in turn N times and each one's median counts (this 2-core machine's speed drifts by 20% within minutes);
+``--profile`` adds the torch profiler's seconds per operator for one step of each. The losses per step are printed
+side by side: they agree to the logits' rounding. Run nothing else meanwhile. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
@@ -37,31 +38,44 @@ class EveryPositionSFTTrainer(trainers.LogitsSFTTrainer):
 
 
 class StepTimes(TrainerCallback):
-    """Wall seconds of each optimizer step."""
+    """Wall seconds of each optimizer step; with ``profile``, the torch profiler's CPU seconds per operator of the
+    second step (the first after the warm-up), its largest ``OPS`` and the total."""
 
-    def __init__(self):
-        self.seconds, self.t0 = [], 0.0
+    OPS = 6
+
+    def __init__(self, profile: bool = False):
+        self.seconds, self.t0, self.profile, self.ops = [], 0.0, profile, None
 
     def on_step_begin(self, args, state, control, **kwargs):
+        if self.profile and state.global_step == 1:
+            self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self.prof.__enter__()
         self.t0 = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.seconds.append(time.perf_counter() - self.t0)
+        if self.profile and state.global_step == 2:
+            self.prof.__exit__(None, None, None)
+            by_op = sorted(self.prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+            self.ops = {"total": round(sum(e.self_cpu_time_total for e in by_op) / 1e6, 3)}
+            self.ops.update({e.key: round(e.self_cpu_time_total / 1e6, 3) for e in by_op[: self.OPS]})
 
 
-def run(cls, cfg, train: list[dict], steps: int) -> dict:
-    """``steps`` SFT steps with trainer class ``cls``: seconds per step after the first, and the logged losses."""
+def run(cls, cfg, train: list[dict], steps: int, profile: bool = False) -> dict:
+    """``steps`` SFT steps with trainer class ``cls``: seconds per step after the first, the logged losses, and with
+    ``profile`` the CPU seconds per operator of the second step."""
     model, tok = load_causal_lm(cfg.sft.base_model)
     knobs = {**cfg.sft.trainer, "max_steps": steps, "eval_strategy": "no", "logging_steps": 1}
     lora = cfg.sft.lora if cfg.sft.use_lora else None
     trainer = trainers.build_sft_trainer(
         model, tok, train, [], knobs, "/tmp/bench_sft_loss", cfg.seed, lora, cls
     )
-    times = StepTimes()
+    times = StepTimes(profile)
     trainer.add_callback(times)
     trainer.train()
     losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
-    return {"s_per_step": sum(times.seconds[1:]) / max(len(times.seconds) - 1, 1), "losses": losses}
+    out = {"s_per_step": sum(times.seconds[1:]) / max(len(times.seconds) - 1, 1), "losses": losses}
+    return {**out, "profile_s": times.ops} if profile else out
 
 
 def main() -> None:
@@ -71,6 +85,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument(
         "--repeat", type=int, default=1, help="runs of each variant, taken in turn; the median counts"
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="the first run's second step under torch's profiler"
     )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
@@ -87,7 +104,7 @@ def main() -> None:
     runs = {name: [] for name, _ in variants}
     for turn in range(args.repeat):  # A B C A B C ...: a drift in the machine's speed reaches every variant
         for name, cls in variants:
-            runs[name].append(run(cls, cfg, train, args.steps))
+            runs[name].append(run(cls, cfg, train, args.steps, args.profile and not turn))
             print(
                 f"{turn + 1}/{args.repeat} {name:22s} {runs[name][-1]['s_per_step']:.2f} s/step", flush=True
             )
