@@ -7,8 +7,8 @@ the LM head on every position (as before) or on the completion's positions only 
 Each variant trains the cpu profile's SFT job (its rows from RUN/02_refine/sft.jsonl, batch, LoRA, dtype) for
 ``--steps`` steps from the same start; the first step (warm-up) is not counted. With ``--repeat N`` the variants run
 in turn N times and each one's median counts (this 2-core machine's speed drifts by 20% within minutes);
-``--profile`` adds the torch profiler's seconds per operator for one step of each. The losses per step are printed
-side by side: they agree to the logits' rounding. Run nothing else meanwhile. A benchmark, not a test.
+``--torch-profile`` adds the torch profiler's seconds per operator for one step of each. The losses per step are
+printed side by side: they agree to the logits' rounding. Run nothing else meanwhile. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
         "--repeat", type=int, default=1, help="runs of each variant, taken in turn; the median counts"
     )
     ap.add_argument(
-        "--profile", action="store_true", help="the first run's second step under torch's profiler"
+        "--torch-profile", action="store_true", help="the first run's second step under torch's profiler"
     )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
@@ -104,7 +104,7 @@ def main() -> None:
     runs = {name: [] for name, _ in variants}
     for turn in range(args.repeat):  # A B C A B C ...: a drift in the machine's speed reaches every variant
         for name, cls in variants:
-            runs[name].append(run(cls, cfg, train, args.steps, args.profile and not turn))
+            runs[name].append(run(cls, cfg, train, args.steps, args.torch_profile and not turn))
             print(
                 f"{turn + 1}/{args.repeat} {name:22s} {runs[name][-1]['s_per_step']:.2f} s/step", flush=True
             )

@@ -370,13 +370,15 @@ def sft_loss_lines(bench: dict) -> list[str]:
     if not bench:
         return []
     every = bench.get("logits_every_position")
+    repeat = bench.get("repeat", 1)
+    runs = f"{repeat} runs of each variant in turn, the median of each" if repeat > 1 else "one run"
 
     def row(name, r):
         return f"| {name} | {r['s_per_step']:.2f} | {', '.join(f'{x:.4f}' for x in r['losses'])} |"
 
     lines = [
         "",
-        f"**SFT loss on a CPU** (`scripts/bench_sft_loss.py`, {cpu_label(bench['machine'])}, one run on an otherwise "
+        f"**SFT loss on a CPU** (`scripts/bench_sft_loss.py`, {cpu_label(bench['machine'])}, {runs} on an otherwise "
         f"idle 2-core CPU; {bench['steps']} steps of the {bench['profile']} profile's SFT job, the first not timed):",
         "",
         "| loss computed by | s per step | losses per step |",
