@@ -115,6 +115,9 @@ def main() -> None:
             "runs": seconds,
             "losses": results[0]["losses"],
         }
+        if args.torch_profile:  # the step's operators: where the seconds go
+            out[name]["profile_s"] = results[0]["profile_s"]
+            print(f"{name:22s} profiled step: {out[name]['profile_s']}")
         print(f"{name:22s} median {out[name]['s_per_step']:.2f} s/step  losses {out[name]['losses']}")
     out["speedup"] = out["trl_fused_head"]["s_per_step"] / out["logits"]["s_per_step"]
     out["speedup_completion_head"] = out["logits_every_position"]["s_per_step"] / out["logits"]["s_per_step"]
