@@ -371,7 +371,7 @@ def sft_loss_lines(bench: dict) -> list[str]:
         return []
     every = bench.get("logits_every_position")
     repeat = bench.get("repeat", 1)
-    runs = f"{repeat} runs of each variant in turn, the median of each" if repeat > 1 else "one run"
+    runs = f"the median of {repeat} runs of each variant taken in turn" if repeat > 1 else "one run"
 
     def row(name, r):
         return f"| {name} | {r['s_per_step']:.2f} | {', '.join(f'{x:.4f}' for x in r['losses'])} |"

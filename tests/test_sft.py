@@ -73,13 +73,16 @@ def test_trl_masks_the_prompt_tokens(tiny_dir):
     assert tok.decode(in_loss).startswith("A cinematic shot of a red car, soft light.<|im_end|>")
 
 
-def test_cpu_loss_from_the_logits_equals_trls_fused_head(tiny_dir):
-    """On a CPU the loss comes from the logits (LogitsSFTTrainer): the same number, gradient and token accuracy as
-    TRL's fused LM head on one fp32 batch of three rows padded to different lengths (prompts masked)."""
+@pytest.mark.parametrize("every_position", [False, True], ids=["completion-head", "every-position"])
+def test_cpu_loss_from_the_logits_equals_trls_fused_head(tiny_dir, monkeypatch, every_position):
+    """On a CPU the loss comes from the logits (LogitsSFTTrainer), the LM head on the completion's positions (or, as
+    before, on every position): the same number, gradient and token accuracy as TRL's fused LM head on one fp32
+    batch of three rows padded to different lengths (prompts masked)."""
     model, tok = load_causal_lm(str(tiny_dir))
     rows, _ = sft_examples([sft_record(q) for q in QUERIES[:3]])
     trainer = build_sft_trainer(model, tok, rows, [], {**CPU, "max_steps": 1}, "/tmp/unused-sft", seed=0)
     assert type(trainer) is LogitsSFTTrainer
+    monkeypatch.setattr(trainer, "every_position", every_position)
     model.train()
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
     assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()

@@ -89,7 +89,7 @@ class LogitsSFTTrainer(SFTTrainer):
     every_position = False  # True: the head scores every position, as before (scripts/bench_sft_loss.py)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.aux_loss_enabled or "labels" not in inputs:  # MoE router losses, padding-free rows
+        if self.aux_loss_enabled or "labels" not in inputs:  # MoE router losses, a batch without labels
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if self.model.training else "eval"
         labels = inputs["labels"]  # [B, T], -100 off the completion
