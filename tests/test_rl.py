@@ -135,7 +135,8 @@ def test_shared_prompt_grpo_equals_trls_rows(tiny_dir, lora):
     assert torch.allclose(lp, lp_trl, atol=1e-4, rtol=1e-5) and lp.abs().sum() > 0
     assert torch.allclose(ent, ent_trl, atol=1e-4, rtol=1e-5)
     assert len(g) == len(g_trl) > 0
-    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g, g_trl, strict=True))
+    # fp32 sums taken in another order differ by up to ~3e-6 on gradients up to ~10 (AVX-512 and AVX2 kernels alike)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(g, g_trl, strict=True))
 
 
 @pytest.mark.parametrize("top_k, temperature", [(1, 1.0), (0, 1e-3)], ids=["top1", "full-vocab-cold"])
