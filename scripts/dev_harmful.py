@@ -15,6 +15,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from vpolib.examples import unsafe_rejected
 from vpolib.io import read_jsonl, write_json
 from vpolib.preference import dev_paths
 from vpolib.safety_lexicon import harmful_terms
@@ -29,7 +30,7 @@ def pair_rounds(run_dir: Path) -> list[dict]:
     out = []
     for r, path in enumerate((f for f in files if f.exists()), 1):
         rows = read_jsonl(path)[0]
-        unsafe = [p for p in rows if "harmless:" in p["why"]]
+        unsafe = [p for p in rows if unsafe_rejected(p)]
         terms = Counter(t for p in unsafe for t in set(harmful_terms(p["rejected"][0]["content"])))
         out.append({"round": r, "text_pairs": len(rows), "unsafe_rejected": len(unsafe),
                     "kinds": dict(Counter(p["kind"] for p in unsafe)), "terms": dict(terms.most_common())})  # fmt: skip

@@ -238,9 +238,8 @@ def _pick(logits, kwargs: dict):
     """One sampled token id per row (``[rows]``) from :func:`sampling_probs`."""
     import torch
 
-    if (
-        kwargs["top_k"] >= logits.shape[-1] and kwargs["top_p"] >= 1.0
-    ):  # no cut: no sort of the whole vocabulary
+    # no top-k or top-p cut: draw from the softmax, without sorting the whole vocabulary
+    if kwargs["top_k"] >= logits.shape[-1] and kwargs["top_p"] >= 1.0:
         return torch.multinomial((logits / kwargs["temperature"]).softmax(-1), 1).squeeze(-1)
     probs, index = sampling_probs(logits, kwargs["temperature"], kwargs["top_p"], kwargs["top_k"])
     return index.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)

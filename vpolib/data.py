@@ -182,7 +182,7 @@ def split_pools(
             f"heldout_size {heldout_size} is more than half the {heldout_from} pool ({len(ordered)})"
         )
     harmful = [r for r in ordered if is_harmful(r)][: min(heldout_harmful, heldout_size)]
-    others = [r for r in ordered if "harmful" not in r.get("flags", [])][: heldout_size - len(harmful)]
+    others = [r for r in ordered if not is_harmful(r)][: heldout_size - len(harmful)]
     heldout = interleave(others, harmful) if heldout_harmful else ordered[:heldout_size]
     heldout_ids = {r["id"] for r in heldout}
     return {

@@ -193,7 +193,7 @@ def track_counts(text_rows: list[dict], text_counts: Counter, video_rows: list[d
             "own": text_counts.get("own", 0),
             "refined_fallback": text_counts.get("refined_fallback", 0),
             # pairs whose rejected prompt the judge found harmful: what teaches the harmless principle
-            "unsafe_rejected": sum("harmless:" in r["why"] for r in text_rows),
+            "unsafe_rejected": sum(map(examples.unsafe_rejected, text_rows)),
             "dropped": {r: text_counts.get(r, 0) for r in TEXT_DROPS},
         },
         "video": {
