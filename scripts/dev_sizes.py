@@ -1,93 +1,178 @@
 """How much data the preference stage needs, measured on the dev split (never the held-out set).
 
-From a finished stage 04 (its samples, renders and verdicts), builds the on-policy pair set of smaller variants:
-fewer queries, fewer samples per query, one noise seed instead of the profile's; trains one DPO round from the SFT
-model on each (the profile's dpo section) and scores it on the dev split as notebook 05 scores its rounds. The
-full set is 05's round 1 (read, not retrained). Writes one JSON row per variant with its pairs, the videos and
-samples its data took, its training seconds and its dev reward.
+From a run's finished stage 04 (the SFT model's samples of the profile's sizes, their renders and verdicts), builds
+the on-policy pair set of variants that change one size at a time: fewer queries, fewer samples per query, one
+noise seed; and, grown here, twice the ShapesWorld queries (``queries x2``: fresh queries past the run's splits,
+sampled, rendered and judged from the SFT model as 04 does) and four noise seeds (``seeds 4``: each sample
+rendered with two more). Each variant trains one round from the SFT model as notebook 05's round 1 does (the
+profile's ``dpo`` section, its pair files written as 04 writes them) and is scored on every ShapesWorld dev query
+with ``--seeds`` noise seeds, paired with SFT and with the profile's own sizes, and on the real dev split (judge
+passes, harmful kept unsafe). One JSON row a variant (pairs, samples, videos, seconds), written as each finishes.
 
-    python scripts/dev_sizes.py --run-dir outputs/cpu-D --json docs/results/cpu/dev_sizes.json
+    python scripts/dev_sizes.py --run-dir outputs/cpu-V --json docs/results/cpu/dev_sizes.json
+
+Everything goes to RUN/dev_sizes/ and is resumable (models, prompts and renders are kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
-from vpolib import examples, preference, trainers
+from vpolib import examples, feedback, preference, refine, scoring, trainers
+from vpolib.analysis import paired_gain
 from vpolib.config import load_config
+from vpolib.data import SPLIT_FIELDS, shapes_beyond
 from vpolib.io import read_jsonl
+from vpolib.judge import build_judge
+from vpolib.progress import track
 from vpolib.run import parse_sets
 from vpolib.video import make_video_backend
 
+PROFILE = "profile"  # the row of the run's own sizes, which every variant is also compared with
 
-def subset(scored: list[dict], logged: list[dict], ids: set[str], k: int, seeds: int):
+
+def subset(scored: list[dict], logged: list[dict], ids: set[str], k: int, seeds: int) -> tuple[list, list]:
     """The scored videos and verdicts of queries ``ids``, samples below ``k`` and seed indices below ``seeds``."""
     videos = [v for v in scored if v["id"] in ids and v["k"] < k and v.get("seed_index", 0) < seeds]
     verdicts = [r for r in logged if r["query_id"] in ids and int(r["id"].rsplit(":sft", 1)[1]) < k]
     return videos, verdicts
 
 
-def variants(cfg, rendered: list[str], text_only: list[str]) -> dict[str, dict]:
-    """Name -> (queries rendered, real text-only queries, samples, seeds): the profile's sizes, each cut alone."""
-    fb, out = cfg.feedback, {}
-    for share in (4, 2):
-        n, m = len(rendered) // share, len(text_only) // share
-        out[f"queries/{share}"] = {"rendered": rendered[:n], "text_only": text_only[:m], "k": fb.samples_per_query,
-                                   "seeds": fb.reward_seeds}  # fmt: skip
-    if fb.samples_per_query > 4:
-        out["samples 4"] = {"rendered": rendered, "text_only": text_only, "k": 4, "seeds": fb.reward_seeds}
-    if fb.reward_seeds > 1:
-        out["seeds 1"] = {"rendered": rendered, "text_only": text_only, "k": fb.samples_per_query, "seeds": 1}
-    return out
+def grow_queries(cfg, sft_dir: Path, n: int, out: Path, judge, backend) -> tuple[list[dict], dict]:
+    """``n`` fresh ShapesWorld queries (past every split) sampled, rendered and judged from the SFT model as 04
+    samples round 1 (:func:`preference.collect_round`, resumable); returns the queries and its counts."""
+    d = cfg.data
+    fresh = [{k: r[k] for k in SPLIT_FIELDS if k in r} for r in
+             shapes_beyond(d.shapes_sft + d.shapes_dpo + d.shapes_heldout, n, cfg.seed, d.max_query_chars)]  # fmt: skip
+    done = out / "collected.json"
+    if not done.exists():
+        info = preference.collect_round(cfg, sft_dir, fresh, [], out, 1, judge, refine.RuleRefiner(cfg.judge.max_words),
+                                        backend)  # fmt: skip
+        done.write_text(json.dumps(info, indent=1) + "\n")
+    return fresh, json.loads(done.read_text())
+
+
+def more_seeds(cfg, stage04: Path, ids: set[str], seeds: int, out: Path, backend) -> tuple[list[dict], float]:
+    """04's samples of ``ids`` rendered with ``seeds`` noise seeds (04's own renders copied first, so only the new
+    seeds are written; the same keys as 04's, so seed s is 04's seed s): the scored videos and the seconds."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("scores.jsonl", "checklists.jsonl"):
+        if not (out / name).exists():
+            shutil.copy(stage04 / name, out / name)
+    rows = [r for r in read_jsonl(stage04 / "prompts.jsonl")[0] if r["id"] in ids]
+    t0 = time.perf_counter()
+    fb = cfg.feedback
+    scored = scoring.render_and_score(rows, backend, out, cfg.seed, False, fb.render_batch, seeds, 1)
+    return [v for v in scored if v["id"] in ids], round(time.perf_counter() - t0, 1)
+
+
+def train(cfg, sft_dir: Path, videos: list[dict], verdicts: list[dict], out: Path) -> dict:
+    """The variant's pair files (as 04 writes them) and one DPO round from SFT on them (as 05's round 1)."""
+    text_rows, _ = preference.text_pairs(verdicts, cfg.instruction)
+    video_rows, _ = preference.video_pairs(
+        videos, cfg.feedback.margin, cfg.feedback.video_rule, cfg.instruction
+    )
+    preference.write_round(out, text_rows, video_rows)
+    rows, evaluation, _ = examples.variant_split(out, cfg.dpo.pairs, cfg.dpo, cfg.seed)
+    info = trainers.train_stage(
+        trainers.build_dpo_trainer, sft_dir, rows, evaluation, cfg.dpo, out / "model", cfg.seed
+    )
+    return {"text_pairs": len(text_rows), "video_pairs": len(video_rows), "train_pairs": len(rows),
+            "steps": info["steps"], "train_s": info["train_s"]}  # fmt: skip
+
+
+def score(cfg, model: Path, out: Path, dev: list[dict], dev_text: list[dict], judge, backend, seeds: int):
+    """A model's greedy dev prompts (``out``, resumable) rendered with ``seeds`` noise seeds: per-query rewards,
+    the prompts, and the real dev split's judge scores (:func:`preference.dev_text_scores`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = (out / "dev_text_prompts.jsonl", out / "dev_text_judged.jsonl")
+    got = preference.dev_reward(
+        cfg, model, dev, backend, 0, out / "dev_prompts.jsonl", dev_text, judge, paths
+    )
+    rows = read_jsonl(out / "dev_prompts.jsonl")[0]
+    return preference.dev_query_rewards(cfg, rows, backend, seeds), got["prompts"], got["text"]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, required=True)
-    p.add_argument("--profile", default="cpu")
     p.add_argument("--json", type=Path, required=True, help="where the rows go")
+    p.add_argument("--seeds", type=int, default=3, help="noise seeds per dev prompt")
+    p.add_argument("--n-dev", type=int, help="the first N ShapesWorld dev queries (default: every one)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = p.parse_args()
-    cfg = load_config(a.profile, parse_sets(a.set))
-    fb, stage04, stage05 = cfg.feedback, a.run_dir / "04_feedback", a.run_dir / "05_dpo"
+    profile = json.loads((a.run_dir / "manifest.json").read_text())["profile"]
+    cfg = load_config(profile, parse_sets(a.set))
+    fb, stage04, work = cfg.feedback, a.run_dir / "04_feedback", a.run_dir / "dev_sizes"
+    sft_dir = a.run_dir / "03_sft" / "model"
     scored, logged = (
         read_jsonl(stage04 / "scores.jsonl")[0],
         read_jsonl(stage04 / "text_critique_log.jsonl")[0],
     )
     pool = read_jsonl(a.run_dir / "01_data" / "splits" / "dpo_pool.jsonl")[0]
-    rendered, text_only, _ = preference.feedback.feedback_queries(pool, fb)
-    dev = preference.dev_queries(pool, fb, cfg.dpo.n_dev)
+    rendered, text_only, _ = feedback.feedback_queries(pool, fb)
+    dev = preference.dev_queries(pool, fb, a.n_dev)
+    dev_text = preference.dev_text_queries(pool, fb, cfg.dpo.n_dev_text)
+    judge = build_judge(cfg, cache_dir=work / "cache")
     backend = make_video_backend(cfg)
-    rounds = json.loads((stage05 / "metrics.json").read_text())["rounds"]
-    rows = [{"variant": "sft", "dev_reward": rounds[0]["dev_reward"]}]
-    rows.append({"variant": "full (05's round 1)", "queries": len(rendered), "text_only": len(text_only),
-                 "k": fb.samples_per_query, "seeds": fb.reward_seeds, "pairs": rounds[1]["train"] + rounds[1]["eval"],
-                 "videos": len(rendered) * fb.samples_per_query * fb.reward_seeds,
-                 "train_s": rounds[1]["train_s"], "dev_reward": rounds[1]["dev_reward"]})  # fmt: skip
-    for name, v in variants(cfg, [r["id"] for r in rendered], [r["id"] for r in text_only]).items():
-        ids = set(v["rendered"]) | set(v["text_only"])
-        videos, verdicts = subset(scored, logged, ids, v["k"], v["seeds"])
-        text_rows, _ = preference.text_pairs(verdicts, cfg.instruction)
-        video_rows, _ = preference.video_pairs(videos, fb.margin, fb.video_rule, cfg.instruction)
-        pairs, _ = examples.pair_examples(text_rows + video_rows, examples.PAIR_SETS[cfg.dpo.pairs])
-        train, evaluation = examples.capped_split(pairs, cfg.dpo.eval_fraction, cfg.seed, cfg.dpo.max_pairs,
-                                                  cfg.dpo.max_eval)  # fmt: skip
-        out = a.run_dir / "dev_sizes" / name.replace(" ", "_").replace("/", "_")  # models stay in the run dir
-        t0 = time.perf_counter()
-        info = trainers.train_stage(trainers.build_dpo_trainer, stage05.parent / "03_sft" / "model", train,
-                                    evaluation, cfg.dpo, out / "model", cfg.seed)  # fmt: skip
-        dev_r = preference.dev_reward(
-            cfg, out / "model", dev, backend, fb.reward_seeds, out / "dev_prompts.jsonl"
+    r_ids, t_ids, k, s = (
+        [r["id"] for r in rendered],
+        [r["id"] for r in text_only],
+        fb.samples_per_query,
+        fb.reward_seeds,
+    )
+    fresh, grown = grow_queries(cfg, sft_dir, len(rendered), work / "extra", judge, backend)
+    seeds4, seeds4_s = more_seeds(cfg, stage04, set(r_ids), 4, work / "seeds4", backend)
+    extra_scored = read_jsonl(work / "extra" / "scores.jsonl")[0]
+    extra_logged = read_jsonl(work / "extra" / "text_critique_log.jsonl")[0]
+    # name -> (rendered ids, text-only ids, k, seeds, scored videos, verdicts, seconds this script spent on its
+    # data: None where 04 made it all)
+    variants = {PROFILE: (r_ids, t_ids, k, s, scored, logged, None)}
+    for n in (4, 2):
+        variants[f"queries 1/{n}"] = (
+            r_ids[: len(r_ids) // n],
+            t_ids[: len(t_ids) // n],
+            k,
+            s,
+            scored,
+            logged,
+            None,
         )
-        rows.append({"variant": name, "queries": len(v["rendered"]), "text_only": len(v["text_only"]), "k": v["k"],
-                     "seeds": v["seeds"], "pairs": len(pairs), "videos": len(videos), "train_s": info["train_s"],
-                     "seconds": round(time.perf_counter() - t0, 1), "dev_reward": round(dev_r["reward"], 4)})  # fmt: skip
-        print(json.dumps(rows[-1]), flush=True)
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps({"run": str(a.run_dir), "n_dev": len(dev), "rows": rows}, indent=1) + "\n")
+    variants["ShapesWorld queries x2"] = (r_ids + [r["id"] for r in fresh], t_ids, k, s, scored + extra_scored,
+                                          logged + extra_logged, grown["seconds"])  # fmt: skip
+    variants["samples 4"] = (r_ids, t_ids, 4, s, scored, logged, None)
+    variants["seeds 1"] = (r_ids, t_ids, k, 1, scored, logged, None)
+    variants["seeds 4"] = (r_ids, t_ids, k, 4, seeds4, logged, {"rendering": seeds4_s})
+    rewards, prompts = {}, {}
+    rewards["sft"], prompts["sft"], text = score(
+        cfg, sft_dir, work / "sft", dev, dev_text, judge, backend, a.seeds
+    )
+    rows = [{"variant": "sft", "dev_reward": round(sum(rewards["sft"].values()) / len(rewards["sft"]), 4),
+             "dev_text_pass": text["pass"], "dev_text_unsafe_harmful": text["unsafe_harmful"]}]  # fmt: skip
+    for name, (rid, tid, kk, ss, sc, lg, data_s) in track(variants.items(), desc="variants"):
+        out = work / name.replace(" ", "_").replace("/", "_")
+        videos, verdicts = subset(sc, lg, set(rid) | set(tid), kk, ss)
+        trained = train(cfg, sft_dir, videos, verdicts, out)
+        rewards[name], prompts[name], text = score(
+            cfg, out / "model", out, dev, dev_text, judge, backend, a.seeds
+        )
+        row = {"variant": name, "queries": len(rid), "text_only": len(tid), "k": kk, "seeds": ss,
+               "samples": (len(rid) + len(tid)) * kk, "videos": len(videos), **trained, "data_s": data_s,
+               "dev_reward": round(sum(rewards[name].values()) / len(rewards[name]), 4),
+               "vs_sft": paired_gain(rewards[name], rewards["sft"]),
+               "dev_changed": round(preference.changed_share(prompts["sft"], prompts[name]), 3),
+               "dev_text_pass": text["pass"], "dev_text_unsafe_harmful": text["unsafe_harmful"]}  # fmt: skip
+        if name != PROFILE and PROFILE in rewards:
+            row["vs_profile"] = paired_gain(rewards[name], rewards[PROFILE])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"run": a.run_dir.name, "n_dev": len(dev), "n_dev_text": len(dev_text),
+                                      "seeds": a.seeds, "rows": rows}, indent=1) + "\n")  # fmt: skip
     print(f"wrote {a.json}")
 
 

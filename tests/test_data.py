@@ -8,6 +8,8 @@ from vpolib.data import (
     filter_queries,
     is_probably_english,
     load_query_list,
+    shapes_beyond,
+    shapes_splits,
     split_pools,
     stable_order,
 )
@@ -102,6 +104,17 @@ def test_split_is_deterministic_and_disjoint():
     assert not {r["id"] for r in a["heldout"]} & {r["id"] for r in a["dpo_pool"] + a["sft_pool"]}
     c = split_pools(recs, seed=2, heldout_size=10, heldout_from="dpo")
     assert {r["id"] for r in c["heldout"]} != {r["id"] for r in a["heldout"]}
+
+
+def test_shapes_beyond_continues_the_stream_past_every_split():
+    splits = shapes_splits(5, 4, 3, seed=7, max_chars=600)
+    inside = [r["id"] for rows in splits.values() for r in rows]
+    beyond = shapes_beyond(12, 3, seed=7, max_chars=600)
+    assert [r["id"] for r in beyond] == ["shapes-00013", "shapes-00014", "shapes-00015"]
+    assert not set(inside) & {r["id"] for r in beyond}
+    # the same stream: the first query past a split of 12 is the 13th of a longer split
+    longer = shapes_splits(6, 4, 3, seed=7, max_chars=600)["sft_pool"][-1]
+    assert beyond[0] == longer and beyond[0]["source"] == "shapes" and beyond[0]["query"]
 
 
 def test_split_rejects_oversized_heldout():

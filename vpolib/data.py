@@ -210,8 +210,24 @@ def shapes_splits(n_sft: int, n_dpo: int, n_heldout: int, seed: int, max_chars: 
     # splits need neither
     from vpolib.shapesworld import make_queries
 
-    items = make_queries(n_sft + n_dpo + n_heldout, seed)
-    out = [
+    out = _shapes_rows(make_queries(n_sft + n_dpo + n_heldout, seed), max_chars)
+    # held-out first, then DPO, then SFT: growing a training split never moves the evaluation queries
+    heldout, dpo = out[:n_heldout], out[n_heldout : n_heldout + n_dpo]
+    return {"sft_pool": out[n_heldout + n_dpo :], "dpo_pool": dpo, "heldout": heldout}
+
+
+def shapes_beyond(n_splits: int, n: int, seed: int, max_chars: int) -> list[dict]:
+    """``n`` ShapesWorld queries that no split holds: the world's stream after the ``n_splits`` queries that
+    :func:`shapes_splits` shares out (``data.shapes_sft + shapes_dpo + shapes_heldout``), annotated alike. For
+    dev studies that grow the DPO set without touching the dev or held-out queries."""
+    from vpolib.shapesworld import make_queries  # as in shapes_splits
+
+    return _shapes_rows(make_queries(n_splits + n, seed)[n_splits:], max_chars)
+
+
+def _shapes_rows(items: list[dict], max_chars: int) -> list[dict]:
+    """World queries -> split rows (:data:`SPLIT_FIELDS`), annotated like real ones."""
+    return [
         {
             **annotate({"id": q["id"], "source": "shapes", "raw": q["query"]}, max_chars),
             "scene": q["scene"],
@@ -219,9 +235,6 @@ def shapes_splits(n_sft: int, n_dpo: int, n_heldout: int, seed: int, max_chars: 
         }
         for q in items
     ]
-    # held-out first, then DPO, then SFT: growing a training split never moves the evaluation queries
-    heldout, dpo = out[:n_heldout], out[n_heldout : n_heldout + n_dpo]
-    return {"sft_pool": out[n_heldout + n_dpo :], "dpo_pool": dpo, "heldout": heldout}
 
 
 SPLIT_FIELDS = ("id", "source", "query", "content", "tags", "flags", "harmful_terms", "scene", "caption")
