@@ -171,6 +171,39 @@ def preference_lines(res: dict) -> list[str]:
     return [*lines, "", f"Pairs each DPO model trained on (the VPO model: its last round): {trained}."]
 
 
+def sizes_lines(sizes: dict) -> list[str]:
+    """The preference stage's data sizes on the dev split (scripts/dev_sizes.py --json): one DPO round from SFT per
+    variant, each size of the profile cut or grown alone."""
+    fmt = lambda v, f="{:,}": "-" if v is None else f.format(v)  # noqa: E731
+    gain = lambda g: "-" if not g else f"{g['diff']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]"  # noqa: E731
+    spent = lambda d: "-" if not d else f"{sum(d.values()):.0f}"  # noqa: E731
+    lines = [
+        "",
+        f"**How much preference data** (`scripts/dev_sizes.py`, run `{sizes['run']}`'s stage 04; dev split only): "
+        "one preference round from the SFT model on the pairs of each variant, every size of the profile cut or "
+        "grown alone (`xN`: N times the ShapesWorld queries, the others fresh ones past every split, sampled, "
+        "rendered and judged here from the SFT model; "
+        f"`seeds 4`: two more noise seeds rendered here), scored on {sizes['n_dev']} ShapesWorld dev queries with "
+        f"{sizes['seeds']} noise seed(s) each (paired differences, 95% bootstrap CIs) and {sizes['n_dev_text']} real "
+        "dev queries (judge passes; harmful-flagged ones the judge still finds unsafe):",
+        "",
+        "| variant | ShapesWorld queries | real queries | samples each | seeds | videos | text pairs | video pairs | "
+        "trained on | training s | data s added | dev reward | minus SFT | minus the profile's | dev prompts "
+        "changed | real dev: judge passes | harmful unsafe |",
+        "|" + "---|" * 17,
+    ]
+    for r in sizes["rows"]:
+        lines.append(
+            f"| {r['variant']} | {fmt(r.get('queries'))} | {fmt(r.get('text_only'))} | {fmt(r.get('k'))} | "
+            f"{fmt(r.get('seeds'))} | {fmt(r.get('videos'))} | {fmt(r.get('text_pairs'))} | "
+            f"{fmt(r.get('video_pairs'))} | {fmt(r.get('train_pairs'))} | {fmt(r.get('train_s'), '{:.0f}')} | "
+            f"{spent(r.get('data_s'))} | {r['dev_reward']:.3f} | {gain(r.get('vs_sft'))} | "
+            f"{gain(r.get('vs_profile'))} | {fmt(r.get('dev_changed'), '{:.0%}')} | "
+            f"{fmt(r.get('dev_text_pass'), '{:.0%}')} | {fmt(r.get('dev_text_unsafe_harmful'), '{:.0%}')} |"
+        )
+    return lines
+
+
 def renamed(obj):
     """A stage-02 metrics file written before the principle "accurate" took the paper's name, "aligned"."""
     text = json.dumps(obj).replace('"accurate"', '"aligned"').replace('"fails_accurate"', '"fails_aligned"')
@@ -633,6 +666,8 @@ def main() -> int:
         json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else None
     )
     extra = []
+    if (folder / "dev_sizes.json").exists():
+        extra += sizes_lines(json.loads((folder / "dev_sizes.json").read_text()))
     if (folder / "02_metrics.json").exists():
         metrics = renamed(json.loads((folder / "02_metrics.json").read_text()))
         extra += sft_set_lines(metrics) + validation_lines(metrics)

@@ -46,3 +46,31 @@ def plot_rounds(rounds: list[dict]):
         ax.set_xticks(x)
     fig.tight_layout()
     return fig
+
+
+def plot_sizes(rows: list[dict]):
+    """The preference data sizes on the dev split (``scripts/dev_sizes.py`` rows): each variant's dev reward minus
+    SFT's with its paired 95% CI, one line a variant, labelled with the videos and pairs it took. Returns the figure."""
+    rows = [r for r in rows if r.get("vs_sft")]
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.2))
+    for y, r in enumerate(rows):
+        g = r["vs_sft"]
+        ax.errorbar(
+            g["diff"],
+            y,
+            xerr=[[g["diff"] - g["lo"]], [g["hi"] - g["diff"]]],
+            fmt="o",
+            capsize=3,
+            color="tab:blue",
+        )
+    ax.set_yticks(
+        range(len(rows)), [f"{r['variant']} ({r['videos']:,} videos, {r['train_pairs']} pairs)" for r in rows]
+    )
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set(
+        title="one preference round from SFT: dev reward minus SFT's (95% CI)",
+        xlabel="dev reward minus SFT's",
+    )
+    fig.tight_layout()
+    return fig
