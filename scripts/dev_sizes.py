@@ -5,10 +5,11 @@ the on-policy pair set of variants that change one size at a time: fewer queries
 noise seed; and, grown here, more ShapesWorld queries (``queries x2``, ``x4``: fresh queries past the run's splits,
 sampled, rendered and judged from the SFT model as 04 does) and four noise seeds (``seeds 4``: each sample
 rendered with two more). Beside them, the profile's pairs trained with another DPO seed (training noise) and at
-higher learning rates (what one round can move). Each variant trains one round from the SFT model as notebook 05's round 1 does (the
-profile's ``dpo`` section, its pair files written as 04 writes them) and is scored on every ShapesWorld dev query
-with ``--seeds`` noise seeds, paired with SFT and with the profile's own sizes, and on the real dev split (judge
-passes, harmful kept unsafe). One JSON row a variant (pairs, samples, videos, seconds), written as each finishes.
+higher learning rates (what one round can move). Each variant trains one round from the SFT model as notebook
+05's round 1 does (the profile's ``dpo`` section, its pair files written as 04 writes them) and is scored on every
+ShapesWorld dev query with ``--seeds`` noise seeds, paired with SFT and with the profile's own sizes, and on the
+real dev split (judge passes, harmful kept unsafe). One JSON row a variant (pairs, samples, videos, seconds),
+written as each finishes, and a plot beside the JSON file.
 
     python scripts/dev_sizes.py --run-dir outputs/cpu-V --json docs/results/cpu/dev_sizes.json
 
