@@ -17,13 +17,12 @@ import contextlib
 import statistics
 from pathlib import Path
 
-from bench_sft_loss import StepTimes
+from bench_sft_loss import StepTimes, sft_rows
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from vpolib import trainers
 from vpolib.config import load_config
-from vpolib.examples import capped_split, sft_examples
-from vpolib.io import read_jsonl, write_json
+from vpolib.io import write_json
 from vpolib.models import load_causal_lm
 from vpolib.precision import cpu_info, machine_precision
 
@@ -56,8 +55,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     cfg = load_config(args.profile)
-    rows, _ = sft_examples(read_jsonl(args.run_dir / "02_refine" / "sft.jsonl")[0])
-    train, _ = capped_split(rows, cfg.sft.eval_fraction, cfg.seed, cfg.sft.max_examples, cfg.sft.max_eval)
+    train = sft_rows(cfg, args.run_dir)
     out = {"machine": cpu_info(), "dtype": machine_precision(cfg.device)["dtype"], "profile": args.profile,
            "steps": args.steps, "repeat": args.repeat, "rows": len(train)}  # fmt: skip
     runs = {v: [] for v in VARIANTS}

@@ -61,6 +61,12 @@ class StepTimes(TrainerCallback):
             self.ops.update({e.key: round(e.self_cpu_time_total / 1e6, 3) for e in by_op[: self.OPS]})
 
 
+def sft_rows(cfg, run_dir: Path) -> list[dict]:
+    """The profile's SFT training rows from a run's SFT set (``RUN/02_refine/sft.jsonl``), split as stage 03 splits."""
+    rows, _ = sft_examples(read_jsonl(run_dir / "02_refine" / "sft.jsonl")[0])
+    return capped_split(rows, cfg.sft.eval_fraction, cfg.seed, cfg.sft.max_examples, cfg.sft.max_eval)[0]
+
+
 def run(cls, cfg, train: list[dict], steps: int, profile: bool = False) -> dict:
     """``steps`` SFT steps with trainer class ``cls``: seconds per step after the first, the logged losses, and with
     ``profile`` the CPU seconds per operator of the second step."""
@@ -92,8 +98,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     cfg = load_config(args.profile)
-    rows, _ = sft_examples(read_jsonl(args.run_dir / "02_refine" / "sft.jsonl")[0])
-    train, _ = capped_split(rows, cfg.sft.eval_fraction, cfg.seed, cfg.sft.max_examples, cfg.sft.max_eval)
+    train = sft_rows(cfg, args.run_dir)
     out = {"machine": cpu_info(), "profile": args.profile, "steps": args.steps, "rows": len(train)}
     out["repeat"] = args.repeat
     variants = (
