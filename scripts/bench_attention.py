@@ -7,7 +7,7 @@ kernel), ``sdpa`` held to torch's math kernel, and ``eager`` (transformers' own 
 Each variant trains the cpu profile's SFT job as ``scripts/bench_sft_loss.py`` does (the CPU default loss,
 ``LogitsSFTTrainer``) for ``--steps`` steps from the same start, the first not timed; ``--repeat N`` takes the variants
 in turn N times and keeps medians. A benchmark, not a test: run nothing else meanwhile. Nothing here changes what the
-workbook trains with; it measures whether the attention kernel is worth changing.
+workbook trains with; it measured the choice of ``vpolib.trainers.CPU_SFT_ATTENTION`` (eager).
 """
 
 from __future__ import annotations
@@ -32,8 +32,15 @@ VARIANTS = ("sdpa", "sdpa_math", "eager")
 def run(cfg, train: list[dict], steps: int, variant: str) -> dict:
     """``steps`` SFT steps with attention ``variant``: seconds per step after the first, and the logged losses."""
     model, tok = load_causal_lm(cfg.sft.base_model)
-    model.set_attn_implementation("eager" if variant == "eager" else "sdpa")
-    knobs = {**cfg.sft.trainer, "max_steps": steps, "eval_strategy": "no", "logging_steps": 1}
+    attention = "eager" if variant == "eager" else "sdpa"
+    model.set_attn_implementation(attention)
+    knobs = {
+        **cfg.sft.trainer,
+        "max_steps": steps,
+        "eval_strategy": "no",
+        "logging_steps": 1,
+        "model_init_kwargs": {"attn_implementation": attention},
+    }  # fmt: skip - else the CPU default, eager
     lora = cfg.sft.lora if cfg.sft.use_lora else None
     trainer = trainers.build_sft_trainer(model, tok, train, [], knobs, "/tmp/bench_attention", cfg.seed, lora)
     times = StepTimes()

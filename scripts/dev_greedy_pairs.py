@@ -19,7 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
-from dev_sizes import PROFILE, score, subset, train_pairs
+from dev_sizes import PROFILE, grow_queries, score, subset, train_pairs
 
 from vpolib import checkpoints, feedback, generation, preference, refine, scoring, text_feedback, training_log
 from vpolib.analysis import paired_gain
@@ -111,11 +111,46 @@ def moved(before: list[dict], after: list[dict]) -> dict:
     }
 
 
+def fresh_gaps(cfg, videos: list[dict], g_videos: list[dict], out: Path, backend, seeds: int = 4) -> dict:
+    """Whether a pair's gap is the prompts' or the noise's: each query's best and worst sample and its greedy prompt
+    rendered again with ``seeds`` noise seeds never used for pairing (round 99 of the seed keys), and per kind of
+    pair (best vs greedy, best vs worst past the margin) the mean gap on 04's seeds and on the fresh ones."""
+    samples, greedy = preference.sample_rewards(videos), preference.sample_rewards(g_videos)
+    rows, old = [], {}
+    for q, ss in samples.items():
+        best, worst = preference.best_and_worst(ss)
+        rows.append({"id": q, "query": best["query"], "source": best.get("source"),
+                     "prompts": [best["prompt"], worst["prompt"], greedy[q][0]["prompt"]]})  # fmt: skip
+        old[q] = (best["reward"], worst["reward"], greedy[q][0]["reward"])
+    scored = scoring.render_and_score(
+        rows, backend, out, cfg.seed, False, cfg.feedback.render_batch, seeds, 99
+    )
+    new = {q: [s["reward"] for s in ss] for q, ss in preference.sample_rewards(scored).items()}
+    report = {"seeds": seeds, "queries": len(rows),
+              "mean": {k: round(statistics.mean(new[q][i] for q in new), 3)
+                       for i, k in enumerate(("best", "worst", "greedy"))}}  # fmt: skip
+    for name, other in (("best_vs_greedy", 2), ("best_vs_worst", 1)):
+        gaps = [
+            (o[0] - o[other], new[q][0] - new[q][other])
+            for q, o in old.items()
+            if o[0] - o[other] > cfg.feedback.margin
+        ]
+        report[name] = {"pairs": len(gaps), "gap_pairing_seeds": round(statistics.mean(g for g, _ in gaps), 3),
+                        "gap_fresh_seeds": round(statistics.mean(g for _, g in gaps), 3),
+                        "fresh_gap_positive": sum(g > 0 for _, g in gaps),
+                        "fresh_gap_past_margin": sum(g > cfg.feedback.margin for _, g in gaps)}  # fmt: skip
+    return report
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--seeds", type=int, default=3, help="noise seeds per dev prompt")
+    p.add_argument("--longer", nargs="*", default=["4:1e-4", "4:3e-4"], metavar="EPOCHS:RATE",
+                   help="the pairs against the greedy prompt trained longer / faster (DPO epochs and rate)")  # fmt: skip
+    p.add_argument("--grow", type=int, default=4,
+                   help="also with N times the ShapesWorld queries (scripts/dev_sizes.py's fresh ones); 1: not")  # fmt: skip
     a = p.parse_args()
     cfg = load_config(json.loads((a.run_dir / "manifest.json").read_text())["profile"])
     fb, stage04, sizes, work = (
@@ -135,10 +170,12 @@ def main() -> None:
     g_videos, g_verdicts = greedy_scored(cfg, sft_dir, rendered + text_only, {r["id"] for r in rendered},
                                          work / "greedy", judge, backend)  # fmt: skip
     g_reward = [s[0]["reward"] for s in preference.sample_rewards(g_videos).values()]  # one sample a query
+    fresh = fresh_gaps(cfg, videos, g_videos, work / "fresh_seeds", backend)
+    print("pairs on fresh noise seeds:", json.dumps(fresh), flush=True)
     out = {"run": a.run_dir.name, "n_dev": len(dev), "seeds": a.seeds,
            "greedy": {"reward": round(statistics.mean(g_reward), 4),
                       "judge_pass": round(sum(r["status"] == "pass" for r in g_verdicts) / len(g_verdicts), 3)},
-           "rows": []}  # fmt: skip
+           "fresh_seeds": fresh, "rows": []}  # fmt: skip
     base = {}
     for name in ("sft", PROFILE):
         d = sizes / name
@@ -148,12 +185,33 @@ def main() -> None:
     profile_pairs = read_jsonl(sizes / PROFILE / "pairs.jsonl")[0]
     out["profile_pairs_moved"] = moved(logprobs(cfg, sft_dir, profile_pairs),
                                        logprobs(cfg, sizes / PROFILE / "model", profile_pairs))  # fmt: skip
-    for name, fallback in (("vs greedy", False), (f"vs greedy, else the {PROFILE}'s", True)):
+    data = {1: (videos, verdicts, g_videos, g_verdicts)}
+    # more queries: dev_sizes.py's fresh ones (its x<N> row's samples), and their greedy prompts
+    if a.grow > 1:
+        fresh, _ = grow_queries(cfg, sft_dir, (a.grow - 1) * len(rendered), sizes / "extra", judge, backend)
+        more = subset(read_jsonl(sizes / "extra" / "scores.jsonl")[0],
+                      read_jsonl(sizes / "extra" / "text_critique_log.jsonl")[0], {r["id"] for r in fresh},
+                      fb.samples_per_query, fb.reward_seeds)  # fmt: skip
+        g_more = greedy_scored(
+            cfg, sft_dir, fresh, {r["id"] for r in fresh}, work / "greedy_extra", judge, backend
+        )
+        data[a.grow] = tuple(x + y for x, y in zip(data[1], (*more, *g_more), strict=True))
+    variants = [("vs greedy", False, {}), (f"vs greedy, else the {PROFILE}'s", True, {})]
+    for spec in a.longer:  # how far more steps move the greedy prompt
+        epochs, rate = spec.split(":")
+        knobs = {"num_train_epochs": int(epochs), "learning_rate": float(rate)}
+        variants.append((f"vs greedy, {epochs} epochs, rate {float(rate):g}", False, knobs))
+    if a.grow > 1:
+        variants += [
+            (f"{name}, ShapesWorld queries x{a.grow}", fallback, {}) for name, fallback, _ in variants[:2]
+        ]
+    for name, fallback, knobs in variants:
         d = work / name.replace(" ", "_").replace(",", "").replace("'", "")
-        text_rows, video_rows, counts = greedy_pairs(cfg, videos, verdicts, g_videos, g_verdicts, fallback)
-        trained = train_pairs(cfg, sft_dir, text_rows, video_rows, d, cfg.seed, {})
+        times = a.grow if name.endswith(f"x{a.grow}") else 1
+        text_rows, video_rows, counts = greedy_pairs(cfg, *data[times], fallback)
+        trained = train_pairs(cfg, sft_dir, text_rows, video_rows, d, cfg.seed, knobs)
         rewards, prompts, text = score(cfg, d / "model", d, dev, dev_text, judge, backend, a.seeds)
-        row = {"variant": name, **counts, **trained, "dev_reward": round(statistics.mean(rewards.values()), 4),
+        row = {"variant": name, **counts, **trained, **knobs, "dev_reward": round(statistics.mean(rewards.values()), 4),
                "vs_sft": paired_gain(rewards, base["sft"][0]), "vs_profile": paired_gain(rewards, base[PROFILE][0]),
                "dev_changed": round(preference.changed_share(base["sft"][1], prompts), 3),
                "dev_text_pass": text["pass"], "dev_text_unsafe_harmful": text["unsafe_harmful"]}  # fmt: skip
@@ -162,7 +220,7 @@ def main() -> None:
             row["pairs_moved"] = moved(logprobs(cfg, sft_dir, pairs), logprobs(cfg, d / "model", pairs))
         out["rows"].append(row)
         print(json.dumps(row), flush=True)
-    write_json(a.json, out)
+        write_json(a.json, out)  # after every row: a long pass shows its progress
     print(f"wrote {a.json}")
 
 

@@ -17,7 +17,7 @@ from vpolib.io import write_jsonl
 from vpolib.judge import RuleJudge, judge_table
 from vpolib.models import llama_config, load_causal_lm
 from vpolib.profiles import read_profile
-from vpolib.trainers import LogitsSFTTrainer, build_sft_trainer, train_and_save
+from vpolib.trainers import CPU_SFT_ATTENTION, LogitsSFTTrainer, build_sft_trainer, train_and_save
 
 
 def test_sft_examples_split_prompt_and_completion_and_skip_bad_records():
@@ -71,6 +71,29 @@ def test_trl_masks_the_prompt_tokens(tiny_dir):
     in_loss = [t for t, lab in zip(ex["input_ids"], ex["labels"], strict=True) if lab != -100]
     assert len(in_loss) == len(ex["input_ids"]) - prompt_len
     assert tok.decode(in_loss).startswith("A cinematic shot of a red car, soft light.<|im_end|>")
+
+
+def test_cpu_sft_attention_is_eager_unless_named_and_gives_sdpas_loss(tiny_dir):
+    """On a CPU SFT attends eagerly (vpolib.trainers.CPU_SFT_ATTENTION), whether TRL loads the model from its path
+    or gets it loaded; a profile's ``model_init_kwargs`` still picks sdpa. Both give one padded batch the same loss."""
+    _, tok = load_causal_lm(str(tiny_dir))
+    rows, _ = sft_examples([sft_record(q) for q in QUERIES[:3]])
+    losses = {}
+    for named in (None, "sdpa"):
+        knobs = {
+            **CPU,
+            "max_steps": 1,
+            **({"model_init_kwargs": {"attn_implementation": named}} if named else {}),
+        }
+        trainer = build_sft_trainer(str(tiny_dir), tok, rows, [], knobs, "/tmp/unused-sft", seed=0)
+        assert trainer.model.config._attn_implementation == (named or CPU_SFT_ATTENTION) == (named or "eager")
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        with torch.no_grad():
+            losses[named] = trainer.compute_loss(trainer.model, dict(batch)).item()
+    assert losses[None] == pytest.approx(losses["sdpa"], rel=1e-5)
+    loaded, _ = load_causal_lm(str(tiny_dir))
+    build_sft_trainer(loaded, tok, rows, [], {**CPU, "max_steps": 1}, "/tmp/unused-sft", seed=0)
+    assert loaded.config._attn_implementation == "eager"
 
 
 @pytest.mark.parametrize("every_position", [False, True], ids=["completion-head", "every-position"])

@@ -42,6 +42,11 @@ from vpolib.serve import free_port
 from vpolib.shared_prompt import SharedPromptDPOTrainer, SharedPromptGRPOTrainer
 
 LAUNCHERS = ("inprocess", "accelerate")
+# SFT's attention on a CPU: transformers' own matmul + softmax. torch's flash-attention CPU kernel (sdpa's pick) cost
+# ~0.9 s more a bf16 step (cpu profile: 4.57 against 5.45 s, AMD EPYC with avx512_bf16; fp32 on AVX2 kernels 8.23
+# against 8.59: no loss), scripts/bench_attention.py. DPO and GRPO keep sdpa: their prompt-once rows pass a boolean
+# 4D mask, which eager attention would add to the scores instead of applying.
+CPU_SFT_ATTENTION = "eager"
 
 
 def _lora(lora: dict | None):
@@ -121,10 +126,17 @@ def build_sft_trainer(
 ) -> SFTTrainer:
     """A TRL SFTTrainer on prompt/completion rows (loss on the completion only); LoRA when ``lora`` is set. Training
     on a CPU, the loss comes from the logits (:class:`LogitsSFTTrainer`), else from TRL's fused LM head;
-    ``trainer_cls`` picks one explicitly (scripts/bench_sft_loss.py times both)."""
+    ``trainer_cls`` picks one explicitly (scripts/bench_sft_loss.py times both). On a CPU attention is eager
+    (:data:`CPU_SFT_ATTENTION`) unless ``model_init_kwargs`` names one."""
     train_ds, eval_ds = _datasets(train, evaluation, SFT_COLUMNS)
     if trainer_cls is None:
         trainer_cls = LogitsSFTTrainer if _on_cpu(trainer) else SFTTrainer
+    init = trainer.get("model_init_kwargs") or {}
+    if _on_cpu(trainer) and "attn_implementation" not in init:  # a profile's explicit choice wins
+        if isinstance(model, str):  # TRL loads it: after the training arguments exist (see _start_model)
+            trainer = {**trainer, "model_init_kwargs": {**init, "attn_implementation": CPU_SFT_ATTENTION}}
+        else:
+            model.set_attn_implementation(CPU_SFT_ATTENTION)
     return trainer_cls(
         model=model,
         args=_args(SFTConfig, trainer, output_dir, seed, eval_ds is not None),
