@@ -34,13 +34,9 @@ def run(cfg, train: list[dict], steps: int, variant: str) -> dict:
     model, tok = load_causal_lm(cfg.sft.base_model)
     attention = "eager" if variant == "eager" else "sdpa"
     model.set_attn_implementation(attention)
-    knobs = {
-        **cfg.sft.trainer,
-        "max_steps": steps,
-        "eval_strategy": "no",
-        "logging_steps": 1,
-        "model_init_kwargs": {"attn_implementation": attention},
-    }  # fmt: skip - else the CPU default, eager
+    # the kernel named, else build_sft_trainer's CPU default (eager) would replace it
+    named = {"model_init_kwargs": {"attn_implementation": attention}}
+    knobs = {**cfg.sft.trainer, "max_steps": steps, "eval_strategy": "no", "logging_steps": 1, **named}
     lora = cfg.sft.lora if cfg.sft.use_lora else None
     trainer = trainers.build_sft_trainer(model, tok, train, [], knobs, "/tmp/bench_attention", cfg.seed, lora)
     times = StepTimes()

@@ -170,12 +170,12 @@ def main() -> None:
     g_videos, g_verdicts = greedy_scored(cfg, sft_dir, rendered + text_only, {r["id"] for r in rendered},
                                          work / "greedy", judge, backend)  # fmt: skip
     g_reward = [s[0]["reward"] for s in preference.sample_rewards(g_videos).values()]  # one sample a query
-    fresh = fresh_gaps(cfg, videos, g_videos, work / "fresh_seeds", backend)
-    print("pairs on fresh noise seeds:", json.dumps(fresh), flush=True)
+    noise = fresh_gaps(cfg, videos, g_videos, work / "fresh_seeds", backend)
+    print("pairs on fresh noise seeds:", json.dumps(noise), flush=True)
     out = {"run": a.run_dir.name, "n_dev": len(dev), "seeds": a.seeds,
            "greedy": {"reward": round(statistics.mean(g_reward), 4),
                       "judge_pass": round(sum(r["status"] == "pass" for r in g_verdicts) / len(g_verdicts), 3)},
-           "fresh_seeds": fresh, "rows": []}  # fmt: skip
+           "fresh_seeds": noise, "rows": []}  # fmt: skip
     base = {}
     for name in ("sft", PROFILE):
         d = sizes / name
