@@ -12,12 +12,10 @@ workbook trains with; it measured the choice of ``vpolib.trainers.CPU_SFT_ATTENT
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
-from pathlib import Path
 
-from bench_sft_loss import StepTimes, sft_rows
+from bench_sft_loss import StepTimes, bench_parser, sft_rows
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from vpolib import trainers
@@ -48,15 +46,7 @@ def run(cfg, train: list[dict], steps: int, variant: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run-dir", type=Path, required=True, help="a run with 02_refine/sft.jsonl")
-    ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument(
-        "--repeat", type=int, default=2, help="runs of each variant, taken in turn; the median counts"
-    )
-    ap.add_argument("--json", type=Path, help="write the figures here")
-    args = ap.parse_args()
+    args = bench_parser(__doc__, steps=4, repeat=2).parse_args()
     cfg = load_config(args.profile)
     train = sft_rows(cfg, args.run_dir)
     out = {"machine": cpu_info(), "dtype": machine_precision(cfg.device)["dtype"], "profile": args.profile,

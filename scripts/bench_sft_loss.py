@@ -84,18 +84,24 @@ def run(cls, cfg, train: list[dict], steps: int, profile: bool = False) -> dict:
     return {**out, "profile_s": times.ops} if profile else out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_parser(doc: str, steps: int, repeat: int) -> argparse.ArgumentParser:
+    """The SFT benches' flags: the run whose SFT rows they train on, the profile, steps, repeats and the JSON file."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--run-dir", type=Path, required=True, help="a run with 02_refine/sft.jsonl")
     ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=steps)
     ap.add_argument(
-        "--repeat", type=int, default=1, help="runs of each variant, taken in turn; the median counts"
+        "--repeat", type=int, default=repeat, help="runs of each variant, taken in turn; the median counts"
     )
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    return ap
+
+
+def main() -> None:
+    ap = bench_parser(__doc__, steps=6, repeat=1)
     ap.add_argument(
         "--torch-profile", action="store_true", help="the first run's second step under torch's profiler"
     )
-    ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     cfg = load_config(args.profile)
     train = sft_rows(cfg, args.run_dir)

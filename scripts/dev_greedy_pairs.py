@@ -26,7 +26,6 @@ from vpolib.analysis import paired_gain
 from vpolib.config import load_config
 from vpolib.io import read_jsonl, write_json
 from vpolib.judge import build_judge
-from vpolib.templates import optimize_messages
 from vpolib.video import make_video_backend
 
 
@@ -74,11 +73,9 @@ def greedy_pairs(cfg, videos, verdicts, g_videos, g_verdicts, fallback: bool) ->
             r for r in group if r["status"] == "pass" and g and r["prompt"].strip() != g["prompt"].strip()
         ]
         if g and g["status"] in preference.FAILED and passing:
-            text_rows.append({"id": q, "query": g["query"], "source": "text", "round": 1, "kind": "vs_greedy",
-                              "prompt": optimize_messages(g["query"], cfg.instruction, g.get("source")),
-                              "chosen": [{"role": "assistant", "content": passing[0]["prompt"]}],
-                              "rejected": [{"role": "assistant", "content": g["prompt"]}],
-                              "why": "; ".join(g["verdict"]["reasons"])})  # fmt: skip
+            pair = {"chosen": passing[0]["prompt"], "rejected": g["prompt"], "kind": "vs_greedy",
+                    "why": "; ".join(g["verdict"]["reasons"])}  # fmt: skip
+            text_rows.append(preference.text_pair_row(q, g, pair, cfg.instruction))
             counts["text_vs_greedy"] += 1
         elif fallback:
             rows, _ = preference.text_pairs(group, cfg.instruction)

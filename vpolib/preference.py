@@ -168,20 +168,24 @@ def text_pairs(logged: list[dict], instruction: str = "paper", round_: int = 1) 
             counts[reason] += 1
             continue
         counts[pair["kind"]] += 1
-        rows.append(
-            {
-                "id": qid,
-                "query": group[0]["query"],
-                "prompt": optimize_messages(group[0]["query"], instruction, group[0].get("source")),
-                "chosen": [{"role": "assistant", "content": pair["chosen"]}],
-                "rejected": [{"role": "assistant", "content": pair["rejected"]}],
-                "source": "text",
-                "round": round_,
-                "kind": pair["kind"],
-                "why": pair["why"],
-            }
-        )
+        rows.append(text_pair_row(qid, group[0], pair, instruction, round_))
     return rows, counts
+
+
+def text_pair_row(qid: str, judged: dict, pair: dict, instruction: str, round_: int = 1) -> dict:
+    """A text pair (:func:`text_pair`'s ``chosen``/``rejected`` prompts, ``kind``, ``why``) of the query that the
+    critique-log row ``judged`` belongs to, in TRL's conversational preference format."""
+    return {
+        "id": qid,
+        "query": judged["query"],
+        "prompt": optimize_messages(judged["query"], instruction, judged.get("source")),
+        "chosen": [{"role": "assistant", "content": pair["chosen"]}],
+        "rejected": [{"role": "assistant", "content": pair["rejected"]}],
+        "source": "text",
+        "round": round_,
+        "kind": pair["kind"],
+        "why": pair["why"],
+    }
 
 
 def track_counts(text_rows: list[dict], text_counts: Counter, video_rows: list[dict], video_dropped: Counter):
